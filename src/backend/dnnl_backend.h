@@ -1,0 +1,24 @@
+/* dnnl_backend.h — the oneDNN engine and stream a session owns, and small helpers for describing
+ * plain (row-major) tensors to oneDNN. */
+#pragma once
+
+#include "core/internal.h"
+#include "interpretdl/tensor.h"
+#include <dnnl.h>
+
+typedef struct idl__backend {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+} idl__backend;
+
+idl_status idl__backend_init(idl__backend *be);
+void idl__backend_destroy(idl__backend *be);
+/* Maps a dnnl_status_t to IDL_ERR_BACKEND with the call named; IDL_OK for success. */
+idl_status idl__dnnl_check(dnnl_status_t s, const char *what);
+/* Plain row-major f32 memory descriptor of dims (no layout freedom). */
+dnnl_status_t idl__dnnl_plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims);
+/* Executes a primitive with n (arg, memory) pairs on the stream and waits. */
+void idl__dnnl_exec(idl__backend *be, dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args);
+/* Row-major sgemm: C = alpha * op(A) op(B) + beta * C (oneDNN's dnnl_sgemm). */
+void idl__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

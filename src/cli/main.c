@@ -1,0 +1,433 @@
+/* main.c — the interpretdl command line (public API only): info, run, grad.
+ * Exit status: 0 success, 1 runtime error, 2 usage error. */
+#include "interpretdl/interpretdl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char *USAGE =
+    "usage: interpretdl <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info MODEL.onnx                      inputs, outputs, op counts (supported?), layers\n"
+    "  run MODEL --input x.npy [--input name=y.npy]... --out y.npy [--out NAME=z.npy]...\n"
+    "                                       forward pass; inputs by position or name=file;\n"
+    "                                       --out FILE writes output 0, NAME=FILE a named tensor\n"
+    "  grad MODEL --input x.npy [--target K[,K...]|top1] [--objective logit|probability|log_probability]\n"
+    "       [--wrt input|TENSOR]... --out g.npy\n"
+    "                                       gradient of the per-sample objective (summed over the\n"
+    "                                       batch) w.r.t. the input or any named tensor\n"
+    "\n"
+    "common options:\n"
+    "  --threads N      kernel threads (default: all cores)\n"
+    "  --output-index I objective on graph output I (grad; default 0)\n"
+    "  -h, --help       this text;  --version  library version\n"
+    "\n"
+    "defaults: --target top1 (argmax of the clean pass), --objective probability, --wrt input\n"
+    "(the first graph input). With several --wrt, give as many --out files in the same order.\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...);
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "interpretdl: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(run `interpretdl --help` for usage)\n");
+    return EXIT_USAGE;
+}
+
+static int runtime_error(const char *what) {
+    fprintf(stderr, "interpretdl: %s: %s\n", what, idl_last_error());
+    return EXIT_RUNTIME;
+}
+
+#define MAX_ARGS 64
+
+typedef struct args {
+    const char *model;
+    const char *inputs[MAX_ARGS];
+    int n_inputs;
+    const char *outs[MAX_ARGS];
+    int n_outs;
+    const char *wrt[MAX_ARGS];
+    int n_wrt;
+    const char *target;
+    const char *objective;
+    int threads;
+    int output_index;
+} args;
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VAL                                                                                   \
+    if (!val) return usage_error("option %s needs a value", o);                                    \
+    i++;
+        if (!strcmp(o, "--input")) {
+            NEED_VAL
+            if (a->n_inputs == MAX_ARGS) return usage_error("too many %s", o);
+            a->inputs[a->n_inputs++] = val;
+        } else if (!strcmp(o, "--out")) {
+            NEED_VAL
+            if (a->n_outs == MAX_ARGS) return usage_error("too many %s", o);
+            a->outs[a->n_outs++] = val;
+        } else if (!strcmp(o, "--wrt")) {
+            NEED_VAL
+            if (a->n_wrt == MAX_ARGS) return usage_error("too many %s", o);
+            a->wrt[a->n_wrt++] = val;
+        } else if (!strcmp(o, "--target")) {
+            NEED_VAL
+            a->target = val;
+        } else if (!strcmp(o, "--objective")) {
+            NEED_VAL
+            a->objective = val;
+        } else if (!strcmp(o, "--threads")) {
+            NEED_VAL
+            long v;
+            if (parse_int(val, 0, 4096, &v)) return usage_error("--threads needs an integer 0..4096, got '%s'", val);
+            a->threads = (int)v;
+        } else if (!strcmp(o, "--output-index")) {
+            NEED_VAL
+            long v;
+            if (parse_int(val, 0, 1 << 20, &v)) return usage_error("--output-index needs an integer >= 0, got '%s'", val);
+            a->output_index = (int)v;
+        } else if (o[0] == '-' && o[1]) {
+            return usage_error("unknown option '%s'", o);
+        } else if (!a->model) {
+            a->model = o;
+        } else {
+            return usage_error("unexpected argument '%s'", o);
+        }
+#undef NEED_VAL
+    }
+    if (!a->model) return usage_error("%s", "missing MODEL");
+    return 0;
+}
+
+static void print_shape(FILE *f, const idl_value_info *vi) {
+    if (vi->ndim < 0) {
+        fprintf(f, "(unknown)");
+        return;
+    }
+    fprintf(f, "(");
+    for (int k = 0; k < vi->ndim; k++) {
+        if (k) fprintf(f, ", ");
+        if (vi->shape[k] >= 0) fprintf(f, "%lld", (long long)vi->shape[k]);
+        else fprintf(f, "%s", vi->dim_param[k] ? vi->dim_param[k] : "?");
+    }
+    fprintf(f, ")");
+}
+
+/* ---- info ---- */
+static int cmd_info(const args *a) {
+    idl_model *m = NULL;
+    if (idl_model_load(a->model, NULL, &m)) return runtime_error("cannot load model");
+    printf("model:      %s\n", a->model);
+    printf("producer:   %s\n", idl_model_producer(m)[0] ? idl_model_producer(m) : "(none)");
+    printf("opset:      %lld\n", (long long)idl_model_opset(m));
+    printf("parameters: %lld in %d initializers\n", (long long)idl_model_n_parameters(m), idl_model_n_initializers(m));
+    printf("inputs:\n");
+    for (int i = 0; i < idl_model_n_inputs(m); i++) {
+        idl_value_info vi;
+        idl_model_input(m, i, &vi);
+        printf("  %-24s %-8s ", vi.name, idl_dtype_name(vi.dtype));
+        print_shape(stdout, &vi);
+        printf("\n");
+    }
+    printf("outputs:\n");
+    for (int i = 0; i < idl_model_n_outputs(m); i++) {
+        idl_value_info vi;
+        idl_model_output(m, i, &vi);
+        printf("  %-24s %-8s ", vi.name, idl_dtype_name(vi.dtype));
+        print_shape(stdout, &vi);
+        printf("\n");
+    }
+    /* op histogram */
+    int n = idl_model_n_nodes(m), n_types = 0, n_unsup = 0;
+    const char **types = calloc((size_t)n + 1, sizeof *types);
+    int *counts = calloc((size_t)n + 1, sizeof *counts);
+    if (!types || !counts) {
+        free(types);
+        free(counts);
+        idl_model_free(m);
+        fprintf(stderr, "interpretdl: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *op = idl_model_node_op(m, i);
+        int k;
+        for (k = 0; k < n_types; k++)
+            if (!strcmp(types[k], op)) break;
+        if (k == n_types) types[n_types++] = op;
+        counts[k]++;
+    }
+    printf("ops (%d nodes, %d types):\n", n, n_types);
+    for (int k = 0; k < n_types; k++) {
+        int ok = idl_op_supported(types[k], idl_model_opset(m));
+        if (!ok) n_unsup++;
+        printf("  %-24s %5d %s\n", types[k], counts[k], ok ? "" : "UNSUPPORTED");
+    }
+    if (n_unsup) {
+        printf("unsupported ops:");
+        for (int k = 0; k < n_types; k++)
+            if (!idl_op_supported(types[k], idl_model_opset(m))) printf(" %s", types[k]);
+        printf("\n");
+    } else {
+        printf("unsupported ops: none\n");
+    }
+    /* candidate layers: plan once with batch 1 (free dims set to 1) and list 4-D node outputs */
+    idl_session *s = NULL;
+    int ok_plan = n_unsup == 0 && idl_session_new(m, NULL, &s) == IDL_OK;
+    idl_tensor *ins[64] = { 0 };
+    int n_in = idl_model_n_inputs(m);
+    for (int i = 0; ok_plan && i < n_in && i < 64; i++) {
+        idl_value_info vi;
+        idl_model_input(m, i, &vi);
+        int64_t shp[IDL_MAX_DIMS];
+        if (vi.ndim < 0) {
+            ok_plan = 0;
+            break;
+        }
+        for (int k = 0; k < vi.ndim; k++) shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : 1;
+        if (idl_tensor_new(vi.dtype == IDL_DT_UNDEFINED ? IDL_DT_F32 : vi.dtype, vi.ndim, shp, &ins[i])) ok_plan = 0;
+    }
+    if (ok_plan && idl_session_forward(s, (const idl_tensor *const *)ins, NULL, n_in) == IDL_OK) {
+        printf("layers (4-D activations, for CAM methods; shapes at batch 1):\n");
+        const char *last = NULL;
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < idl_model_node_n_outputs(m, i); k++) {
+                const char *name = idl_model_node_output(m, i, k);
+                const idl_tensor *t = name && *name ? idl_session_tensor(s, name) : NULL;
+                if (!t || t->ndim != 4 || t->dtype != IDL_DT_F32 || t->shape[2] * t->shape[3] <= 1) continue;
+                printf("  %-40s %-20s (%lld, %lld, %lld, %lld)\n", name, idl_model_node_op(m, i),
+                       (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2], (long long)t->shape[3]);
+                last = name;
+            }
+        }
+        if (last) printf("default CAM layer: %s\n", last);
+    } else if (n_unsup == 0) {
+        printf("layers: (could not plan at batch 1: %s)\n", idl_last_error());
+    }
+    for (int i = 0; i < 64; i++) idl_tensor_free(ins[i]);
+    idl_session_free(s);
+    free(types);
+    free(counts);
+    idl_model_free(m);
+    return 0;
+}
+
+/* Loads the --input files; name=file or positional. Returns 0 or an exit code. */
+static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const char **names, int *named) {
+    *named = 0;
+    if (a->n_inputs == 0) return usage_error("%s", "missing --input");
+    for (int i = 0; i < a->n_inputs; i++) {
+        const char *spec = a->inputs[i], *eq = strchr(spec, '=');
+        const char *path = spec;
+        names[i] = NULL;
+        if (eq) {
+            static char namebuf[MAX_ARGS][256];
+            size_t l = (size_t)(eq - spec);
+            if (l >= sizeof namebuf[i]) return usage_error("input name too long in '%s'", spec);
+            memcpy(namebuf[i], spec, l);
+            namebuf[i][l] = 0;
+            names[i] = namebuf[i];
+            path = eq + 1;
+            (*named)++;
+        }
+        if (idl_npy_load(path, &t[i])) return runtime_error("cannot read input");
+    }
+    if (*named && *named != a->n_inputs)
+        return usage_error("%s", "give every --input as name=file or none of them");
+    if (a->n_inputs != idl_model_n_inputs(m)) {
+        fprintf(stderr, "interpretdl: the model has %d inputs (", idl_model_n_inputs(m));
+        for (int i = 0; i < idl_model_n_inputs(m); i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", idl_model_input_name(m, i));
+        fprintf(stderr, "), %d given\n", a->n_inputs);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int open_model(const args *a, idl_model **m, idl_session **s) {
+    if (idl_model_load(a->model, NULL, m)) return runtime_error("cannot load model");
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = a->threads;
+    if (idl_session_new(*m, &so, s)) return runtime_error("cannot run model");
+    return 0;
+}
+
+static void print_summary(const char *label, const idl_tensor *t) {
+    printf("%s: %s (", label, idl_dtype_name(t->dtype));
+    for (int k = 0; k < t->ndim; k++) printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+    printf(")");
+    if (t->dtype == IDL_DT_F32 && t->ndim >= 1 && t->shape[0] > 0) {
+        int64_t n = t->shape[0], per = idl_tensor_numel(t) / n;
+        const float *d = t->data;
+        printf(" top1:");
+        for (int64_t b = 0; b < n && b < 16; b++) {
+            int64_t best = 0;
+            for (int64_t j = 1; j < per; j++)
+                if (d[b * per + j] > d[b * per + best]) best = j;
+            printf(" %lld", (long long)best);
+        }
+        if (n > 16) printf(" ...");
+    }
+    printf("\n");
+}
+
+/* ---- run ---- */
+static int cmd_run(const args *a) {
+    idl_model *m = NULL;
+    idl_session *s = NULL;
+    idl_tensor *in[MAX_ARGS] = { 0 };
+    const char *names[MAX_ARGS];
+    int named = 0, rc = open_model(a, &m, &s);
+    if (!rc) rc = load_inputs(a, m, in, names, &named);
+    if (!rc && a->n_outs == 0) rc = usage_error("%s", "missing --out");
+    if (!rc && idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
+        rc = runtime_error("forward failed");
+    for (int i = 0; !rc && i < a->n_outs; i++) {
+        const char *spec = a->outs[i], *eq = strchr(spec, '=');
+        const idl_tensor *t;
+        const char *path = spec;
+        if (eq) {
+            char name[256];
+            size_t l = (size_t)(eq - spec);
+            if (l >= sizeof name) {
+                rc = usage_error("tensor name too long in '%s'", spec);
+                break;
+            }
+            memcpy(name, spec, l);
+            name[l] = 0;
+            path = eq + 1;
+            t = idl_session_tensor(s, name);
+            if (!t) {
+                rc = runtime_error("--out");
+                break;
+            }
+        } else {
+            t = idl_session_output(s, i);
+            if (!t) {
+                rc = usage_error("the model has no output %s (use NAME=FILE)", spec);
+                break;
+            }
+        }
+        if (idl_npy_save(path, t)) rc = runtime_error("cannot write output");
+        else print_summary(path, t);
+    }
+    for (int i = 0; i < MAX_ARGS; i++) idl_tensor_free(in[i]);
+    idl_session_free(s);
+    idl_model_free(m);
+    return rc;
+}
+
+/* ---- grad ---- */
+static int cmd_grad(const args *a) {
+    idl_model *m = NULL;
+    idl_session *s = NULL;
+    idl_tensor *in[MAX_ARGS] = { 0 };
+    const char *names[MAX_ARGS];
+    int64_t *targets = NULL;
+    int named = 0, rc = open_model(a, &m, &s);
+    if (!rc) rc = load_inputs(a, m, in, names, &named);
+    idl_objective obj = idl_objective_default();
+    obj.output = a->output_index;
+    if (!rc && a->objective && idl_objective_kind_parse(a->objective, &obj.kind))
+        rc = usage_error("%s", idl_last_error());
+    const char *wrt[MAX_ARGS];
+    int n_wrt = a->n_wrt ? a->n_wrt : 1;
+    for (int i = 0; !rc && i < n_wrt; i++) {
+        const char *w = a->n_wrt ? a->wrt[i] : "input";
+        wrt[i] = !strcmp(w, "input") ? idl_model_input_name(m, 0) : w;
+        if (!strcmp(w, "input") && !idl_model_has_tensor(m, "input") && idl_model_n_inputs(m) > 1 && i == 0)
+            fprintf(stderr, "interpretdl: note: --wrt input means the first graph input '%s'\n", wrt[i]);
+        if (!idl_model_has_tensor(m, w) && strcmp(w, "input") != 0) {
+            /* let the library produce the close-match message */
+        }
+    }
+    if (!rc && a->n_outs != n_wrt) rc = usage_error("%s", "give one --out per --wrt");
+    if (!rc && idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
+        rc = runtime_error("forward failed");
+    if (!rc && a->target && strcmp(a->target, "top1") != 0) {
+        const idl_tensor *y = idl_session_output(s, a->output_index);
+        int64_t n = y && y->ndim ? y->shape[0] : 1;
+        targets = calloc((size_t)n + 1, sizeof *targets);
+        const char *p = a->target;
+        int64_t k = 0;
+        while (!rc && targets && *p) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(p, &end, 10);
+            if (errno || end == p || v < 0) rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
+            else if (k < n) targets[k++] = v;
+            else rc = usage_error("--target gives more classes than the batch has samples: '%s'", a->target);
+            p = *end == ',' ? end + 1 : end;
+            if (!rc && *end && *end != ',') rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
+        }
+        if (!rc && k == 1)
+            for (int64_t b = 1; b < n; b++) targets[b] = targets[0];
+        else if (!rc && k != n)
+            rc = usage_error("--target gives a class for some samples only: '%s'", a->target);
+        obj.targets = targets;
+    }
+    if (!rc && idl_session_backward(s, &obj, wrt, n_wrt)) rc = runtime_error("gradient failed");
+    for (int i = 0; !rc && i < n_wrt; i++) {
+        const idl_tensor *g = idl_session_grad(s, wrt[i]);
+        if (!g || idl_npy_save(a->outs[i], g)) rc = runtime_error("cannot write gradient");
+    }
+    if (!rc) {
+        int64_t nt;
+        const int64_t *t = idl_session_targets(s, &nt);
+        const idl_tensor *ov = idl_session_objective_values(s);
+        for (int64_t b = 0; b < nt; b++)
+            printf("sample %lld: target %lld objective %.6g\n", (long long)b, (long long)t[b],
+                   ov ? (double)((const float *)ov->data)[b] : 0.0);
+        for (int i = 0; i < n_wrt; i++) printf("wrote %s (d objective / d %s)\n", a->outs[i], wrt[i]);
+    }
+    free(targets);
+    for (int i = 0; i < MAX_ARGS; i++) idl_tensor_free(in[i]);
+    idl_session_free(s);
+    idl_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("interpretdl %s\n", idl_version());
+        return 0;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!strcmp(argv[1], "info")) return cmd_info(&a);
+    if (!strcmp(argv[1], "run")) return cmd_run(&a);
+    if (!strcmp(argv[1], "grad")) return cmd_grad(&a);
+    return usage_error("unknown command '%s'", argv[1]);
+}

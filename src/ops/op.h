@@ -1,0 +1,66 @@
+/* op.h — the contract between the planner/executor and the kernels: one idl__op_def per ONNX op,
+ * listed in ops.def, with prepare (validate + infer output types/shapes + build primitives),
+ * forward (cannot fail) and backward (vector-Jacobian product, accumulating into din).
+ *
+ * Lifecycle, per plan (a plan is made for one set of input shapes):
+ *   prepare(c)  inputs have dtype/ndim/shape set; in[i]->data is valid only where in_const[i]
+ *               (initializers and values folded at plan time, e.g. shape arithmetic). Must set
+ *               dtype/ndim/shape of every present output, may set c->state (freed with free_state).
+ *               Returns IDL_ERR_UNSUPPORTED / IDL_ERR_SHAPE / IDL_ERR_INVALID_ARG with a message;
+ *               the planner prefixes the node name and op.
+ *   forward(c)  all inputs hold data; outputs are allocated (zeroed, contiguous). No allocation
+ *               beyond what prepare arranged, no failure.
+ *   backward(c) dout[k] is the gradient of output k (NULL: none flows); din[i] is a zeroed-or-
+ *               accumulating buffer of input i's shape, NULL when input i needs no gradient.
+ *               Kernels ADD into din. May build backward primitives on first use (hence a status).
+ * Absent optional inputs/outputs are NULL in in[]/out[].
+ */
+#pragma once
+
+#include "backend/dnnl_backend.h"
+#include "onnx/ir.h"
+#include "tensor/tensor_internal.h"
+
+typedef struct idl__op_ctx {
+    const idl__node *node;
+    int64_t opset;
+    int n_in, n_out;
+    idl_tensor **in;
+    idl_tensor **out;
+    const bool *in_const;
+    idl_tensor **din;
+    idl_tensor **dout;
+    void *state;
+    idl__backend *be;
+} idl__op_ctx;
+
+typedef struct idl__op_def {
+    const char *name;
+    int min_in, max_in;
+    int min_out, max_out;
+    idl_status (*prepare)(idl__op_ctx *c);
+    void (*forward)(idl__op_ctx *c);
+    idl_status (*backward)(idl__op_ctx *c); /* NULL: not differentiable */
+    void (*free_state)(void *state);
+} idl__op_def;
+
+/* The registry: ops.def lists X("OnnxName", stem) sorted by name; each family file defines
+ * `const idl__op_def idl__op_<stem>`. */
+extern const idl__op_def *const idl__ops[];
+extern const int idl__n_ops;
+/* Index of op_type in idl__ops for the default domain, or -1. */
+int idl__op_find(const char *op_type, const char *domain);
+
+/* ---- helpers for kernels ---- */
+/* Normalizes an axis in [-r, r) to [0, r); IDL_ERR_INVALID_ARG when out of range. */
+idl_status idl__norm_axis(int64_t axis, int rank, int *out);
+/* Sets out's type and shape. */
+void idl__set_out(idl_tensor *out, idl_dtype dt, int ndim, const int64_t *shape);
+/* Requires in[i] to be float32 (message names the input). */
+idl_status idl__need_f32(const idl__op_ctx *c, int i);
+/* Requires in[i] to be known at plan time (shape arithmetic); the message explains. */
+idl_status idl__need_const(const idl__op_ctx *c, int i);
+/* Reads a constant integer tensor (i32 or i64) into out[0..n), n <= cap. */
+idl_status idl__const_ints(const idl__op_ctx *c, int i, int64_t *out, int cap, int *n);
+
+#define IDL_OMP_MIN 16384 /* elements below which loops stay single-threaded */

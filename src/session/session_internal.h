@@ -1,0 +1,59 @@
+/* session_internal.h — the session and its plan, shared by the planner (graph/plan.c), the reverse
+ * pass (autodiff/backward.c) and the public session API (session/session.c). */
+#pragma once
+
+#include "interpretdl/session.h"
+#include "ops/op.h"
+
+/* A plan is made for one set of input shapes: every value has a concrete type and shape, values that
+ * depend only on initializers and shapes are computed ("folded") once, kernels are prepared. */
+typedef struct idl__plan {
+    int n_values, n_nodes;
+    idl_tensor *vals;        /* per value; initializer data is borrowed from the model */
+    bool *vconst;            /* value known at plan time */
+    bool *folded;            /* node computed at plan time */
+    idl__op_ctx *ctx;        /* per node, arrays below point into `ptrs`/`consts` */
+    idl_tensor **ptrs;
+    bool *consts;
+    idl_tensor *grads;       /* per value; data allocated on first need */
+    bool *active;            /* values on the current backward path */
+    idl_tensor *in_shapes;   /* shapes the plan was made for (no data) */
+    int n_in;
+} idl__plan;
+
+typedef struct idl__tap {
+    int value;
+    idl_tap_fn cb;
+    void *user;
+} idl__tap;
+
+struct idl_session {
+    const idl_model *m;
+    idl_session_opts opts;
+    idl__backend be;
+    idl__plan *plan;
+    bool have_forward;
+    idl__tap *taps;
+    int n_taps, cap_taps;
+    idl_abort_fn abort_cb;
+    void *abort_user;
+    /* last backward */
+    bool have_backward;
+    int *wrt;
+    int n_wrt;
+    idl_tensor *obj_values;   /* (N) */
+    int64_t *targets;
+    int64_t n_targets;
+};
+
+/* Builds a plan for inputs of the given shapes (types/shapes only are read). */
+idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl__plan **out);
+void idl__plan_free(idl__plan *p);
+/* Whether the plan was made for exactly these input types and shapes. */
+bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n);
+/* Runs the non-folded nodes; taps are applied. */
+idl_status idl__plan_forward(idl_session *s);
+/* Reverse pass; see idl_session_backward. */
+idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wrt, int n_wrt);
+/* Close-match message for an unknown tensor name. */
+idl_status idl__unknown_tensor(const idl_model *m, const char *name);

@@ -1,0 +1,36 @@
+/* model_builder.h — builds small ONNX models in memory for tests (protobuf-c, the library's own
+ * schema subset). Usage:
+ *     tb_model *b = tb_new(13);
+ *     tb_input(b, "x", IDL_DT_F32, 2, (int64_t[]){2, 3});
+ *     tb_node(b, "Softmax", "x", "y");  tb_attr_int(b, "axis", 1);
+ *     tb_output(b, "y");
+ *     tb_pack(b, &buf, &len);  idl_model_load_mem(buf, len, NULL, &m);  free(buf);  tb_free(b);
+ * Inputs/outputs of tb_node are comma-separated names; an empty name ("x,,z") is an absent input. */
+#pragma once
+
+#include "interpretdl/interpretdl.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tb_model tb_model;
+
+tb_model *tb_new(int opset);
+void tb_free(tb_model *b);
+void tb_input(tb_model *b, const char *name, idl_dtype dt, int ndim, const int64_t *shape);
+void tb_input_sym(tb_model *b, const char *name, idl_dtype dt, int ndim, const int64_t *shape); /* -1 dims symbolic */
+void tb_output(tb_model *b, const char *name);
+void tb_init_f32(tb_model *b, const char *name, int ndim, const int64_t *shape, const float *data);
+void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape, const int64_t *data);
+/* 1-D int64 initializer from a list */
+void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals);
+void tb_node(tb_model *b, const char *op, const char *inputs, const char *outputs);
+/* attributes of the last node */
+void tb_attr_int(tb_model *b, const char *name, int64_t v);
+void tb_attr_float(tb_model *b, const char *name, float v);
+void tb_attr_ints(tb_model *b, const char *name, int n, const int64_t *v);
+void tb_attr_floats(tb_model *b, const char *name, int n, const float *v);
+void tb_attr_str(tb_model *b, const char *name, const char *s);
+/* Serializes; *buf is malloc'd (free with free()). Returns 0 on success. */
+int tb_pack(tb_model *b, uint8_t **buf, size_t *len);
+/* Packs and loads; returns NULL (and prints the error) on failure. */
+idl_model *tb_load(tb_model *b);
