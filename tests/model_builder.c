@@ -125,7 +125,7 @@ static Idlonnx__TensorProto *tensor(tb_model *b, const char *name, int dt, int n
     t->has_raw_data = 1;
     t->raw_data.len = n * esz;
     t->raw_data.data = zalloc(b, n * esz);
-    if (n) memcpy(t->raw_data.data, data, n * esz);
+    if (n && data) memcpy(t->raw_data.data, data, n * esz);
     return t;
 }
 
@@ -138,6 +138,46 @@ void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape, 
 void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals) {
     int64_t shape[1] = { n };
     tb_init_i64(b, name, 1, shape, vals);
+}
+
+void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape, const void *bytes,
+                 size_t nbytes) {
+    Idlonnx__TensorProto *t = tensor(b, name, onnx_type, 0, NULL, NULL, 0);
+    t->n_dims = (size_t)ndim;
+    t->dims = zalloc(b, sizeof(int64_t) * (size_t)(ndim + 1));
+    for (int i = 0; i < ndim; i++) t->dims[i] = shape[i];
+    t->raw_data.len = nbytes;
+    t->raw_data.data = zalloc(b, nbytes);
+    memcpy(t->raw_data.data, bytes, nbytes);
+    b->inits[b->graph.n_initializer++] = t;
+}
+
+static Idlonnx__StringStringEntryProto *entry(tb_model *b, const char *k, const char *v) {
+    Idlonnx__StringStringEntryProto *e = zalloc(b, sizeof *e);
+    idlonnx__string_string_entry_proto__init(e);
+    e->key = sdup(b, k);
+    e->value = sdup(b, v);
+    return e;
+}
+
+void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape, const char *location,
+                      long long offset, long long length) {
+    Idlonnx__TensorProto *t = tensor(b, name, 1, ndim, shape, NULL, 0);
+    t->has_raw_data = 0;
+    t->has_data_location = 1;
+    t->data_location = 1;
+    t->external_data = zalloc(b, sizeof(void *) * 3);
+    t->external_data[t->n_external_data++] = entry(b, "location", location);
+    char num[32];
+    if (offset >= 0) {
+        snprintf(num, sizeof num, "%lld", offset);
+        t->external_data[t->n_external_data++] = entry(b, "offset", num);
+    }
+    if (length >= 0) {
+        snprintf(num, sizeof num, "%lld", length);
+        t->external_data[t->n_external_data++] = entry(b, "length", num);
+    }
+    b->inits[b->graph.n_initializer++] = t;
 }
 
 static void split_names(tb_model *b, const char *list, size_t *n, char ***out) {

@@ -23,6 +23,13 @@ void tb_init_f32(tb_model *b, const char *name, int ndim, const int64_t *shape, 
 void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape, const int64_t *data);
 /* 1-D int64 initializer from a list */
 void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals);
+/* float32 initializer whose data lives in an external file (location relative to the model);
+ * offset/length < 0 leave the key out */
+void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape, const char *location,
+                      long long offset, long long length);
+/* initializer with arbitrary raw bytes (any ONNX data type number), for malformed-file tests */
+void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape, const void *bytes,
+                 size_t nbytes);
 void tb_node(tb_model *b, const char *op, const char *inputs, const char *outputs);
 /* attributes of the last node */
 void tb_attr_int(tb_model *b, const char *name, int64_t v);

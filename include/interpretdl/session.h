@@ -30,7 +30,9 @@ IDL_API void idl_session_free(idl_session *s);
  * the order of idl_model_input (n must equal idl_model_n_inputs); otherwise names[i] names the graph
  * input that inputs[i] feeds (every input must still be given once). The batch and any other free
  * dimension are taken from the tensors; the session re-plans (shape inference, constant folding of
- * shape arithmetic, kernel selection) only when the input shapes change.
+ * shape arithmetic, kernel selection) only when the input shapes change. Small 1-D integer inputs
+ * (at most 16 elements: a target shape, axes) count as shape arithmetic: their values are folded into
+ * the plan, and a new value re-plans.
  * Errors: INVALID_ARG (wrong count, unknown name), SHAPE (rank/shape against the model), UNSUPPORTED
  * (dtype, attribute values), ABORTED. Results stay valid until the next forward on this session. */
 IDL_API idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,

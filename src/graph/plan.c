@@ -7,13 +7,13 @@
 
 void idl__plan_free(idl__plan *p) {
     if (!p) return;
-    for (int i = 0; i < p->n_nodes; i++) {
+    for (int i = 0; p->ctx && i < p->n_nodes; i++) {
         idl__op_ctx *c = &p->ctx[i];
         if (c->state && c->node && c->node->op >= 0 && idl__ops[c->node->op]->free_state)
             idl__ops[c->node->op]->free_state(c->state);
     }
     for (int v = 0; v < p->n_values; v++) {
-        idl__tensor_free_data(&p->vals[v]);
+        if (p->vals) idl__tensor_free_data(&p->vals[v]);
         if (p->grads) idl__tensor_free_data(&p->grads[v]);
     }
     idl__free(p->vals);
@@ -25,7 +25,13 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p->grads);
     idl__free(p->active);
     idl__free(p->in_shapes);
+    idl__free(p->in_value);
     idl__free(p);
+}
+
+bool idl__shape_like_input(const idl_tensor *t) {
+    return (t->dtype == IDL_DT_I64 || t->dtype == IDL_DT_I32) && t->ndim <= 1 &&
+           idl_tensor_numel(t) <= IDL__SHAPE_INPUT_MAX;
 }
 
 bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n) {
@@ -33,6 +39,9 @@ bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int 
     for (int i = 0; i < n; i++) {
         const idl_tensor *a = &p->in_shapes[i], *b = inputs[i];
         if (a->dtype != b->dtype || !idl__same_shape(a, b)) return false;
+        /* shape-like inputs are plan-time constants: their values are part of the plan's key */
+        if (idl__shape_like_input(b) && memcmp(p->vals[p->in_value[i]].data, b->data, idl__tensor_bytes(b)))
+            return false;
     }
     return true;
 }
@@ -57,8 +66,9 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     p->grads = idl__calloc(nv, sizeof *p->grads);
     p->active = idl__calloc(nv, sizeof(bool));
     p->in_shapes = idl__calloc((size_t)m->n_inputs + 1, sizeof *p->in_shapes);
+    p->in_value = idl__calloc((size_t)m->n_inputs + 1, sizeof(int));
     if (!p->vals || !p->vconst || !p->folded || !p->ctx || !p->ptrs || !p->consts || !p->grads ||
-        !p->active || !p->in_shapes) {
+        !p->active || !p->in_shapes || !p->in_value) {
         idl__plan_free(p);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
@@ -75,7 +85,12 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
         int v = m->inputs[i];
         p->in_shapes[i] = idl_tensor_wrap(inputs[i]->dtype, inputs[i]->ndim, inputs[i]->shape, NULL);
         p->vals[v] = p->in_shapes[i];
+        p->in_value[i] = v;
         if ((st = idl__tensor_alloc_data(&p->vals[v]))) goto fail;
+        if (idl__shape_like_input(inputs[i])) {
+            memcpy(p->vals[v].data, inputs[i]->data, idl__tensor_bytes(inputs[i]));
+            p->vconst[v] = true;
+        }
     }
     size_t off = 0;
     for (int i = 0; i < m->n_nodes; i++) {

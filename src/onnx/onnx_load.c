@@ -13,9 +13,14 @@
 #include <string.h>
 
 /* ---- protobuf-c allocator through the library hooks ---- */
+/* protobuf-c reports a failed allocation like a malformed message (NULL); remember it to tell the
+ * two apart. */
+static _Thread_local bool g_pb_oom;
 static void *pb_alloc(void *user, size_t size) {
     (void)user;
-    return idl__malloc(size);
+    void *p = idl__malloc(size);
+    if (!p) g_pb_oom = true;
+    return p;
 }
 static void pb_free(void *user, void *p) {
     (void)user;
@@ -199,7 +204,9 @@ static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *
 
 idl_status idl__tensor_from_pb(const void *buf, size_t len, const char *base_dir, idl_tensor **out) {
     *out = NULL;
+    g_pb_oom = false;
     Idlonnx__TensorProto *tp = idlonnx__tensor_proto__unpack(&g_pb_alloc, len, buf);
+    if (!tp && g_pb_oom) return idl__error(IDL_ERR_NOMEM, "out of memory decoding a TensorProto");
     if (!tp) return idl__error(IDL_ERR_PARSE, "not a valid TensorProto");
     idl_status st = tensor_from_proto(tp, base_dir, out);
     idlonnx__tensor_proto__free_unpacked(tp, &g_pb_alloc);
@@ -267,6 +274,9 @@ static idl_status add_value(builder *b, const char *name, idl__value_kind kind, 
 }
 
 static idl_status set_declared_type(idl__value *v, const Idlonnx__ValueInfoProto *vi) {
+    if (vi->type && !vi->type->tensor_type && vi->type->base.n_unknown_fields)
+        return idl__error(IDL_ERR_UNSUPPORTED, "value '%s' is not a tensor (sequence, map, optional and "
+                          "sparse types are not supported)", v->name);
     if (!vi->type || !vi->type->tensor_type) return IDL_OK;
     const Idlonnx__TypeProto__Tensor *tt = vi->type->tensor_type;
     v->dtype = tt->has_elem_type ? (idl_dtype)tt->elem_type : IDL_DT_UNDEFINED;
@@ -323,9 +333,9 @@ static idl_status constant_value(const Idlonnx__NodeProto *np, idl_tensor **out)
 }
 
 static idl_status copy_attrs(idl__node *n, const Idlonnx__NodeProto *np) {
-    n->n_attrs = (int)np->n_attribute;
     n->attrs = idl__calloc(np->n_attribute ? np->n_attribute : 1, sizeof *n->attrs);
     if (!n->attrs) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    n->n_attrs = (int)np->n_attribute;
     for (size_t k = 0; k < np->n_attribute; k++) {
         const Idlonnx__AttributeProto *a = np->attribute[k];
         idl__attr *d = &n->attrs[k];
@@ -438,6 +448,7 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
             continue;
         }
         idl__node *n = &m->nodes[n_nodes];
+        m->n_nodes = ++n_nodes; /* counted before allocating, so that idl_model_free sees it */
         n->name = idl__strdup(nname);
         n->op_type = idl__strdup(op);
         n->domain = idl__strdup(np->domain ? np->domain : "");
@@ -448,8 +459,6 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
         if (!n->name || !n->op_type || !n->domain || !n->in || !n->out)
             return idl__error(IDL_ERR_NOMEM, "out of memory");
         n->op = idl__op_find(n->op_type, n->domain);
-        n_nodes++;
-        m->n_nodes = n_nodes;
         for (size_t k = 0; k < np->n_output; k++) {
             const char *o = np->output[k];
             if (!o || !*o) {
@@ -574,7 +583,9 @@ idl_load_opts idl_load_opts_default(void) {
 static idl_status load_mem(const void *data, size_t size, const char *base_dir, idl_model **out) {
     *out = NULL;
     if (size == 0) return idl__error(IDL_ERR_PARSE, "empty model file");
+    g_pb_oom = false;
     Idlonnx__ModelProto *mp = idlonnx__model_proto__unpack(&g_pb_alloc, size, data);
+    if (!mp && g_pb_oom) return idl__error(IDL_ERR_NOMEM, "out of memory decoding the model");
     if (!mp) return idl__error(IDL_ERR_PARSE, "not a valid ONNX model (protobuf decoding failed: "
                                "truncated or not a ModelProto)");
     idl_model *m = idl__calloc(1, sizeof *m);

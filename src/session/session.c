@@ -155,8 +155,7 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs, 
     if (!idl__plan_matches(s->plan, ord, n)) {
         idl__plan_free(s->plan);
         s->plan = NULL;
-        /* inputs need data during planning only where shape arithmetic reads them, which it cannot:
-         * graph inputs are never constant. */
+        /* planning reads the data of shape-like integer inputs only (see idl__shape_like_input) */
         if ((st = idl__plan_build(s, ord, &s->plan))) return st;
     }
     for (int i = 0; i < n; i++) {

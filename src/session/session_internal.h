@@ -18,6 +18,7 @@ typedef struct idl__plan {
     idl_tensor *grads;       /* per value; data allocated on first need */
     bool *active;            /* values on the current backward path */
     idl_tensor *in_shapes;   /* shapes the plan was made for (no data) */
+    int *in_value;           /* value id of each graph input */
     int n_in;
 } idl__plan;
 
@@ -46,6 +47,11 @@ struct idl_session {
     int64_t n_targets;
 };
 
+/* Small 1-D integer graph inputs (a shape, axes, a repeat count: at most IDL__SHAPE_INPUT_MAX
+ * elements) are treated as plan-time constants, so that shape arithmetic fed from them folds; their
+ * values are part of the plan's key. Larger or higher-rank integer inputs (token ids) are data. */
+#define IDL__SHAPE_INPUT_MAX 16
+bool idl__shape_like_input(const idl_tensor *t);
 /* Builds a plan for inputs of the given shapes (types/shapes only are read). */
 idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl__plan **out);
 void idl__plan_free(idl__plan *p);

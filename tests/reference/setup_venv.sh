@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# setup_venv.sh VENV — creates (or completes) the Python virtual environment used by the reference
+# generators in tests/reference/. Idempotent: a venv whose pinned packages are already installed is
+# left alone (the check is a stamp file holding this script's pin list).
+#
+# The venv is made from the Debian interpreter with --system-site-packages so that Debian's
+# PyTorch 1.13 / torchvision 0.14 / numpy 1.24 / protobuf 3.21 stay visible (apt packages
+# python3-torch python3-torchvision python3-numpy python3-onnx). Only what Debian lacks comes from
+# PyPI, pinned exactly (the whole resolved set, so nothing drifts), and numpy/protobuf are
+# constrained to Debian's versions so pip never shadows them with versions torch 1.13 cannot use.
+#
+#   onnxruntime 1.26.0          forward references for the Paddle models, and the benchmark baseline
+#   paddlepaddle 3.3.1          a Paddle vision model with random weights
+#   paddle2onnx 2.1.0           its ONNX export (paddle.onnx.export)
+#   rapidocr-onnxruntime 1.4.4  ships the pretrained PaddleOCR text-direction classifier
+#                               (installed --no-deps: only its .onnx files are used, so opencv etc.
+#                               are not needed)
+set -euo pipefail
+
+VENV=${1:?usage: setup_venv.sh VENV}
+PY=${IDL_SYSTEM_PYTHON:-/usr/bin/python3}
+
+PINS="onnxruntime==1.26.0 paddlepaddle==3.3.1 paddle2onnx==2.1.0 \
+onnx==1.17.0 onnxoptimizer==0.3.13 polygraphy==0.53.6 safetensors==0.8.0 flatbuffers==25.12.19 \
+opt-einsum==3.3.0 httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 networkx==3.6.1 \
+packaging==26.4 typing_extensions==4.16.0"
+NODEPS="rapidocr-onnxruntime==1.4.4"
+STAMP_TEXT="$PINS | $NODEPS"
+
+if [ -f "$VENV/.idl_stamp" ] && [ "$(cat "$VENV/.idl_stamp")" = "$STAMP_TEXT" ]; then
+    echo "setup_venv: $VENV is up to date"
+    exit 0
+fi
+
+"$PY" -c 'import torch, torchvision, numpy' || {
+    echo "setup_venv: Debian packages missing: apt-get install python3-torch python3-torchvision python3-onnx python3-numpy" >&2
+    exit 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv --system-site-packages "$VENV"
+fi
+
+# Keep Debian's numpy and protobuf: torch 1.13 is built against numpy 1.x.
+CONS=$(mktemp)
+trap 'rm -f "$CONS"' EXIT
+"$PY" - >"$CONS" <<'PYEOF'
+import numpy, google.protobuf
+print("numpy==" + numpy.__version__)
+print("protobuf==" + google.protobuf.__version__)
+PYEOF
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# shellcheck disable=SC2086
+"$VENV/bin/pip" install -q -c "$CONS" $PINS
+# shellcheck disable=SC2086
+"$VENV/bin/pip" install -q --no-deps $NODEPS
+
+"$VENV/bin/python" - <<'PYEOF'
+import importlib.util, numpy, torch, onnxruntime, paddle, paddle2onnx
+spec = importlib.util.find_spec("rapidocr_onnxruntime")
+assert spec is not None, "rapidocr_onnxruntime not importable"
+print("setup_venv: numpy", numpy.__version__, "torch", torch.__version__, "onnxruntime",
+      onnxruntime.__version__, "paddle", paddle.__version__, "paddle2onnx", paddle2onnx.__version__)
+PYEOF
+echo "$STAMP_TEXT" >"$VENV/.idl_stamp"

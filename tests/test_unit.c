@@ -1,0 +1,377 @@
+#define _DEFAULT_SOURCE
+/* test_unit.c — unit tests of the public API on tiny models: .npy round trips, model queries,
+ * forward, gradients (objectives checked against closed forms), gradients at intermediate and
+ * parameter tensors, taps that read and replace, batch independence, abort, allocator hooks. */
+#include "harness.h"
+#include "interpretdl/interpretdl.h"
+#include "model_builder.h"
+
+#include <unistd.h>
+
+/* y = sigmoid(relu(x)), x: (N, 3) with a symbolic batch */
+static idl_model *chain_model(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 2, (int64_t[]){ -1, 3 });
+    tb_node(b, "Relu", "x", "r");
+    tb_node(b, "Sigmoid", "r", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+/* y = prelu(x, slope) with slope an initializer (C=3) */
+static idl_model *prelu_model(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 2, (int64_t[]){ -1, 3 });
+    float slope[3] = { 0.1f, 0.2f, 0.3f };
+    tb_init_f32(b, "slope", 1, (int64_t[]){ 3 }, slope);
+    tb_node(b, "PRelu", "x,slope", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+static void test_npy(void) {
+    char dir[] = "/tmp/idl_unit_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.npy", dir);
+    idl_tensor *t = NULL, *u = NULL;
+    int64_t shape[3] = { 2, 3, 4 };
+    CHECK_OK(idl_tensor_new(IDL_DT_F32, 3, shape, &t));
+    for (int i = 0; i < 24; i++) ((float *)t->data)[i] = (float)i * 0.5f - 3;
+    CHECK_OK(idl_npy_save(path, t));
+    CHECK_OK(idl_npy_load(path, &u));
+    CHECK(u && u->ndim == 3 && u->shape[0] == 2 && u->shape[2] == 4 && u->dtype == IDL_DT_F32);
+    CHECK(u && memcmp(t->data, u->data, 24 * 4) == 0);
+    idl_tensor_free(u);
+    /* scalar and 1-D int64 */
+    idl_tensor *s = NULL;
+    CHECK_OK(idl_tensor_new(IDL_DT_I64, 1, (int64_t[]){ 5 }, &s));
+    ((int64_t *)s->data)[4] = -7;
+    CHECK_OK(idl_npy_save(path, s));
+    CHECK_OK(idl_npy_load(path, &u));
+    CHECK(u && u->ndim == 1 && u->shape[0] == 5 && ((int64_t *)u->data)[4] == -7);
+    idl_tensor_free(u);
+    idl_tensor_free(s);
+    /* malformed */
+    const char bad1[] = "\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}";
+    CHECK(idl_npy_load_mem(bad1, sizeof bad1 - 1, &u) == IDL_ERR_PARSE && u == NULL);
+    CHECK(idl_npy_load_mem("hello", 5, &u) == IDL_ERR_PARSE);
+    char hdr[] = "\x93NUMPY\x01\x00\x36\x00{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }    \n";
+    CHECK(idl_npy_load_mem(hdr, sizeof hdr - 1, &u) == IDL_ERR_UNSUPPORTED);
+    char hdr2[] = "\x93NUMPY\x01\x00\x36\x00{'descr': '<f4', 'fortran_order': False, 'shape': (9,), }    \n";
+    CHECK(idl_npy_load_mem(hdr2, sizeof hdr2 - 1, &u) == IDL_ERR_PARSE); /* data truncated */
+    CHECK(strstr(idl_last_error(), "truncated") != NULL);
+    CHECK(idl_npy_load("/nonexistent/x.npy", &u) == IDL_ERR_IO);
+    idl_tensor_free(t);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_model_queries(void) {
+    idl_model *m = chain_model();
+    CHECK(m != NULL);
+    if (!m) return;
+    CHECK_EQ_INT(idl_model_n_inputs(m), 1);
+    CHECK_EQ_INT(idl_model_n_outputs(m), 1);
+    CHECK_EQ_INT(idl_model_n_nodes(m), 2);
+    CHECK(!strcmp(idl_model_node_op(m, 0), "Relu"));
+    CHECK(!strcmp(idl_model_node_output(m, 0, 0), "r"));
+    CHECK_EQ_INT(idl_model_opset(m), 13);
+    idl_value_info vi;
+    CHECK_OK(idl_model_input(m, 0, &vi));
+    CHECK(vi.ndim == 2 && vi.shape[0] == -1 && vi.shape[1] == 3 && vi.dim_param[0] && !strcmp(vi.dim_param[0], "d0"));
+    CHECK(idl_model_has_tensor(m, "r") && !idl_model_has_tensor(m, "q"));
+    CHECK(idl_op_supported("Relu", 13) && !idl_op_supported("NoSuchOp", 13));
+    /* the op list is sorted and NULL-terminated */
+    const char *const *ops = idl_supported_ops();
+    int sorted = 1, n = 0;
+    for (; ops[n]; n++)
+        if (n && strcmp(ops[n - 1], ops[n]) >= 0) sorted = 0;
+    CHECK(sorted && n > 40);
+    idl_model_free(m);
+}
+
+static void test_forward_and_grad(void) {
+    idl_model *m = chain_model();
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    float xv[6] = { 1, -2, 3, 0.5f, 2, -1 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 2, 3 }, xv);
+    const idl_tensor *in[1] = { &x };
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    const idl_tensor *y = idl_session_output(s, 0);
+    CHECK(y && y->shape[0] == 2 && y->shape[1] == 3);
+    for (int i = 0; i < 6; i++) {
+        float r = xv[i] > 0 ? xv[i] : 0;
+        CHECK(fabsf(((float *)y->data)[i] - 1.0f / (1.0f + expf(-r))) < 1e-6f);
+    }
+    /* intermediate tensor read */
+    const idl_tensor *r = idl_session_tensor(s, "r");
+    CHECK(r && ((float *)r->data)[1] == 0.0f && ((float *)r->data)[2] == 3.0f);
+    CHECK(idl_session_tensor(s, "rr") == NULL);
+    CHECK(strstr(idl_last_error(), "'r'") != NULL); /* close match offered */
+
+    /* objectives against closed forms: y is the "logits" here */
+    const char *wrt[2] = { "x", "r" };
+    idl_objective_kind kinds[3] = { IDL_OBJ_LOGIT, IDL_OBJ_PROBABILITY, IDL_OBJ_LOG_PROBABILITY };
+    int64_t targets[2] = { 0, 1 };
+    for (int k = 0; k < 3; k++) {
+        idl_objective obj = idl_objective_default();
+        obj.kind = kinds[k];
+        obj.targets = targets;
+        CHECK_OK(idl_session_backward(s, &obj, wrt, 2));
+        const idl_tensor *gx = idl_session_grad(s, "x"), *gr = idl_session_grad(s, "r");
+        CHECK(gx && gr);
+        if (!gx || !gr) continue;
+        const float *yv = y->data;
+        for (int b = 0; b < 2; b++) {
+            double mx = -1e30, sum = 0;
+            for (int j = 0; j < 3; j++) mx = fmax(mx, yv[b * 3 + j]);
+            for (int j = 0; j < 3; j++) sum += exp(yv[b * 3 + j] - mx);
+            double pt = exp(yv[b * 3 + targets[b]] - mx) / sum;
+            for (int j = 0; j < 3; j++) {
+                double pj = exp(yv[b * 3 + j] - mx) / sum, dy;
+                double delta = j == targets[b] ? 1.0 : 0.0;
+                if (k == 0) dy = delta;
+                else if (k == 1) dy = pt * (delta - pj);
+                else dy = delta - pj;
+                double ys = yv[b * 3 + j];
+                double dr = dy * ys * (1 - ys);
+                double dx = xv[b * 3 + j] > 0 ? dr : 0;
+                CHECK_MSG(fabs(((float *)gr->data)[b * 3 + j] - dr) < 1e-6, "kind %d dr[%d,%d]", k, b, j);
+                CHECK_MSG(fabs(((float *)gx->data)[b * 3 + j] - dx) < 1e-6, "kind %d dx[%d,%d]", k, b, j);
+            }
+        }
+        const idl_tensor *ov = idl_session_objective_values(s);
+        CHECK(ov && ov->shape[0] == 2);
+    }
+    /* default target = argmax of the clean pass */
+    idl_objective obj = idl_objective_default();
+    CHECK_OK(idl_session_backward(s, &obj, wrt, 1));
+    int64_t nt;
+    const int64_t *t = idl_session_targets(s, &nt);
+    CHECK(nt == 2 && t[0] == 2 && t[1] == 1);
+    /* bad target, unknown wrt, seed shape */
+    int64_t bad[2] = { 0, 3 };
+    obj.targets = bad;
+    CHECK(idl_session_backward(s, &obj, wrt, 1) == IDL_ERR_INVALID_ARG);
+    obj.targets = NULL;
+    const char *nowrt[1] = { "xx" };
+    CHECK(idl_session_backward(s, &obj, nowrt, 1) == IDL_ERR_NOT_FOUND);
+    CHECK(strstr(idl_last_error(), "'x'") != NULL);
+    float sv[3] = { 1, 1, 1 };
+    idl_tensor seed = idl_tensor_wrap(IDL_DT_F32, 1, (int64_t[]){ 3 }, sv);
+    obj.kind = IDL_OBJ_SEED;
+    obj.seed = &seed;
+    CHECK(idl_session_backward(s, &obj, wrt, 1) == IDL_ERR_INVALID_ARG);
+
+    /* batch independence: sample 1 alone gives the same gradient as in the batch */
+    obj = idl_objective_default();
+    obj.kind = IDL_OBJ_LOG_PROBABILITY;
+    obj.targets = targets;
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    CHECK_OK(idl_session_backward(s, &obj, wrt, 1));
+    float batch_g[6];
+    memcpy(batch_g, idl_session_grad(s, "x")->data, sizeof batch_g);
+    idl_tensor x1 = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 1, 3 }, xv + 3);
+    const idl_tensor *in1[1] = { &x1 };
+    int64_t t1 = targets[1];
+    obj.targets = &t1;
+    CHECK_OK(idl_session_forward(s, in1, NULL, 1));
+    CHECK_OK(idl_session_backward(s, &obj, wrt, 1));
+    CHECK(memcmp(batch_g + 3, idl_session_grad(s, "x")->data, 3 * sizeof(float)) == 0);
+
+    /* input errors */
+    float w4[8] = { 0 };
+    idl_tensor xw = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 2, 4 }, w4);
+    const idl_tensor *inw[1] = { &xw };
+    CHECK(idl_session_forward(s, inw, NULL, 1) == IDL_ERR_SHAPE);
+    CHECK(strstr(idl_last_error(), "'x'") != NULL);
+    idl_tensor xr = idl_tensor_wrap(IDL_DT_F32, 1, (int64_t[]){ 3 }, w4);
+    inw[0] = &xr;
+    CHECK(idl_session_forward(s, inw, NULL, 1) == IDL_ERR_SHAPE);
+    int64_t iv[6] = { 0 };
+    idl_tensor xi = idl_tensor_wrap(IDL_DT_I64, 2, (int64_t[]){ 2, 3 }, iv);
+    inw[0] = &xi;
+    CHECK(idl_session_forward(s, inw, NULL, 1) == IDL_ERR_INVALID_ARG);
+    CHECK(idl_session_forward(s, in, NULL, 0) == IDL_ERR_INVALID_ARG);
+    const char *names[1] = { "nope" };
+    CHECK(idl_session_forward(s, in, names, 1) == IDL_ERR_INVALID_ARG);
+    names[0] = "x";
+    CHECK_OK(idl_session_forward(s, in, names, 1));
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
+static void scale_tap(const char *name, idl_tensor *v, void *user) {
+    float f = *(float *)user;
+    float *d = v->data;
+    for (int64_t i = 0; i < idl_tensor_numel(v); i++) d[i] *= f;
+    (void)name;
+}
+
+static void test_taps(void) {
+    idl_model *m = chain_model();
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    float xv[3] = { 1, -2, 3 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 1, 3 }, xv);
+    const idl_tensor *in[1] = { &x };
+    float factor = 0.5f;
+    CHECK(idl_session_set_tap(s, "nope", scale_tap, &factor) == IDL_ERR_NOT_FOUND);
+    CHECK_OK(idl_session_set_tap(s, "r", scale_tap, &factor));
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    const float *y = idl_session_output(s, 0)->data;
+    CHECK(fabsf(y[0] - 1.0f / (1.0f + expf(-0.5f))) < 1e-6f);
+    CHECK(fabsf(y[2] - 1.0f / (1.0f + expf(-1.5f))) < 1e-6f);
+    /* gradient at the replaced tensor: sigmoid'(r_scaled) */
+    idl_objective obj = idl_objective_default();
+    obj.kind = IDL_OBJ_LOGIT;
+    int64_t t = 2;
+    obj.targets = &t;
+    const char *wrt[1] = { "r" };
+    CHECK_OK(idl_session_backward(s, &obj, wrt, 1));
+    float sg = 1.0f / (1.0f + expf(-1.5f));
+    CHECK(fabsf(((float *)idl_session_grad(s, "r")->data)[2] - sg * (1 - sg)) < 1e-6f);
+    /* a tap on the graph input */
+    CHECK_OK(idl_session_set_tap(s, "r", NULL, NULL));
+    CHECK_OK(idl_session_set_tap(s, "x", scale_tap, &factor));
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    y = idl_session_output(s, 0)->data;
+    CHECK(fabsf(y[2] - 1.0f / (1.0f + expf(-1.5f))) < 1e-6f);
+    CHECK(xv[2] == 3.0f); /* the caller's buffer is untouched */
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
+static void test_param_grad(void) {
+    idl_model *m = prelu_model();
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    float xv[6] = { -1, -2, 3, -4, 5, -6 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 2, 3 }, xv);
+    const idl_tensor *in[1] = { &x };
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    float ones[6] = { 1, 1, 1, 1, 1, 1 };
+    idl_tensor seed = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 2, 3 }, ones);
+    idl_objective obj = idl_objective_default();
+    obj.kind = IDL_OBJ_SEED;
+    obj.seed = &seed;
+    const char *wrt[1] = { "slope" };
+    CHECK_OK(idl_session_backward(s, &obj, wrt, 1));
+    const float *g = idl_session_grad(s, "slope")->data;
+    /* d/d slope_c sum(prelu) = sum over negative x of x */
+    CHECK(g[0] == -1.0f + -4.0f && g[1] == -2.0f && g[2] == -6.0f);
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
+static int abort_after(void *user) {
+    int *n = user;
+    return (*n)-- <= 0;
+}
+
+static void test_abort(void) {
+    idl_model *m = chain_model();
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    float xv[3] = { 1, -2, 3 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 1, 3 }, xv);
+    const idl_tensor *in[1] = { &x };
+    int budget = 1;
+    idl_session_set_abort(s, abort_after, &budget);
+    CHECK(idl_session_forward(s, in, NULL, 1) == IDL_ERR_ABORTED);
+    CHECK(idl_session_output(s, 0) == NULL);
+    idl_session_set_abort(s, NULL, NULL);
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
+/* allocator hooks: count, and fail the n-th allocation */
+static long g_allocs, g_fail_at = -1, g_live;
+static void *t_malloc(size_t n, void *u) {
+    (void)u;
+    if (g_allocs++ == g_fail_at) return NULL;
+    g_live++;
+    return malloc(n);
+}
+static void t_free(void *p, void *u) {
+    (void)u;
+    g_live--;
+    free(p);
+}
+
+static idl_status full_run(const uint8_t *buf, size_t len) {
+    idl_model *m = NULL;
+    idl_session *s = NULL;
+    idl_status st = idl_model_load_mem(buf, len, NULL, &m);
+    if (!st) st = idl_session_new(m, NULL, &s);
+    float xv[6] = { 1, -2, 3, 4, -5, 6 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 2, 3 }, xv);
+    const idl_tensor *in[1] = { &x };
+    if (!st) st = idl_session_forward(s, in, NULL, 1);
+    idl_objective obj = idl_objective_default();
+    const char *wrt[2] = { "x", "slope" };
+    if (!st) st = idl_session_backward(s, &obj, wrt, 2);
+    idl_session_free(s);
+    idl_model_free(m);
+    return st;
+}
+
+static void test_oom_sweep(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 2, (int64_t[]){ -1, 3 });
+    float slope[3] = { 0.1f, 0.2f, 0.3f };
+    tb_init_f32(b, "slope", 1, (int64_t[]){ 3 }, slope);
+    tb_node(b, "PRelu", "x,slope", "p");
+    tb_node(b, "Sigmoid", "p", "y");
+    tb_output(b, "y");
+    uint8_t *buf;
+    size_t len;
+    tb_pack(b, &buf, &len);
+    tb_free(b);
+    idl_allocator a = { t_malloc, t_free, NULL };
+    idl_set_allocator(&a);
+    g_fail_at = -1;
+    g_allocs = 0;
+    g_live = 0;
+    CHECK_OK(full_run(buf, len));
+    CHECK_EQ_INT(g_live, 0); /* everything allocated through the hook was freed through it */
+    long total = g_allocs;
+    int all_nomem = 1;
+    for (long k = 0; k < total + 5; k++) {
+        g_allocs = 0;
+        g_fail_at = k;
+        g_live = 0;
+        idl_status st = full_run(buf, len);
+        if (k < total && st != IDL_ERR_NOMEM) {
+            all_nomem = 0;
+            fprintf(stderr, "allocation %ld failed -> status %d: %s\n", k, (int)st, idl_last_error());
+        }
+        if (g_live != 0) {
+            CHECK_MSG(0, "leak after failing allocation %ld", k);
+            break;
+        }
+    }
+    CHECK_MSG(all_nomem, "every injected allocation failure is reported as IDL_ERR_NOMEM");
+    idl_set_allocator(NULL);
+    free(buf);
+    CHECK_MSG(total > 10, "only %ld allocations seen", total);
+}
+
+int main(void) {
+    idl_log_set(NULL, NULL, IDL_LOG_ERROR);
+    test_npy();
+    test_model_queries();
+    test_forward_and_grad();
+    test_taps();
+    test_param_grad();
+    test_abort();
+    test_oom_sweep();
+    TEST_SUMMARY();
+}
