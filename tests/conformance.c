@@ -39,15 +39,17 @@ static int file_exists(const char *p) {
 
 static result compare(const idl_tensor *got, const idl_tensor *want, char *why, size_t cap) {
     if (got->dtype != want->dtype) {
-        snprintf(why, cap, "dtype %s, expected %s", idl_dtype_name(got->dtype), idl_dtype_name(want->dtype));
+        snprintf(why, cap, "dtype %s, expected %s", idl_dtype_name(got->dtype),
+                 idl_dtype_name(want->dtype));
         return R_FAIL;
     }
     int64_t ng = idl_tensor_numel(got), nw = idl_tensor_numel(want);
     int same = got->ndim == want->ndim;
-    for (int k = 0; same && k < got->ndim; k++) same = got->shape[k] == want->shape[k];
+    for (int k = 0; same && k < got->ndim; k++)
+        same = got->shape[k] == want->shape[k];
     if (!same || ng != nw) {
-        snprintf(why, cap, "shape mismatch (rank %d vs %d, %lld vs %lld elements)", got->ndim, want->ndim,
-                 (long long)ng, (long long)nw);
+        snprintf(why, cap, "shape mismatch (rank %d vs %d, %lld vs %lld elements)", got->ndim,
+                 want->ndim, (long long)ng, (long long)nw);
         return R_FAIL;
     }
     for (int64_t i = 0; i < nw; i++) {
@@ -60,8 +62,8 @@ static result compare(const idl_tensor *got, const idl_tensor *want, char *why, 
                 return R_FAIL;
             }
         } else if (idl__get_i64(got, i) != idl__get_i64(want, i)) {
-            snprintf(why, cap, "element %lld: %lld, expected %lld", (long long)i, (long long)idl__get_i64(got, i),
-                     (long long)idl__get_i64(want, i));
+            snprintf(why, cap, "element %lld: %lld, expected %lld", (long long)i,
+                     (long long)idl__get_i64(got, i), (long long)idl__get_i64(want, i));
             return R_FAIL;
         }
     }
@@ -150,8 +152,10 @@ int main(int argc, char **argv) {
     const char *filters[64];
     int n_filters = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-v")) verbose = 1;
-        else if (n_filters < 64) filters[n_filters++] = argv[i];
+        if (!strcmp(argv[i], "-v"))
+            verbose = 1;
+        else if (n_filters < 64)
+            filters[n_filters++] = argv[i];
     }
     const char *suites[] = { "node", "pytorch-converted", "pytorch-operator", "simple" };
     int counts[4] = { 0 }, any_suite = 0;
@@ -179,13 +183,18 @@ int main(int argc, char **argv) {
             char full[4096], why[1024] = "";
             snprintf(full, sizeof full, "%s/%s", sdir, names[i]);
             int keep = n_filters == 0;
-            for (int f = 0; f < n_filters; f++) keep = keep || strstr(full, filters[f]) != NULL;
+            for (int f = 0; f < n_filters; f++)
+                keep = keep || strstr(full, filters[f]) != NULL;
             if (keep) {
                 result r = run_test(full, why, sizeof why);
                 counts[r]++;
-                if (r == R_FAIL) fprintf(stderr, "FAIL %s/%s: %s\n", suites[su], names[i], why);
+                if (r == R_FAIL)
+                    fprintf(stderr, "FAIL %s/%s: %s\n", suites[su], names[i], why);
                 else if (verbose)
-                    printf("%s %s/%s%s%s\n", r == R_PASS ? "pass" : r == R_REFUSED ? "refused" : "unsupported",
+                    printf("%s %s/%s%s%s\n",
+                           r == R_PASS      ? "pass"
+                           : r == R_REFUSED ? "refused"
+                                            : "unsupported",
                            suites[su], names[i], why[0] ? ": " : "", why);
             }
             free(names[i]);
@@ -196,7 +205,8 @@ int main(int argc, char **argv) {
         printf("ONNX test data not found under %s (install libonnx-testdata); skipping\n", root);
         return 77;
     }
-    printf("conformance: %d passed, %d failed, %d unsupported (op not implemented or tensor type not read), "
+    printf("conformance: %d passed, %d failed, %d unsupported (op not implemented or tensor type "
+           "not read), "
            "%d refused (implemented op, unsupported attribute or type)\n",
            counts[R_PASS], counts[R_FAIL], counts[R_UNSUPPORTED], counts[R_REFUSED]);
     printf("%d passed, %d failed\n", counts[R_PASS], counts[R_FAIL]);

@@ -20,7 +20,8 @@ static double objective(idl_session *s, idl_tensor **in, int n_in, int out, cons
     const idl_tensor *y = idl_session_output(s, out);
     double acc = 0;
     const float *yv = y->data;
-    for (int64_t i = 0; i < idl_tensor_numel(y); i++) acc += (double)yv[i] * seed[i];
+    for (int64_t i = 0; i < idl_tensor_numel(y); i++)
+        acc += (double)yv[i] * seed[i];
     return acc;
 }
 
@@ -48,9 +49,12 @@ static void run_case(const gc_case *c) {
         float *d = in[i]->data;
         int64_t n = idl_tensor_numel(in[i]);
         for (int64_t k = 0; k < n; k++) {
-            if (c->flags & GC_POSITIVE) d[k] = (float)(0.5 + 1.5 * urand());
-            else if (c->flags & GC_SPREAD) d[k] = (float)(-2.0 + 4.0 * (double)k / (double)(n > 1 ? n - 1 : 1));
-            else d[k] = (float)((urand() < 0.5 ? -1 : 1) * (0.1 + 1.9 * urand()));
+            if (c->flags & GC_POSITIVE)
+                d[k] = (float)(0.5 + 1.5 * urand());
+            else if (c->flags & GC_SPREAD)
+                d[k] = (float)(-2.0 + 4.0 * (double)k / (double)(n > 1 ? n - 1 : 1));
+            else
+                d[k] = (float)((urand() < 0.5 ? -1 : 1) * (0.1 + 1.9 * urand()));
         }
         if (c->flags & GC_SPREAD)
             for (int64_t k = n - 1; k > 0; k--) {
@@ -69,14 +73,16 @@ static void run_case(const gc_case *c) {
         if (y->dtype != IDL_DT_F32) continue;
         int64_t ny = idl_tensor_numel(y);
         float *seed = malloc(sizeof(float) * (size_t)(ny + 1));
-        for (int64_t k = 0; k < ny; k++) seed[k] = (float)(urand() * 2 - 1);
+        for (int64_t k = 0; k < ny; k++)
+            seed[k] = (float)(urand() * 2 - 1);
         idl_tensor st = idl_tensor_wrap(IDL_DT_F32, y->ndim, y->shape, seed);
         idl_objective obj = idl_objective_default();
         obj.kind = IDL_OBJ_SEED;
         obj.output = o;
         obj.seed = &st;
         const char *wrt[16];
-        for (int i = 0; i < n_in; i++) wrt[i] = idl_model_input_name(m, i);
+        for (int i = 0; i < n_in; i++)
+            wrt[i] = idl_model_input_name(m, i);
         if (idl_session_backward(s, &obj, wrt, n_in) != IDL_OK) {
             CHECK_MSG(0, "%s: backward: %s", c->name, idl_last_error());
             free(seed);
@@ -113,7 +119,8 @@ static void run_case(const gc_case *c) {
         free(seed);
     }
 done:
-    for (int i = 0; i < n_in; i++) idl_tensor_free(in[i]);
+    for (int i = 0; i < n_in; i++)
+        idl_tensor_free(in[i]);
     idl_session_free(s);
     idl_model_free(m);
 }

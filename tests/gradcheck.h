@@ -13,14 +13,15 @@ enum {
 };
 
 typedef struct gc_case {
-    const char *name;              /* "Conv/groups" */
-    const char *op;                /* the ONNX op this case covers */
+    const char *name; /* "Conv/groups" */
+    const char *op;   /* the ONNX op this case covers */
     void (*build)(tb_model *b);
     unsigned flags;
-    double tol;                    /* relative tolerance, 0 = default 1e-2 */
+    double tol; /* relative tolerance, 0 = default 1e-2 */
 } gc_case;
 
-#define GC_END { NULL, NULL, NULL, 0, 0 }
+#define GC_END \
+    { NULL, NULL, NULL, 0, 0 }
 
 extern const gc_case gc_cases_elementwise[];
 extern const gc_case gc_cases_binary[];

@@ -3,11 +3,11 @@
 
 static const int64_t S[3] = { 2, 3, 4 };
 
-#define UNARY_CASE(fn, OP)                                                                         \
-    static void fn(tb_model *b) {                                                                  \
-        tb_input(b, "x", IDL_DT_F32, 3, S);                                                        \
-        tb_node(b, OP, "x", "y");                                                                  \
-        tb_output(b, "y");                                                                         \
+#define UNARY_CASE(fn, OP)                  \
+    static void fn(tb_model *b) {           \
+        tb_input(b, "x", IDL_DT_F32, 3, S); \
+        tb_node(b, OP, "x", "y");           \
+        tb_output(b, "y");                  \
     }
 UNARY_CASE(b_relu, "Relu")
 UNARY_CASE(b_sigmoid, "Sigmoid")
@@ -60,25 +60,23 @@ static void b_prelu(tb_model *b) {
     tb_output(b, "y");
 }
 
-const gc_case gc_cases_elementwise[] = {
-    { "Relu", "Relu", b_relu, 0, 0 },
-    { "LeakyRelu", "LeakyRelu", b_leaky, 0, 0 },
-    { "Elu", "Elu", b_elu, 0, 0 },
-    { "PRelu/channel", "PRelu", b_prelu, 0, 0 },
-    { "Clip", "Clip", b_clip, 0, 0 },
-    { "Sigmoid", "Sigmoid", b_sigmoid, 0, 0 },
-    { "HardSigmoid", "HardSigmoid", b_hsig, 0, 0 },
-    { "HardSwish", "HardSwish", b_hardswish, 0, 0 },
-    { "Tanh", "Tanh", b_tanh, 0, 0 },
-    { "Softplus", "Softplus", b_softplus, 0, 0 },
-    { "Erf", "Erf", b_erf, 0, 0 },
-    { "Exp", "Exp", b_exp, 0, 0 },
-    { "Log", "Log", b_log, GC_POSITIVE, 0 },
-    { "Sqrt", "Sqrt", b_sqrt, GC_POSITIVE, 0 },
-    { "Neg", "Neg", b_neg, 0, 0 },
-    { "Abs", "Abs", b_abs, 0, 0 },
-    { "Reciprocal", "Reciprocal", b_recip, GC_POSITIVE, 0 },
-    { "Identity", "Identity", b_identity, 0, 0 },
-    { "Dropout/inference", "Dropout", b_dropout, 0, 0 },
-    GC_END
-};
+const gc_case gc_cases_elementwise[] = { { "Relu", "Relu", b_relu, 0, 0 },
+                                         { "LeakyRelu", "LeakyRelu", b_leaky, 0, 0 },
+                                         { "Elu", "Elu", b_elu, 0, 0 },
+                                         { "PRelu/channel", "PRelu", b_prelu, 0, 0 },
+                                         { "Clip", "Clip", b_clip, 0, 0 },
+                                         { "Sigmoid", "Sigmoid", b_sigmoid, 0, 0 },
+                                         { "HardSigmoid", "HardSigmoid", b_hsig, 0, 0 },
+                                         { "HardSwish", "HardSwish", b_hardswish, 0, 0 },
+                                         { "Tanh", "Tanh", b_tanh, 0, 0 },
+                                         { "Softplus", "Softplus", b_softplus, 0, 0 },
+                                         { "Erf", "Erf", b_erf, 0, 0 },
+                                         { "Exp", "Exp", b_exp, 0, 0 },
+                                         { "Log", "Log", b_log, GC_POSITIVE, 0 },
+                                         { "Sqrt", "Sqrt", b_sqrt, GC_POSITIVE, 0 },
+                                         { "Neg", "Neg", b_neg, 0, 0 },
+                                         { "Abs", "Abs", b_abs, 0, 0 },
+                                         { "Reciprocal", "Reciprocal", b_recip, GC_POSITIVE, 0 },
+                                         { "Identity", "Identity", b_identity, 0, 0 },
+                                         { "Dropout/inference", "Dropout", b_dropout, 0, 0 },
+                                         GC_END };

@@ -9,30 +9,33 @@
 
 static int th_passed, th_failed;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) th_passed++;                                                                     \
-        else {                                                                                     \
-            th_failed++;                                                                           \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);              \
-        }                                                                                          \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond)                                                                    \
+            th_passed++;                                                             \
+        else {                                                                       \
+            th_failed++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (cond) th_passed++;                                                                     \
-        else {                                                                                     \
-            th_failed++;                                                                           \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
+#define CHECK_MSG(cond, ...)                                                         \
+    do {                                                                             \
+        if (cond)                                                                    \
+            th_passed++;                                                             \
+        else {                                                                       \
+            th_failed++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+        }                                                                            \
     } while (0)
 
 #define CHECK_EQ_INT(a, b)                                                                         \
     do {                                                                                           \
         long long va_ = (long long)(a), vb_ = (long long)(b);                                      \
-        if (va_ == vb_) th_passed++;                                                               \
+        if (va_ == vb_)                                                                            \
+            th_passed++;                                                                           \
         else {                                                                                     \
             th_failed++;                                                                           \
             fprintf(stderr, "%s:%d: %s == %s failed (%lld vs %lld)\n", __FILE__, __LINE__, #a, #b, \
@@ -41,31 +44,35 @@ static int th_passed, th_failed;
     } while (0)
 
 /* Status check: prints idl_last_error() on failure. */
-#define CHECK_OK(expr)                                                                             \
-    do {                                                                                           \
-        idl_status st_ = (expr);                                                                   \
-        if (st_ == IDL_OK) th_passed++;                                                            \
-        else {                                                                                     \
-            th_failed++;                                                                           \
-            fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #expr, (int)st_,    \
-                    idl_last_error());                                                             \
-        }                                                                                          \
+#define CHECK_OK(expr)                                                                          \
+    do {                                                                                        \
+        idl_status st_ = (expr);                                                                \
+        if (st_ == IDL_OK)                                                                      \
+            th_passed++;                                                                        \
+        else {                                                                                  \
+            th_failed++;                                                                        \
+            fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #expr, (int)st_, \
+                    idl_last_error());                                                          \
+        }                                                                                       \
     } while (0)
 
 /* max |a-b| <= atol + rtol * max|b|; reports the max difference and the first bad index. */
-static inline int th_allclose(const char *label, const float *a, const float *b, long long n, double rtol,
-                              double atol) {
+static inline int th_allclose(const char *label, const float *a, const float *b, long long n,
+                              double rtol, double atol) {
     double maxb = 0, maxd = 0;
     long long bad = -1;
-    for (long long i = 0; i < n; i++) maxb = fmax(maxb, fabs((double)b[i]));
+    for (long long i = 0; i < n; i++)
+        maxb = fmax(maxb, fabs((double)b[i]));
     for (long long i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
         if (!(d <= atol + rtol * maxb) && bad < 0) bad = i;
         if (!(d <= maxd)) maxd = d;
     }
     if (bad >= 0) {
-        fprintf(stderr, "%s: max diff %.3g (max |ref| %.3g, tol %.3g); first bad index %lld: %.7g vs %.7g\n",
-                label, maxd, maxb, atol + rtol * maxb, bad, (double)a[bad], (double)b[bad]);
+        fprintf(
+            stderr,
+            "%s: max diff %.3g (max |ref| %.3g, tol %.3g); first bad index %lld: %.7g vs %.7g\n",
+            label, maxd, maxb, atol + rtol * maxb, bad, (double)a[bad], (double)b[bad]);
         th_failed++;
         return 0;
     }
@@ -73,8 +80,8 @@ static inline int th_allclose(const char *label, const float *a, const float *b,
     return 1;
 }
 
-#define TEST_SUMMARY()                                                                             \
-    do {                                                                                           \
-        printf("%d passed, %d failed\n", th_passed, th_failed);                                    \
-        return th_failed ? 1 : 0;                                                                  \
+#define TEST_SUMMARY()                                          \
+    do {                                                        \
+        printf("%d passed, %d failed\n", th_passed, th_failed); \
+        return th_failed ? 1 : 0;                               \
     } while (0)

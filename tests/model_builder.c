@@ -59,7 +59,8 @@ tb_model *tb_new(int opset) {
 
 void tb_free(tb_model *b) {
     if (!b) return;
-    for (int i = 0; i < b->n_garbage; i++) free(b->garbage[i]);
+    for (int i = 0; i < b->n_garbage; i++)
+        free(b->garbage[i]);
     free(b);
 }
 
@@ -108,8 +109,8 @@ void tb_output(tb_model *b, const char *name) {
     b->outputs[b->graph.n_output++] = value_info(b, name, IDL_DT_UNDEFINED, -1, NULL, 0);
 }
 
-static Idlonnx__TensorProto *tensor(tb_model *b, const char *name, int dt, int ndim, const int64_t *shape,
-                                    const void *data, size_t esz) {
+static Idlonnx__TensorProto *tensor(tb_model *b, const char *name, int dt, int ndim,
+                                    const int64_t *shape, const void *data, size_t esz) {
     Idlonnx__TensorProto *t = zalloc(b, sizeof *t);
     idlonnx__tensor_proto__init(t);
     t->name = sdup(b, name);
@@ -132,7 +133,8 @@ static Idlonnx__TensorProto *tensor(tb_model *b, const char *name, int dt, int n
 void tb_init_f32(tb_model *b, const char *name, int ndim, const int64_t *shape, const float *data) {
     b->inits[b->graph.n_initializer++] = tensor(b, name, 1, ndim, shape, data, 4);
 }
-void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape, const int64_t *data) {
+void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape,
+                 const int64_t *data) {
     b->inits[b->graph.n_initializer++] = tensor(b, name, 7, ndim, shape, data, 8);
 }
 void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals) {
@@ -140,12 +142,13 @@ void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals) {
     tb_init_i64(b, name, 1, shape, vals);
 }
 
-void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape, const void *bytes,
-                 size_t nbytes) {
+void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape,
+                 const void *bytes, size_t nbytes) {
     Idlonnx__TensorProto *t = tensor(b, name, onnx_type, 0, NULL, NULL, 0);
     t->n_dims = (size_t)ndim;
     t->dims = zalloc(b, sizeof(int64_t) * (size_t)(ndim + 1));
-    for (int i = 0; i < ndim; i++) t->dims[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        t->dims[i] = shape[i];
     t->raw_data.len = nbytes;
     t->raw_data.data = zalloc(b, nbytes);
     memcpy(t->raw_data.data, bytes, nbytes);
@@ -160,8 +163,8 @@ static Idlonnx__StringStringEntryProto *entry(tb_model *b, const char *k, const 
     return e;
 }
 
-void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape, const char *location,
-                      long long offset, long long length) {
+void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape,
+                      const char *location, long long offset, long long length) {
     Idlonnx__TensorProto *t = tensor(b, name, 1, ndim, shape, NULL, 0);
     t->has_raw_data = 0;
     t->has_data_location = 1;
@@ -261,7 +264,8 @@ idl_model *tb_load(tb_model *b) {
     size_t len;
     if (tb_pack(b, &buf, &len)) return NULL;
     idl_model *m = NULL;
-    if (idl_model_load_mem(buf, len, NULL, &m) != IDL_OK) fprintf(stderr, "tb_load: %s\n", idl_last_error());
+    if (idl_model_load_mem(buf, len, NULL, &m) != IDL_OK)
+        fprintf(stderr, "tb_load: %s\n", idl_last_error());
     free(buf);
     return m;
 }

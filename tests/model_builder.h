@@ -5,7 +5,8 @@
  *     tb_node(b, "Softmax", "x", "y");  tb_attr_int(b, "axis", 1);
  *     tb_output(b, "y");
  *     tb_pack(b, &buf, &len);  idl_model_load_mem(buf, len, NULL, &m);  free(buf);  tb_free(b);
- * Inputs/outputs of tb_node are comma-separated names; an empty name ("x,,z") is an absent input. */
+ * Inputs/outputs of tb_node are comma-separated names; an empty name ("x,,z") is an absent input.
+ */
 #pragma once
 
 #include "interpretdl/interpretdl.h"
@@ -17,19 +18,21 @@ typedef struct tb_model tb_model;
 tb_model *tb_new(int opset);
 void tb_free(tb_model *b);
 void tb_input(tb_model *b, const char *name, idl_dtype dt, int ndim, const int64_t *shape);
-void tb_input_sym(tb_model *b, const char *name, idl_dtype dt, int ndim, const int64_t *shape); /* -1 dims symbolic */
+void tb_input_sym(tb_model *b, const char *name, idl_dtype dt, int ndim,
+                  const int64_t *shape); /* -1 dims symbolic */
 void tb_output(tb_model *b, const char *name);
 void tb_init_f32(tb_model *b, const char *name, int ndim, const int64_t *shape, const float *data);
-void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape, const int64_t *data);
+void tb_init_i64(tb_model *b, const char *name, int ndim, const int64_t *shape,
+                 const int64_t *data);
 /* 1-D int64 initializer from a list */
 void tb_init_ints(tb_model *b, const char *name, int n, const int64_t *vals);
 /* float32 initializer whose data lives in an external file (location relative to the model);
  * offset/length < 0 leave the key out */
-void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape, const char *location,
-                      long long offset, long long length);
+void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *shape,
+                      const char *location, long long offset, long long length);
 /* initializer with arbitrary raw bytes (any ONNX data type number), for malformed-file tests */
-void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape, const void *bytes,
-                 size_t nbytes);
+void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape,
+                 const void *bytes, size_t nbytes);
 void tb_node(tb_model *b, const char *op, const char *inputs, const char *outputs);
 /* attributes of the last node */
 void tb_attr_int(tb_model *b, const char *name, int64_t v);

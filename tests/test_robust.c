@@ -108,7 +108,8 @@ static void test_graph_errors(void) {
     CHECK_OK(idl_model_load_mem(buf, len, NULL, &m));
     idl_session *s = NULL;
     CHECK(idl_session_new(m, NULL, &s) == IDL_ERR_UNSUPPORTED && s == NULL);
-    CHECK(strstr(idl_last_error(), "Hardmax") && strstr(idl_last_error(), "'n0'") && strstr(idl_last_error(), "13"));
+    CHECK(strstr(idl_last_error(), "Hardmax") && strstr(idl_last_error(), "'n0'") &&
+          strstr(idl_last_error(), "13"));
     idl_model_free(m);
     free(buf);
     /* dangling input */
@@ -203,7 +204,8 @@ static void write_file(const char *path, const void *data, size_t n) {
 }
 
 /* expect: the slope values the file holds at that offset */
-static idl_status load_ext(const char *dir, const char *loc, long long off, long long length, const float *expect) {
+static idl_status load_ext(const char *dir, const char *loc, long long off, long long length,
+                           const float *expect) {
     tb_model *b = tb_new(13);
     tb_input(b, "x", IDL_DT_F32, 2, (int64_t[]){ 1, 4 });
     tb_init_external(b, "slope", 1, (int64_t[]){ 4 }, loc, off, length);
@@ -225,7 +227,8 @@ static idl_status load_ext(const char *dir, const char *loc, long long off, long
         CHECK_OK(idl_session_new(m, NULL, &s));
         CHECK_OK(idl_session_forward(s, in, NULL, 1));
         const float *y = idl_session_output(s, 0)->data;
-        for (int k = 0; k < 4; k++) CHECK(y[k] == -expect[k]);
+        for (int k = 0; k < 4; k++)
+            CHECK(y[k] == -expect[k]);
         idl_session_free(s);
     }
     idl_model_free(m);

@@ -41,7 +41,8 @@ static void test_npy(void) {
     idl_tensor *t = NULL, *u = NULL;
     int64_t shape[3] = { 2, 3, 4 };
     CHECK_OK(idl_tensor_new(IDL_DT_F32, 3, shape, &t));
-    for (int i = 0; i < 24; i++) ((float *)t->data)[i] = (float)i * 0.5f - 3;
+    for (int i = 0; i < 24; i++)
+        ((float *)t->data)[i] = (float)i * 0.5f - 3;
     CHECK_OK(idl_npy_save(path, t));
     CHECK_OK(idl_npy_load(path, &u));
     CHECK(u && u->ndim == 3 && u->shape[0] == 2 && u->shape[2] == 4 && u->dtype == IDL_DT_F32);
@@ -60,9 +61,11 @@ static void test_npy(void) {
     const char bad1[] = "\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}";
     CHECK(idl_npy_load_mem(bad1, sizeof bad1 - 1, &u) == IDL_ERR_PARSE && u == NULL);
     CHECK(idl_npy_load_mem("hello", 5, &u) == IDL_ERR_PARSE);
-    char hdr[] = "\x93NUMPY\x01\x00\x36\x00{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }    \n";
+    char hdr[] =
+        "\x93NUMPY\x01\x00\x36\x00{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }    \n";
     CHECK(idl_npy_load_mem(hdr, sizeof hdr - 1, &u) == IDL_ERR_UNSUPPORTED);
-    char hdr2[] = "\x93NUMPY\x01\x00\x36\x00{'descr': '<f4', 'fortran_order': False, 'shape': (9,), }    \n";
+    char hdr2[] =
+        "\x93NUMPY\x01\x00\x36\x00{'descr': '<f4', 'fortran_order': False, 'shape': (9,), }    \n";
     CHECK(idl_npy_load_mem(hdr2, sizeof hdr2 - 1, &u) == IDL_ERR_PARSE); /* data truncated */
     CHECK(strstr(idl_last_error(), "truncated") != NULL);
     CHECK(idl_npy_load("/nonexistent/x.npy", &u) == IDL_ERR_IO);
@@ -83,7 +86,8 @@ static void test_model_queries(void) {
     CHECK_EQ_INT(idl_model_opset(m), 13);
     idl_value_info vi;
     CHECK_OK(idl_model_input(m, 0, &vi));
-    CHECK(vi.ndim == 2 && vi.shape[0] == -1 && vi.shape[1] == 3 && vi.dim_param[0] && !strcmp(vi.dim_param[0], "d0"));
+    CHECK(vi.ndim == 2 && vi.shape[0] == -1 && vi.shape[1] == 3 && vi.dim_param[0] &&
+          !strcmp(vi.dim_param[0], "d0"));
     CHECK(idl_model_has_tensor(m, "r") && !idl_model_has_tensor(m, "q"));
     CHECK(idl_op_supported("Relu", 13) && !idl_op_supported("NoSuchOp", 13));
     /* the op list is sorted and NULL-terminated */
@@ -130,20 +134,27 @@ static void test_forward_and_grad(void) {
         const float *yv = y->data;
         for (int b = 0; b < 2; b++) {
             double mx = -1e30, sum = 0;
-            for (int j = 0; j < 3; j++) mx = fmax(mx, yv[b * 3 + j]);
-            for (int j = 0; j < 3; j++) sum += exp(yv[b * 3 + j] - mx);
+            for (int j = 0; j < 3; j++)
+                mx = fmax(mx, yv[b * 3 + j]);
+            for (int j = 0; j < 3; j++)
+                sum += exp(yv[b * 3 + j] - mx);
             double pt = exp(yv[b * 3 + targets[b]] - mx) / sum;
             for (int j = 0; j < 3; j++) {
                 double pj = exp(yv[b * 3 + j] - mx) / sum, dy;
                 double delta = j == targets[b] ? 1.0 : 0.0;
-                if (k == 0) dy = delta;
-                else if (k == 1) dy = pt * (delta - pj);
-                else dy = delta - pj;
+                if (k == 0)
+                    dy = delta;
+                else if (k == 1)
+                    dy = pt * (delta - pj);
+                else
+                    dy = delta - pj;
                 double ys = yv[b * 3 + j];
                 double dr = dy * ys * (1 - ys);
                 double dx = xv[b * 3 + j] > 0 ? dr : 0;
-                CHECK_MSG(fabs(((float *)gr->data)[b * 3 + j] - dr) < 1e-6, "kind %d dr[%d,%d]", k, b, j);
-                CHECK_MSG(fabs(((float *)gx->data)[b * 3 + j] - dx) < 1e-6, "kind %d dx[%d,%d]", k, b, j);
+                CHECK_MSG(fabs(((float *)gr->data)[b * 3 + j] - dr) < 1e-6, "kind %d dr[%d,%d]", k,
+                          b, j);
+                CHECK_MSG(fabs(((float *)gx->data)[b * 3 + j] - dx) < 1e-6, "kind %d dx[%d,%d]", k,
+                          b, j);
             }
         }
         const idl_tensor *ov = idl_session_objective_values(s);
@@ -210,7 +221,8 @@ static void test_forward_and_grad(void) {
 static void scale_tap(const char *name, idl_tensor *v, void *user) {
     float f = *(float *)user;
     float *d = v->data;
-    for (int64_t i = 0; i < idl_tensor_numel(v); i++) d[i] *= f;
+    for (int64_t i = 0; i < idl_tensor_numel(v); i++)
+        d[i] *= f;
     (void)name;
 }
 
@@ -351,7 +363,8 @@ static void test_oom_sweep(void) {
         idl_status st = full_run(buf, len);
         if (k < total && st != IDL_ERR_NOMEM) {
             all_nomem = 0;
-            fprintf(stderr, "allocation %ld failed -> status %d: %s\n", k, (int)st, idl_last_error());
+            fprintf(stderr, "allocation %ld failed -> status %d: %s\n", k, (int)st,
+                    idl_last_error());
         }
         if (g_live != 0) {
             CHECK_MSG(0, "leak after failing allocation %ld", k);

@@ -23,12 +23,12 @@ typedef struct idl_load_opts {
 IDL_API idl_load_opts idl_load_opts_default(void);
 
 /* Loads an ONNX file. On success *out is a model the caller frees with idl_model_free; on failure
- * *out is NULL and idl_last_error() says why (the node, tensor or field at fault). opts may be NULL.
- * Loading does not require every op to be implemented (so that `interpretdl info` can list what is
- * missing); idl_session_new refuses a model with unsupported ops.
- * Errors: IO, PARSE (truncated or malformed protobuf, bad tensor sizes, dangling tensor names, cycles),
- * UNSUPPORTED (tensor types or data layouts not handled), NOT_FOUND (missing external data file),
- * INVALID_ARG (external data path outside the model folder). */
+ * *out is NULL and idl_last_error() says why (the node, tensor or field at fault). opts may be
+ * NULL. Loading does not require every op to be implemented (so that `interpretdl info` can list
+ * what is missing); idl_session_new refuses a model with unsupported ops. Errors: IO, PARSE
+ * (truncated or malformed protobuf, bad tensor sizes, dangling tensor names, cycles), UNSUPPORTED
+ * (tensor types or data layouts not handled), NOT_FOUND (missing external data file), INVALID_ARG
+ * (external data path outside the model folder). */
 IDL_API idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model **out);
 /* The same from bytes in memory; the bytes are copied where needed and may be freed afterwards. */
 IDL_API idl_status idl_model_load_mem(const void *data, size_t size, const idl_load_opts *opts,
@@ -41,7 +41,7 @@ IDL_API void idl_model_free(idl_model *m);
 typedef struct idl_value_info {
     const char *name;
     idl_dtype dtype;
-    int ndim;                    /* -1 when the file gives no shape */
+    int ndim; /* -1 when the file gives no shape */
     int64_t shape[IDL_MAX_DIMS];
     const char *dim_param[IDL_MAX_DIMS];
 } idl_value_info;
@@ -59,7 +59,7 @@ IDL_API int idl_model_n_nodes(const idl_model *m);
 IDL_API const char *idl_model_node_op(const idl_model *m, int i);
 IDL_API const char *idl_model_node_name(const idl_model *m, int i);
 IDL_API int idl_model_node_n_inputs(const idl_model *m, int i);
-IDL_API const char *idl_model_node_input(const idl_model *m, int i, int k);  /* "" = absent */
+IDL_API const char *idl_model_node_input(const idl_model *m, int i, int k); /* "" = absent */
 IDL_API int idl_model_node_n_outputs(const idl_model *m, int i);
 IDL_API const char *idl_model_node_output(const idl_model *m, int i, int k);
 /* Opset of the default ONNX domain. */

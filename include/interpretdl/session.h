@@ -14,7 +14,7 @@ extern "C" {
 typedef struct idl_session idl_session;
 
 typedef struct idl_session_opts {
-    int n_threads;  /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
+    int n_threads; /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 
@@ -27,14 +27,14 @@ IDL_API idl_status idl_session_new(const idl_model *m, const idl_session_opts *o
 IDL_API void idl_session_free(idl_session *s);
 
 /* Runs the model forward. inputs[i] are borrowed for the call. names == NULL: inputs are given in
- * the order of idl_model_input (n must equal idl_model_n_inputs); otherwise names[i] names the graph
- * input that inputs[i] feeds (every input must still be given once). The batch and any other free
- * dimension are taken from the tensors; the session re-plans (shape inference, constant folding of
- * shape arithmetic, kernel selection) only when the input shapes change. Small 1-D integer inputs
- * (at most 16 elements: a target shape, axes) count as shape arithmetic: their values are folded into
- * the plan, and a new value re-plans.
- * Errors: INVALID_ARG (wrong count, unknown name), SHAPE (rank/shape against the model), UNSUPPORTED
- * (dtype, attribute values), ABORTED. Results stay valid until the next forward on this session. */
+ * the order of idl_model_input (n must equal idl_model_n_inputs); otherwise names[i] names the
+ * graph input that inputs[i] feeds (every input must still be given once). The batch and any other
+ * free dimension are taken from the tensors; the session re-plans (shape inference, constant
+ * folding of shape arithmetic, kernel selection) only when the input shapes change. Small 1-D
+ * integer inputs (at most 16 elements: a target shape, axes) count as shape arithmetic: their
+ * values are folded into the plan, and a new value re-plans. Errors: INVALID_ARG (wrong count,
+ * unknown name), SHAPE (rank/shape against the model), UNSUPPORTED (dtype, attribute values),
+ * ABORTED. Results stay valid until the next forward on this session. */
 IDL_API idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
                                        const char *const *names, int n);
 
@@ -46,11 +46,12 @@ IDL_API const idl_tensor *idl_session_output(const idl_session *s, int i);
 IDL_API const idl_tensor *idl_session_tensor(idl_session *s, const char *name);
 
 /* What to differentiate.
- *  - IDL_OBJ_LOGIT / PROBABILITY / LOG_PROBABILITY: the output (rank >= 1, classes on the last axis,
- *    samples on the first) at class targets[b] of each sample b, as given, after softmax over the
- *    class axis, or after log-softmax; summed over the batch, so each sample gets its own gradient.
- *    targets == NULL: the argmax class of the clean pass, per sample.
- *  - IDL_OBJ_SEED: sum(output * seed) with seed of the output's shape (a vector-Jacobian product). */
+ *  - IDL_OBJ_LOGIT / PROBABILITY / LOG_PROBABILITY: the output (rank >= 1, classes on the last
+ * axis, samples on the first) at class targets[b] of each sample b, as given, after softmax over
+ * the class axis, or after log-softmax; summed over the batch, so each sample gets its own
+ * gradient. targets == NULL: the argmax class of the clean pass, per sample.
+ *  - IDL_OBJ_SEED: sum(output * seed) with seed of the output's shape (a vector-Jacobian product).
+ */
 typedef enum idl_objective_kind {
     IDL_OBJ_LOGIT = 0,
     IDL_OBJ_PROBABILITY = 1,
@@ -60,37 +61,39 @@ typedef enum idl_objective_kind {
 
 typedef struct idl_objective {
     idl_objective_kind kind;
-    int output;              /* index of the graph output (default 0) */
-    const int64_t *targets;  /* borrowed, one per sample, or NULL = argmax */
-    const idl_tensor *seed;  /* borrowed, for IDL_OBJ_SEED */
+    int output;             /* index of the graph output (default 0) */
+    const int64_t *targets; /* borrowed, one per sample, or NULL = argmax */
+    const idl_tensor *seed; /* borrowed, for IDL_OBJ_SEED */
 } idl_objective;
 /* Probability of the argmax class of output 0 (InterpretDL's default). */
 IDL_API idl_objective idl_objective_default(void);
-/* Parses "logit", "probability", "log_probability" (also "prob", "logprob"). INVALID_ARG otherwise. */
+/* Parses "logit", "probability", "log_probability" (also "prob", "logprob"). INVALID_ARG otherwise.
+ */
 IDL_API idl_status idl_objective_kind_parse(const char *s, idl_objective_kind *out);
 
-/* Reverse pass for the last forward: gradients of the objective with respect to each tensor named in
- * wrt (graph inputs, any intermediate tensor, or initializers for parameter gradients). Only the part
- * of the graph between the wrt tensors and the objective is differentiated. Afterwards
+/* Reverse pass for the last forward: gradients of the objective with respect to each tensor named
+ * in wrt (graph inputs, any intermediate tensor, or initializers for parameter gradients). Only the
+ * part of the graph between the wrt tensors and the objective is differentiated. Afterwards
  * idl_session_grad(s, name) returns each gradient.
  * Errors: INVALID_ARG (no forward yet, bad target, wrong seed shape, non-float wrt), NOT_FOUND
  * (unknown tensor name; the message lists close matches), UNSUPPORTED (no gradient through an op on
  * the path: the message names it). */
 IDL_API idl_status idl_session_backward(idl_session *s, const idl_objective *obj,
                                         const char *const *wrt, int n_wrt);
-/* Gradient of the last backward w.r.t. a tensor named in its wrt list (borrowed; valid until the next
- * forward or backward); NULL otherwise. */
+/* Gradient of the last backward w.r.t. a tensor named in its wrt list (borrowed; valid until the
+ * next forward or backward); NULL otherwise. */
 IDL_API const idl_tensor *idl_session_grad(idl_session *s, const char *name);
-/* The per-sample objective values of the last backward (borrowed; shape (N)), and the targets used. */
+/* The per-sample objective values of the last backward (borrowed; shape (N)), and the targets used.
+ */
 IDL_API const idl_tensor *idl_session_objective_values(const idl_session *s);
 IDL_API const int64_t *idl_session_targets(const idl_session *s, int64_t *n);
 
 /* Taps: cb is called during every forward right after the named tensor is computed (or, for a graph
  * input, before the first node runs). The callback may read it or modify it in place (same shape)
  * to replace the value the rest of the graph sees; gradients then flow as if the modified value had
- * been computed there. cb == NULL removes the tap. A tensor that is constant-folded (depends only on
- * initializers) is computed once per plan and not tapped on every forward.
- * Errors: NOT_FOUND (unknown name, close matches listed). */
+ * been computed there. cb == NULL removes the tap. A tensor that is constant-folded (depends only
+ * on initializers) is computed once per plan and not tapped on every forward. Errors: NOT_FOUND
+ * (unknown name, close matches listed). */
 typedef void (*idl_tap_fn)(const char *name, idl_tensor *value, void *user);
 IDL_API idl_status idl_session_set_tap(idl_session *s, const char *name, idl_tap_fn cb, void *user);
 

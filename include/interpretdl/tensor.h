@@ -23,15 +23,15 @@ typedef enum idl_dtype {
     IDL_DT_F64 = 11,
 } idl_dtype;
 
-/* A dense, contiguous, row-major tensor. The struct is transparent so that callers can describe their
- * own buffers without allocating (see idl_tensor_wrap). A tensor made by idl_tensor_new owns its data
- * (flags & IDL_TENSOR_OWNED) and is freed with idl_tensor_free. */
+/* A dense, contiguous, row-major tensor. The struct is transparent so that callers can describe
+ * their own buffers without allocating (see idl_tensor_wrap). A tensor made by idl_tensor_new owns
+ * its data (flags & IDL_TENSOR_OWNED) and is freed with idl_tensor_free. */
 #define IDL_TENSOR_OWNED 1u
 typedef struct idl_tensor {
     idl_dtype dtype;
-    int ndim;                      /* 0 (scalar) .. IDL_MAX_DIMS */
-    int64_t shape[IDL_MAX_DIMS];   /* shape[i] >= 0 */
-    void *data;                    /* numel * idl_dtype_size(dtype) bytes */
+    int ndim;                    /* 0 (scalar) .. IDL_MAX_DIMS */
+    int64_t shape[IDL_MAX_DIMS]; /* shape[i] >= 0 */
+    void *data;                  /* numel * idl_dtype_size(dtype) bytes */
     unsigned flags;
 } idl_tensor;
 
@@ -43,8 +43,8 @@ IDL_API const char *idl_dtype_name(idl_dtype dt);
 IDL_API int64_t idl_tensor_numel(const idl_tensor *t);
 /* Describes caller-owned memory; no allocation, nothing to free. */
 IDL_API idl_tensor idl_tensor_wrap(idl_dtype dt, int ndim, const int64_t *shape, void *data);
-/* Allocates a zero-filled tensor. Caller frees with idl_tensor_free. Errors: INVALID_ARG (bad dtype,
- * rank or negative dim), NOMEM (also when the byte size overflows). */
+/* Allocates a zero-filled tensor. Caller frees with idl_tensor_free. Errors: INVALID_ARG (bad
+ * dtype, rank or negative dim), NOMEM (also when the byte size overflows). */
 IDL_API idl_status idl_tensor_new(idl_dtype dt, int ndim, const int64_t *shape, idl_tensor **out);
 /* Deep copy; caller frees with idl_tensor_free. */
 IDL_API idl_status idl_tensor_clone(const idl_tensor *src, idl_tensor **out);

@@ -1,7 +1,7 @@
 /* backward.c — the reverse pass. Marks the values that lie both downstream of a wrt tensor and
- * upstream of the objective's output, seeds the output's gradient from the objective, then walks the
- * executed nodes backwards calling each op's vector-Jacobian product, which accumulates into the
- * gradients of its inputs. Only float32 values carry gradients. */
+ * upstream of the objective's output, seeds the output's gradient from the objective, then walks
+ * the executed nodes backwards calling each op's vector-Jacobian product, which accumulates into
+ * the gradients of its inputs. Only float32 values carry gradients. */
 #include "session/session_internal.h"
 
 #include <math.h>
@@ -13,9 +13,11 @@ static idl_status seed_objective(idl_session *s, const idl_objective *obj, const
     if (obj->kind == IDL_OBJ_SEED) {
         if (!obj->seed || obj->seed->dtype != IDL_DT_F32 || !idl__same_shape(obj->seed, y)) {
             char a[128], b[128];
-            return idl__error(IDL_ERR_INVALID_ARG, "seed must be float32 of the output's shape %s, got %s",
-                              idl__shape_str(y->ndim, y->shape, a, sizeof a),
-                              obj->seed ? idl__shape_str(obj->seed->ndim, obj->seed->shape, b, sizeof b) : "none");
+            return idl__error(
+                IDL_ERR_INVALID_ARG, "seed must be float32 of the output's shape %s, got %s",
+                idl__shape_str(y->ndim, y->shape, a, sizeof a),
+                obj->seed ? idl__shape_str(obj->seed->ndim, obj->seed->shape, b, sizeof b)
+                          : "none");
         }
         memcpy(dy->data, obj->seed->data, idl__tensor_bytes(y));
         int64_t n = y->ndim ? y->shape[0] : 1, per = idl_tensor_numel(y) / (n ? n : 1);
@@ -25,17 +27,20 @@ static idl_status seed_objective(idl_session *s, const idl_objective *obj, const
         float *ov = s->obj_values->data;
         for (int64_t b = 0; b < n; b++) {
             double acc = 0;
-            for (int64_t j = 0; j < per; j++) acc += (double)yv[b * per + j] * sv[b * per + j];
+            for (int64_t j = 0; j < per; j++)
+                acc += (double)yv[b * per + j] * sv[b * per + j];
             ov[b] = (float)acc;
         }
         return IDL_OK;
     }
-    if (y->ndim < 1) return idl__error(IDL_ERR_INVALID_ARG, "objective needs an output with a batch axis");
+    if (y->ndim < 1)
+        return idl__error(IDL_ERR_INVALID_ARG, "objective needs an output with a batch axis");
     int64_t n = y->shape[0];
     int64_t ncls = y->ndim >= 2 ? y->shape[y->ndim - 1] : 1;
     if (n == 0 || idl_tensor_numel(y) != n * ncls) {
         char a[128];
-        return idl__error(IDL_ERR_INVALID_ARG, "class objectives need an output of shape (N, classes) "
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "class objectives need an output of shape (N, classes) "
                           "(trailing 1s allowed in between); output is %s; use a seed instead",
                           idl__shape_str(y->ndim, y->shape, a, sizeof a));
     }
@@ -67,8 +72,10 @@ static idl_status seed_objective(idl_session *s, const idl_objective *obj, const
             continue;
         }
         double mx = row[0], sum = 0;
-        for (int64_t j = 1; j < ncls; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int64_t j = 0; j < ncls; j++) sum += exp((double)row[j] - mx);
+        for (int64_t j = 1; j < ncls; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        for (int64_t j = 0; j < ncls; j++)
+            sum += exp((double)row[j] - mx);
         double pt = exp((double)row[t] - mx) / sum;
         for (int64_t j = 0; j < ncls; j++) {
             double pj = exp((double)row[j] - mx) / sum;
@@ -95,8 +102,9 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     idl__plan *p = s->plan;
     int nv = m->n_values, nn = m->n_nodes;
     if (obj->output < 0 || obj->output >= m->n_outputs)
-        return idl__error(IDL_ERR_INVALID_ARG, "objective output %d out of range (model has %d outputs)",
-                          obj->output, m->n_outputs);
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "objective output %d out of range (model has %d outputs)", obj->output,
+                          m->n_outputs);
     int yv = m->outputs[obj->output];
     if (p->vals[yv].dtype != IDL_DT_F32)
         return idl__error(IDL_ERR_INVALID_ARG, "output '%s' is %s, not float32", m->values[yv].name,
@@ -110,11 +118,13 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     idl_status st = IDL_OK;
-    for (int i = 0; i < n_wrt; i++) down[wrt[i]] = true;
+    for (int i = 0; i < n_wrt; i++)
+        down[wrt[i]] = true;
     for (int i = 0; i < nn; i++) {
         const idl__node *n = &m->nodes[i];
         bool any = false;
-        for (int k = 0; k < n->n_in; k++) any = any || (n->in[k] >= 0 && down[n->in[k]]);
+        for (int k = 0; k < n->n_in; k++)
+            any = any || (n->in[k] >= 0 && down[n->in[k]]);
         if (!any) continue;
         for (int k = 0; k < n->n_out; k++)
             if (n->out[k] >= 0 && p->vals[n->out[k]].dtype == IDL_DT_F32) down[n->out[k]] = true;
@@ -123,12 +133,14 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     for (int i = nn - 1; i >= 0; i--) {
         const idl__node *n = &m->nodes[i];
         bool any = false;
-        for (int k = 0; k < n->n_out; k++) any = any || (n->out[k] >= 0 && up[n->out[k]]);
+        for (int k = 0; k < n->n_out; k++)
+            any = any || (n->out[k] >= 0 && up[n->out[k]]);
         if (!any) continue;
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0 && p->vals[n->in[k]].dtype == IDL_DT_F32) up[n->in[k]] = true;
     }
-    for (int v = 0; v < nv; v++) p->active[v] = down[v] && up[v];
+    for (int v = 0; v < nv; v++)
+        p->active[v] = down[v] && up[v];
     idl__free(down);
     idl__free(up);
     for (int v = 0; v < nv; v++)
@@ -154,11 +166,14 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
             any_in = any_in || a;
         }
         if (!any_out || !any_in) continue;
-        if (s->abort_cb && s->abort_cb(s->abort_user)) return idl__error(IDL_ERR_ABORTED, "backward aborted");
+        if (s->abort_cb && s->abort_cb(s->abort_user))
+            return idl__error(IDL_ERR_ABORTED, "backward aborted");
         const idl__op_def *def = idl__ops[n->op];
         if (!def->backward)
-            return idl__error(IDL_ERR_UNSUPPORTED, "node '%s' (%s) lies on the gradient path but %s has no "
-                              "gradient", n->name, n->op_type, n->op_type);
+            return idl__error(IDL_ERR_UNSUPPORTED,
+                              "node '%s' (%s) lies on the gradient path but %s has no "
+                              "gradient",
+                              n->name, n->op_type, n->op_type);
         if ((st = def->backward(c)))
             return idl__error_prefix(st, "node '%s' (%s) backward: ", n->name, n->op_type);
     }

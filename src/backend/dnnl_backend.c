@@ -5,7 +5,8 @@ idl_status idl__dnnl_check(dnnl_status_t s, const char *what) {
     if (s == dnnl_success) return IDL_OK;
     if (s == dnnl_out_of_memory) return idl__error(IDL_ERR_NOMEM, "oneDNN %s: out of memory", what);
     if (s == dnnl_unimplemented)
-        return idl__error(IDL_ERR_UNSUPPORTED, "oneDNN %s: no implementation for these parameters", what);
+        return idl__error(IDL_ERR_UNSUPPORTED, "oneDNN %s: no implementation for these parameters",
+                          what);
     return idl__error(IDL_ERR_BACKEND, "oneDNN %s failed (status %d)", what, (int)s);
 }
 
@@ -53,9 +54,11 @@ void idl__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     if (M == 0 || N == 0) return;
     if (K == 0) {
         for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    dnnl_status_t s =
+        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (s != dnnl_success) IDL_ABORT("dnnl_sgemm failed (status %d)", (int)s);
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
 static const char *USAGE =
     "usage: interpretdl <command> [options]\n"
@@ -19,7 +19,8 @@ static const char *USAGE =
     "  run MODEL --input x.npy [--input name=y.npy]... --out y.npy [--out NAME=z.npy]...\n"
     "                                       forward pass; inputs by position or name=file;\n"
     "                                       --out FILE writes output 0, NAME=FILE a named tensor\n"
-    "  grad MODEL --input x.npy [--target K[,K...]|top1] [--objective logit|probability|log_probability]\n"
+    "  grad MODEL --input x.npy [--target K[,K...]|top1] [--objective "
+    "logit|probability|log_probability]\n"
     "       [--wrt input|TENSOR]... --out g.npy\n"
     "                                       gradient of the per-sample objective (summed over the\n"
     "                                       batch) w.r.t. the input or any named tensor\n"
@@ -78,8 +79,8 @@ static int parse_args(int argc, char **argv, args *a) {
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL                                                                                   \
-    if (!val) return usage_error("option %s needs a value", o);                                    \
+#define NEED_VAL                                                \
+    if (!val) return usage_error("option %s needs a value", o); \
     i++;
         if (!strcmp(o, "--input")) {
             NEED_VAL
@@ -102,12 +103,14 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (!strcmp(o, "--threads")) {
             NEED_VAL
             long v;
-            if (parse_int(val, 0, 4096, &v)) return usage_error("--threads needs an integer 0..4096, got '%s'", val);
+            if (parse_int(val, 0, 4096, &v))
+                return usage_error("--threads needs an integer 0..4096, got '%s'", val);
             a->threads = (int)v;
         } else if (!strcmp(o, "--output-index")) {
             NEED_VAL
             long v;
-            if (parse_int(val, 0, 1 << 20, &v)) return usage_error("--output-index needs an integer >= 0, got '%s'", val);
+            if (parse_int(val, 0, 1 << 20, &v))
+                return usage_error("--output-index needs an integer >= 0, got '%s'", val);
             a->output_index = (int)v;
         } else if (o[0] == '-' && o[1]) {
             return usage_error("unknown option '%s'", o);
@@ -130,8 +133,10 @@ static void print_shape(FILE *f, const idl_value_info *vi) {
     fprintf(f, "(");
     for (int k = 0; k < vi->ndim; k++) {
         if (k) fprintf(f, ", ");
-        if (vi->shape[k] >= 0) fprintf(f, "%lld", (long long)vi->shape[k]);
-        else fprintf(f, "%s", vi->dim_param[k] ? vi->dim_param[k] : "?");
+        if (vi->shape[k] >= 0)
+            fprintf(f, "%lld", (long long)vi->shape[k]);
+        else
+            fprintf(f, "%s", vi->dim_param[k] ? vi->dim_param[k] : "?");
     }
     fprintf(f, ")");
 }
@@ -143,7 +148,8 @@ static int cmd_info(const args *a) {
     printf("model:      %s\n", a->model);
     printf("producer:   %s\n", idl_model_producer(m)[0] ? idl_model_producer(m) : "(none)");
     printf("opset:      %lld\n", (long long)idl_model_opset(m));
-    printf("parameters: %lld in %d initializers\n", (long long)idl_model_n_parameters(m), idl_model_n_initializers(m));
+    printf("parameters: %lld in %d initializers\n", (long long)idl_model_n_parameters(m),
+           idl_model_n_initializers(m));
     printf("inputs:\n");
     for (int i = 0; i < idl_model_n_inputs(m); i++) {
         idl_value_info vi;
@@ -206,8 +212,11 @@ static int cmd_info(const args *a) {
             ok_plan = 0;
             break;
         }
-        for (int k = 0; k < vi.ndim; k++) shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : 1;
-        if (idl_tensor_new(vi.dtype == IDL_DT_UNDEFINED ? IDL_DT_F32 : vi.dtype, vi.ndim, shp, &ins[i])) ok_plan = 0;
+        for (int k = 0; k < vi.ndim; k++)
+            shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : 1;
+        if (idl_tensor_new(vi.dtype == IDL_DT_UNDEFINED ? IDL_DT_F32 : vi.dtype, vi.ndim, shp,
+                           &ins[i]))
+            ok_plan = 0;
     }
     if (ok_plan && idl_session_forward(s, (const idl_tensor *const *)ins, NULL, n_in) == IDL_OK) {
         printf("layers (4-D activations, for CAM methods; shapes at batch 1):\n");
@@ -216,9 +225,11 @@ static int cmd_info(const args *a) {
             for (int k = 0; k < idl_model_node_n_outputs(m, i); k++) {
                 const char *name = idl_model_node_output(m, i, k);
                 const idl_tensor *t = name && *name ? idl_session_tensor(s, name) : NULL;
-                if (!t || t->ndim != 4 || t->dtype != IDL_DT_F32 || t->shape[2] * t->shape[3] <= 1) continue;
+                if (!t || t->ndim != 4 || t->dtype != IDL_DT_F32 || t->shape[2] * t->shape[3] <= 1)
+                    continue;
                 printf("  %-40s %-20s (%lld, %lld, %lld, %lld)\n", name, idl_model_node_op(m, i),
-                       (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2], (long long)t->shape[3]);
+                       (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+                       (long long)t->shape[3]);
                 last = name;
             }
         }
@@ -226,7 +237,8 @@ static int cmd_info(const args *a) {
     } else if (n_unsup == 0) {
         printf("layers: (could not plan at batch 1: %s)\n", idl_last_error());
     }
-    for (int i = 0; i < 64; i++) idl_tensor_free(ins[i]);
+    for (int i = 0; i < 64; i++)
+        idl_tensor_free(ins[i]);
     idl_session_free(s);
     free(types);
     free(counts);
@@ -235,7 +247,8 @@ static int cmd_info(const args *a) {
 }
 
 /* Loads the --input files; name=file or positional. Returns 0 or an exit code. */
-static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const char **names, int *named) {
+static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const char **names,
+                       int *named) {
     *named = 0;
     if (a->n_inputs == 0) return usage_error("%s", "missing --input");
     for (int i = 0; i < a->n_inputs; i++) {
@@ -276,7 +289,8 @@ static int open_model(const args *a, idl_model **m, idl_session **s) {
 
 static void print_summary(const char *label, const idl_tensor *t) {
     printf("%s: %s (", label, idl_dtype_name(t->dtype));
-    for (int k = 0; k < t->ndim; k++) printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+    for (int k = 0; k < t->ndim; k++)
+        printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
     printf(")");
     if (t->dtype == IDL_DT_F32 && t->ndim >= 1 && t->shape[0] > 0) {
         int64_t n = t->shape[0], per = idl_tensor_numel(t) / n;
@@ -302,7 +316,8 @@ static int cmd_run(const args *a) {
     int named = 0, rc = open_model(a, &m, &s);
     if (!rc) rc = load_inputs(a, m, in, names, &named);
     if (!rc && a->n_outs == 0) rc = usage_error("%s", "missing --out");
-    if (!rc && idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
+    if (!rc &&
+        idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
         rc = runtime_error("forward failed");
     for (int i = 0; !rc && i < a->n_outs; i++) {
         const char *spec = a->outs[i], *eq = strchr(spec, '=');
@@ -330,10 +345,13 @@ static int cmd_run(const args *a) {
                 break;
             }
         }
-        if (idl_npy_save(path, t)) rc = runtime_error("cannot write output");
-        else print_summary(path, t);
+        if (idl_npy_save(path, t))
+            rc = runtime_error("cannot write output");
+        else
+            print_summary(path, t);
     }
-    for (int i = 0; i < MAX_ARGS; i++) idl_tensor_free(in[i]);
+    for (int i = 0; i < MAX_ARGS; i++)
+        idl_tensor_free(in[i]);
     idl_session_free(s);
     idl_model_free(m);
     return rc;
@@ -357,14 +375,17 @@ static int cmd_grad(const args *a) {
     for (int i = 0; !rc && i < n_wrt; i++) {
         const char *w = a->n_wrt ? a->wrt[i] : "input";
         wrt[i] = !strcmp(w, "input") ? idl_model_input_name(m, 0) : w;
-        if (!strcmp(w, "input") && !idl_model_has_tensor(m, "input") && idl_model_n_inputs(m) > 1 && i == 0)
-            fprintf(stderr, "interpretdl: note: --wrt input means the first graph input '%s'\n", wrt[i]);
+        if (!strcmp(w, "input") && !idl_model_has_tensor(m, "input") && idl_model_n_inputs(m) > 1 &&
+            i == 0)
+            fprintf(stderr, "interpretdl: note: --wrt input means the first graph input '%s'\n",
+                    wrt[i]);
         if (!idl_model_has_tensor(m, w) && strcmp(w, "input") != 0) {
             /* let the library produce the close-match message */
         }
     }
     if (!rc && a->n_outs != n_wrt) rc = usage_error("%s", "give one --out per --wrt");
-    if (!rc && idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
+    if (!rc &&
+        idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
         rc = runtime_error("forward failed");
     if (!rc && a->target && strcmp(a->target, "top1") != 0) {
         const idl_tensor *y = idl_session_output(s, a->output_index);
@@ -376,14 +397,20 @@ static int cmd_grad(const args *a) {
             char *end;
             errno = 0;
             long long v = strtoll(p, &end, 10);
-            if (errno || end == p || v < 0) rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
-            else if (k < n) targets[k++] = v;
-            else rc = usage_error("--target gives more classes than the batch has samples: '%s'", a->target);
+            if (errno || end == p || v < 0)
+                rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
+            else if (k < n)
+                targets[k++] = v;
+            else
+                rc = usage_error("--target gives more classes than the batch has samples: '%s'",
+                                 a->target);
             p = *end == ',' ? end + 1 : end;
-            if (!rc && *end && *end != ',') rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
+            if (!rc && *end && *end != ',')
+                rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
         }
         if (!rc && k == 1)
-            for (int64_t b = 1; b < n; b++) targets[b] = targets[0];
+            for (int64_t b = 1; b < n; b++)
+                targets[b] = targets[0];
         else if (!rc && k != n)
             rc = usage_error("--target gives a class for some samples only: '%s'", a->target);
         obj.targets = targets;
@@ -400,17 +427,20 @@ static int cmd_grad(const args *a) {
         for (int64_t b = 0; b < nt; b++)
             printf("sample %lld: target %lld objective %.6g\n", (long long)b, (long long)t[b],
                    ov ? (double)((const float *)ov->data)[b] : 0.0);
-        for (int i = 0; i < n_wrt; i++) printf("wrote %s (d objective / d %s)\n", a->outs[i], wrt[i]);
+        for (int i = 0; i < n_wrt; i++)
+            printf("wrote %s (d objective / d %s)\n", a->outs[i], wrt[i]);
     }
     free(targets);
-    for (int i = 0; i < MAX_ARGS; i++) idl_tensor_free(in[i]);
+    for (int i = 0; i < MAX_ARGS; i++)
+        idl_tensor_free(in[i]);
     idl_session_free(s);
     idl_model_free(m);
     return rc;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }

@@ -48,7 +48,8 @@ idl_status idl__read_file(const char *path, uint64_t max_bytes, unsigned char **
     return IDL_OK;
 }
 
-idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes, int n) {
+idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes,
+                             int n) {
     size_t lp = strlen(path);
     char *tmp = idl__malloc(lp + 32);
     if (!tmp) return idl__error(IDL_ERR_NOMEM, "out of memory");
@@ -66,7 +67,8 @@ idl_status idl__write_atomic(const char *path, const void *const *pieces, const 
             ssize_t w = write(fd, p, left);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
-                idl_status s = idl__error(IDL_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+                idl_status s =
+                    idl__error(IDL_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
                 close(fd);
                 unlink(tmp);
                 idl__free(tmp);

@@ -1,4 +1,5 @@
-/* internal.h — private core services shared by every layer: errors, logging, allocation, asserts. */
+/* internal.h — private core services shared by every layer: errors, logging, allocation, asserts.
+ */
 #pragma once
 
 #include "interpretdl/interpretdl.h"
@@ -38,9 +39,9 @@ bool idl__mul_ok(int64_t a, int64_t b, int64_t *out);
 /* Invariants a bug can break (never input-dependent conditions): print and abort. */
 void idl__abort(const char *file, int line, const char *fmt, ...) IDL__PRINTF(3, 4);
 #define IDL_ABORT(...) idl__abort(__FILE__, __LINE__, __VA_ARGS__)
-#define IDL_ASSERT(x)                                                                              \
-    do {                                                                                           \
-        if (!(x)) IDL_ABORT("IDL_ASSERT(%s) failed", #x);                                          \
+#define IDL_ASSERT(x)                                     \
+    do {                                                  \
+        if (!(x)) IDL_ABORT("IDL_ASSERT(%s) failed", #x); \
     } while (0)
 
 #define IDL_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -55,4 +56,5 @@ void idl__close_matches(const char *name, const char *const *cand, int n, char *
 idl_status idl__read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *len);
 /* Writes n pieces to path atomically: a temporary file in the same folder, fsync'd, then renamed
  * over path. On failure path is untouched. */
-idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes, int n);
+idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes,
+                             int n);

@@ -13,8 +13,8 @@ const char *idl_version(void) {
 
 const char *idl_status_str(idl_status s) {
     switch (s) {
-#define IDL__X(name, code, text)                                                                   \
-    case IDL_##name:                                                                               \
+#define IDL__X(name, code, text) \
+    case IDL_##name:             \
         return text;
         IDL_STATUS_MAP(IDL__X)
 #undef IDL__X
@@ -69,7 +69,8 @@ static int lev(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 128 || lb > 128) return 1000;
     int row[130];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         int prev = row[0];
         row[0] = (int)i;

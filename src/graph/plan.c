@@ -1,6 +1,7 @@
 /* plan.c — planning and running a forward pass: shape inference for concrete input shapes, folding
  * of everything computable from initializers and shapes alone (Shape/Gather/Concat/Reshape chains,
- * weight transposes), kernel preparation, buffer allocation, then execution in topological order. */
+ * weight transposes), kernel preparation, buffer allocation, then execution in topological order.
+ */
 #include "session/session_internal.h"
 
 #include <string.h>
@@ -40,7 +41,8 @@ bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int 
         const idl_tensor *a = &p->in_shapes[i], *b = inputs[i];
         if (a->dtype != b->dtype || !idl__same_shape(a, b)) return false;
         /* shape-like inputs are plan-time constants: their values are part of the plan's key */
-        if (idl__shape_like_input(b) && memcmp(p->vals[p->in_value[i]].data, b->data, idl__tensor_bytes(b)))
+        if (idl__shape_like_input(b) &&
+            memcmp(p->vals[p->in_value[i]].data, b->data, idl__tensor_bytes(b)))
             return false;
     }
     return true;
@@ -56,7 +58,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     p->n_in = m->n_inputs;
     size_t nv = (size_t)m->n_values + 1, nn = (size_t)m->n_nodes + 1;
     size_t n_ptrs = 0;
-    for (int i = 0; i < m->n_nodes; i++) n_ptrs += 2 * (size_t)(m->nodes[i].n_in + m->nodes[i].n_out);
+    for (int i = 0; i < m->n_nodes; i++)
+        n_ptrs += 2 * (size_t)(m->nodes[i].n_in + m->nodes[i].n_out);
     p->vals = idl__calloc(nv, sizeof *p->vals);
     p->vconst = idl__calloc(nv, sizeof(bool));
     p->folded = idl__calloc(nn, sizeof(bool));
@@ -83,7 +86,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     }
     for (int i = 0; i < m->n_inputs; i++) {
         int v = m->inputs[i];
-        p->in_shapes[i] = idl_tensor_wrap(inputs[i]->dtype, inputs[i]->ndim, inputs[i]->shape, NULL);
+        p->in_shapes[i] =
+            idl_tensor_wrap(inputs[i]->dtype, inputs[i]->ndim, inputs[i]->shape, NULL);
         p->vals[v] = p->in_shapes[i];
         p->in_value[i] = v;
         if ((st = idl__tensor_alloc_data(&p->vals[v]))) goto fail;
@@ -117,18 +121,20 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
             cst[k] = n->in[k] >= 0 ? p->vconst[n->in[k]] : true;
             all_const = all_const && cst[k];
         }
-        for (int k = 0; k < n->n_out; k++) c->out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]] : NULL;
+        for (int k = 0; k < n->n_out; k++)
+            c->out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]] : NULL;
         const idl__op_def *def = idl__ops[n->op];
         st = def->prepare(c);
         if (st) {
-            st = idl__error_prefix(st, "node '%s' (%s, opset %lld): ", n->name, n->op_type, (long long)m->opset);
+            st = idl__error_prefix(st, "node '%s' (%s, opset %lld): ", n->name, n->op_type,
+                                   (long long)m->opset);
             goto fail;
         }
         for (int k = 0; k < n->n_out; k++) {
             if (!c->out[k]) continue;
             if (c->out[k]->dtype == IDL_DT_UNDEFINED) {
-                st = idl__error(IDL_ERR_INTERNAL, "node '%s' (%s): output %d type not inferred", n->name,
-                                n->op_type, k);
+                st = idl__error(IDL_ERR_INTERNAL, "node '%s' (%s): output %d type not inferred",
+                                n->name, n->op_type, k);
                 goto fail;
             }
             if ((st = idl__tensor_alloc_data(c->out[k]))) {
@@ -137,7 +143,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                 goto fail;
             }
         }
-        if (all_const && n->n_in > 0) {
+        if ((all_const && n->n_in > 0) || (def->flags & IDL__OP_SHAPE_ONLY)) {
             def->forward(c);
             p->folded[i] = true;
             for (int k = 0; k < n->n_out; k++)
@@ -161,10 +167,12 @@ idl_status idl__plan_forward(idl_session *s) {
     idl__plan *p = s->plan;
     const idl_model *m = s->m;
     if (s->n_taps)
-        for (int i = 0; i < m->n_inputs; i++) run_taps(s, m->inputs[i]);
+        for (int i = 0; i < m->n_inputs; i++)
+            run_taps(s, m->inputs[i]);
     for (int i = 0; i < m->n_nodes; i++) {
         if (p->folded[i]) continue;
-        if (s->abort_cb && s->abort_cb(s->abort_user)) return idl__error(IDL_ERR_ABORTED, "forward aborted");
+        if (s->abort_cb && s->abort_cb(s->abort_user))
+            return idl__error(IDL_ERR_ABORTED, "forward aborted");
         idl__op_ctx *c = &p->ctx[i];
         idl__ops[m->nodes[i].op]->forward(c);
         if (s->n_taps)

@@ -23,37 +23,37 @@ typedef struct idl__attr {
     idl__attr_type type;
     int64_t i;
     float f;
-    char *s;           /* NUL-terminated copy of the bytes */
+    char *s; /* NUL-terminated copy of the bytes */
     int64_t *ints;
     int n_ints;
     float *floats;
     int n_floats;
-    idl_tensor *t;     /* owned */
+    idl_tensor *t; /* owned */
 } idl__attr;
 
 typedef struct idl__node {
-    char *name;        /* may be "" */
+    char *name; /* may be "" */
     char *op_type;
     char *domain;
     int n_in, n_out;
-    int *in;           /* value ids; -1 for an absent optional input ("") */
-    int *out;          /* value ids; -1 for an absent optional output */
+    int *in;  /* value ids; -1 for an absent optional input ("") */
+    int *out; /* value ids; -1 for an absent optional output */
     idl__attr *attrs;
     int n_attrs;
-    int op;            /* index into the op registry, -1 if unsupported */
+    int op; /* index into the op registry, -1 if unsupported */
 } idl__node;
 
 typedef enum idl__value_kind {
-    IDL__VAL_INPUT = 0,   /* graph input fed by the caller */
-    IDL__VAL_INIT = 1,    /* initializer or Constant node output: data known at load */
-    IDL__VAL_NODE = 2,    /* produced by a node */
+    IDL__VAL_INPUT = 0, /* graph input fed by the caller */
+    IDL__VAL_INIT = 1,  /* initializer or Constant node output: data known at load */
+    IDL__VAL_NODE = 2,  /* produced by a node */
 } idl__value_kind;
 
 typedef struct idl__value {
     char *name;
     idl__value_kind kind;
-    int producer;          /* node index for IDL__VAL_NODE, else -1 */
-    idl_tensor *init;      /* owned data for IDL__VAL_INIT */
+    int producer;     /* node index for IDL__VAL_NODE, else -1 */
+    idl_tensor *init; /* owned data for IDL__VAL_INIT */
     /* declared type (graph inputs/outputs/value_info), ndim -1 when unknown */
     idl_dtype dtype;
     int ndim;
@@ -64,13 +64,13 @@ typedef struct idl__value {
 struct idl_model {
     idl__value *values;
     int n_values;
-    idl__node *nodes;       /* topological order */
+    idl__node *nodes; /* topological order */
     int n_nodes;
-    int *inputs;            /* value ids of the caller-fed graph inputs */
+    int *inputs; /* value ids of the caller-fed graph inputs */
     int n_inputs;
-    int *outputs;           /* value ids of the graph outputs */
+    int *outputs; /* value ids of the graph outputs */
     int n_outputs;
-    int64_t opset;          /* default domain */
+    int64_t opset; /* default domain */
     char *producer;
     int n_inits;
     int64_t n_params;

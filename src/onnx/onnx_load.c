@@ -1,7 +1,8 @@
 /* onnx_load.c — decodes an ONNX ModelProto (protobuf-c, generated from onnx_subset.proto) into the
- * graph IR of ir.h: initializers (raw_data, typed fields, external data files), Constant nodes folded
- * into initializers, graph inputs and outputs with their declared shapes, nodes sorted topologically.
- * Everything read from the file is validated here: sizes, names, references, cycles. */
+ * graph IR of ir.h: initializers (raw_data, typed fields, external data files), Constant nodes
+ * folded into initializers, graph inputs and outputs with their declared shapes, nodes sorted
+ * topologically. Everything read from the file is validated here: sizes, names, references, cycles.
+ */
 #define _POSIX_C_SOURCE 200809L
 #include "onnx/ir.h"
 #include "onnx_subset.pb-c.h"
@@ -31,7 +32,8 @@ static ProtobufCAllocator g_pb_alloc = { pb_alloc, pb_free, NULL };
 /* ---- names ---- */
 static uint32_t hash_str(const char *s) {
     uint32_t h = 2166136261u;
-    while (*s) h = (h ^ (unsigned char)*s++) * 16777619u;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 16777619u;
     return h;
 }
 
@@ -86,43 +88,53 @@ static idl_status read_external(const Idlonnx__TensorProto *tp, const char *base
         const Idlonnx__StringStringEntryProto *e = tp->external_data[i];
         if (!e->key || !e->value) continue;
         char *endp;
-        if (!strcmp(e->key, "location")) loc = e->value;
+        if (!strcmp(e->key, "location"))
+            loc = e->value;
         else if (!strcmp(e->key, "offset") || !strcmp(e->key, "length")) {
             errno = 0;
             long long v = strtoll(e->value, &endp, 10);
             if (errno || *endp || v < 0)
-                return idl__error(IDL_ERR_PARSE, "external data %s '%s' is not a non-negative integer",
-                                  e->key, e->value);
-            if (!strcmp(e->key, "offset")) off = v;
-            else len = v;
+                return idl__error(IDL_ERR_PARSE,
+                                  "external data %s '%s' is not a non-negative integer", e->key,
+                                  e->value);
+            if (!strcmp(e->key, "offset"))
+                off = v;
+            else
+                len = v;
         }
     }
     if (!loc || !*loc) return idl__error(IDL_ERR_PARSE, "external data without a location");
     if (!base_dir)
-        return idl__error(IDL_ERR_INVALID_ARG, "external data '%s' but no base folder (load from a file "
-                          "or set idl_load_opts.base_dir)", loc);
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "external data '%s' but no base folder (load from a file "
+                          "or set idl_load_opts.base_dir)",
+                          loc);
     if (loc[0] == '/' || strstr(loc, "..") != NULL)
-        return idl__error(IDL_ERR_INVALID_ARG, "external data location '%s' leaves the model folder", loc);
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "external data location '%s' leaves the model folder", loc);
     if (len >= 0 && (unsigned long long)len != bytes)
-        return idl__error(IDL_ERR_PARSE, "external data '%s' length %lld, tensor needs %zu bytes", loc,
-                          len, bytes);
+        return idl__error(IDL_ERR_PARSE, "external data '%s' length %lld, tensor needs %zu bytes",
+                          loc, len, bytes);
     size_t pl = strlen(base_dir) + strlen(loc) + 2;
     char *path = idl__malloc(pl);
     if (!path) return idl__error(IDL_ERR_NOMEM, "out of memory");
     snprintf(path, pl, "%s/%s", base_dir, loc);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        idl_status s = idl__error(IDL_ERR_NOT_FOUND, "external data file '%s': %s", path, strerror(errno));
+        idl_status s =
+            idl__error(IDL_ERR_NOT_FOUND, "external data file '%s': %s", path, strerror(errno));
         idl__free(path);
         return s;
     }
     idl_status st = IDL_OK;
-    if (fseeko(f, 0, SEEK_END) != 0) st = idl__error(IDL_ERR_IO, "cannot seek '%s'", path);
+    if (fseeko(f, 0, SEEK_END) != 0)
+        st = idl__error(IDL_ERR_IO, "cannot seek '%s'", path);
     else {
         long long fsz = (long long)ftello(f);
         if (off > fsz || (long long)bytes > fsz - off)
-            st = idl__error(IDL_ERR_PARSE, "external data '%s': offset %lld + %zu bytes past its end (%lld)",
-                            path, off, bytes, fsz);
+            st = idl__error(IDL_ERR_PARSE,
+                            "external data '%s': offset %lld + %zu bytes past its end (%lld)", path,
+                            off, bytes, fsz);
         else if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, bytes, f) != bytes)
             st = idl__error(IDL_ERR_IO, "cannot read '%s'", path);
     }
@@ -131,29 +143,47 @@ static idl_status read_external(const Idlonnx__TensorProto *tp, const char *base
     return st;
 }
 
-static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *base_dir, idl_tensor **out) {
+static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *base_dir,
+                                    idl_tensor **out) {
     *out = NULL;
     const char *nm = tp->name ? tp->name : "";
     idl_dtype dt;
     int src_dt = tp->has_data_type ? tp->data_type : 0;
     switch (src_dt) {
-    case 1: dt = IDL_DT_F32; break;
-    case 2: dt = IDL_DT_U8; break;
-    case 3: dt = IDL_DT_I8; break;
-    case 6: dt = IDL_DT_I32; break;
-    case 7: dt = IDL_DT_I64; break;
-    case 9: dt = IDL_DT_BOOL; break;
-    case 11: dt = IDL_DT_F64; break;
+    case 1:
+        dt = IDL_DT_F32;
+        break;
+    case 2:
+        dt = IDL_DT_U8;
+        break;
+    case 3:
+        dt = IDL_DT_I8;
+        break;
+    case 6:
+        dt = IDL_DT_I32;
+        break;
+    case 7:
+        dt = IDL_DT_I64;
+        break;
+    case 9:
+        dt = IDL_DT_BOOL;
+        break;
+    case 11:
+        dt = IDL_DT_F64;
+        break;
     default:
-        return idl__error(IDL_ERR_UNSUPPORTED, "tensor '%s': element type %d not supported", nm, src_dt);
+        return idl__error(IDL_ERR_UNSUPPORTED, "tensor '%s': element type %d not supported", nm,
+                          src_dt);
     }
     if (tp->n_dims > IDL_MAX_DIMS)
-        return idl__error(IDL_ERR_UNSUPPORTED, "tensor '%s': rank %zu above %d", nm, tp->n_dims, IDL_MAX_DIMS);
+        return idl__error(IDL_ERR_UNSUPPORTED, "tensor '%s': rank %zu above %d", nm, tp->n_dims,
+                          IDL_MAX_DIMS);
     int64_t shape[IDL_MAX_DIMS], n = 1;
     for (size_t i = 0; i < tp->n_dims; i++) {
         shape[i] = tp->dims[i];
         if (shape[i] < 0 || !idl__mul_ok(n, shape[i], &n))
-            return idl__error(IDL_ERR_PARSE, "tensor '%s': invalid dimension %lld", nm, (long long)shape[i]);
+            return idl__error(IDL_ERR_PARSE, "tensor '%s': invalid dimension %lld", nm,
+                              (long long)shape[i]);
     }
     int64_t bytes;
     if (!idl__mul_ok(n, (int64_t)idl_dtype_size(dt), &bytes) || bytes > ((int64_t)1 << 40))
@@ -166,31 +196,52 @@ static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *
         st = read_external(tp, base_dir, t->data, (size_t)bytes);
     } else if (tp->has_raw_data) {
         if (tp->raw_data.len != (size_t)bytes)
-            st = idl__error(IDL_ERR_PARSE, "tensor '%s': raw_data has %zu bytes, shape needs %lld", nm,
-                            tp->raw_data.len, (long long)bytes);
+            st = idl__error(IDL_ERR_PARSE, "tensor '%s': raw_data has %zu bytes, shape needs %lld",
+                            nm, tp->raw_data.len, (long long)bytes);
         else if (bytes)
             memcpy(t->data, tp->raw_data.data, (size_t)bytes);
     } else {
         size_t have;
         switch (src_dt) {
-        case 1: have = tp->n_float_data; break;
-        case 7: have = tp->n_int64_data; break;
-        case 11: have = tp->n_double_data; break;
-        default: have = tp->n_int32_data; break;
+        case 1:
+            have = tp->n_float_data;
+            break;
+        case 7:
+            have = tp->n_int64_data;
+            break;
+        case 11:
+            have = tp->n_double_data;
+            break;
+        default:
+            have = tp->n_int32_data;
+            break;
         }
         if (have != (size_t)n) {
-            st = idl__error(IDL_ERR_PARSE, "tensor '%s': %zu values stored, shape needs %lld", nm, have,
-                            (long long)n);
+            st = idl__error(IDL_ERR_PARSE, "tensor '%s': %zu values stored, shape needs %lld", nm,
+                            have, (long long)n);
         } else {
             for (int64_t i = 0; i < n; i++) {
                 unsigned char *d = (unsigned char *)t->data + (size_t)i * esz;
                 switch (src_dt) {
-                case 1: memcpy(d, &tp->float_data[i], 4); break;
-                case 7: memcpy(d, &tp->int64_data[i], 8); break;
-                case 11: memcpy(d, &tp->double_data[i], 8); break;
-                case 6: memcpy(d, &tp->int32_data[i], 4); break;
-                case 2: case 9: *d = (unsigned char)tp->int32_data[i]; break;
-                case 3: *(int8_t *)d = (int8_t)tp->int32_data[i]; break;
+                case 1:
+                    memcpy(d, &tp->float_data[i], 4);
+                    break;
+                case 7:
+                    memcpy(d, &tp->int64_data[i], 8);
+                    break;
+                case 11:
+                    memcpy(d, &tp->double_data[i], 8);
+                    break;
+                case 6:
+                    memcpy(d, &tp->int32_data[i], 4);
+                    break;
+                case 2:
+                case 9:
+                    *d = (unsigned char)tp->int32_data[i];
+                    break;
+                case 3:
+                    *(int8_t *)d = (int8_t)tp->int32_data[i];
+                    break;
                 }
             }
         }
@@ -202,7 +253,8 @@ static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *
     return st;
 }
 
-idl_status idl__tensor_from_pb(const void *buf, size_t len, const char *base_dir, idl_tensor **out) {
+idl_status idl__tensor_from_pb(const void *buf, size_t len, const char *base_dir,
+                               idl_tensor **out) {
     *out = NULL;
     g_pb_oom = false;
     Idlonnx__TensorProto *tp = idlonnx__tensor_proto__unpack(&g_pb_alloc, len, buf);
@@ -220,7 +272,8 @@ void idl_model_free(idl_model *m) {
         idl__value *v = &m->values[i];
         idl__free(v->name);
         idl_tensor_free(v->init);
-        for (int k = 0; k < IDL_MAX_DIMS; k++) idl__free(v->dim_param[k]);
+        for (int k = 0; k < IDL_MAX_DIMS; k++)
+            idl__free(v->dim_param[k]);
     }
     for (int i = 0; i < m->n_nodes; i++) {
         idl__node *n = &m->nodes[i];
@@ -268,22 +321,25 @@ static idl_status add_value(builder *b, const char *name, idl__value_kind kind, 
     v->ndim = -1;
     *id = m->n_values++;
     uint32_t mask = (uint32_t)m->hash_cap - 1, i = hash_str(name) & mask;
-    while (m->hash[i] >= 0) i = (i + 1) & mask;
+    while (m->hash[i] >= 0)
+        i = (i + 1) & mask;
     m->hash[i] = *id;
     return IDL_OK;
 }
 
 static idl_status set_declared_type(idl__value *v, const Idlonnx__ValueInfoProto *vi) {
     if (vi->type && !vi->type->tensor_type && vi->type->base.n_unknown_fields)
-        return idl__error(IDL_ERR_UNSUPPORTED, "value '%s' is not a tensor (sequence, map, optional and "
-                          "sparse types are not supported)", v->name);
+        return idl__error(IDL_ERR_UNSUPPORTED,
+                          "value '%s' is not a tensor (sequence, map, optional and "
+                          "sparse types are not supported)",
+                          v->name);
     if (!vi->type || !vi->type->tensor_type) return IDL_OK;
     const Idlonnx__TypeProto__Tensor *tt = vi->type->tensor_type;
     v->dtype = tt->has_elem_type ? (idl_dtype)tt->elem_type : IDL_DT_UNDEFINED;
     if (!tt->shape) return IDL_OK;
     if (tt->shape->n_dim > IDL_MAX_DIMS)
-        return idl__error(IDL_ERR_UNSUPPORTED, "value '%s': rank %zu above %d", v->name, tt->shape->n_dim,
-                          IDL_MAX_DIMS);
+        return idl__error(IDL_ERR_UNSUPPORTED, "value '%s': rank %zu above %d", v->name,
+                          tt->shape->n_dim, IDL_MAX_DIMS);
     v->ndim = (int)tt->shape->n_dim;
     for (int k = 0; k < v->ndim; k++) {
         const Idlonnx__TensorShapeProto__Dimension *d = tt->shape->dim[k];
@@ -328,8 +384,10 @@ static idl_status constant_value(const Idlonnx__NodeProto *np, idl_tensor **out)
             return IDL_OK;
         }
     }
-    return idl__error(IDL_ERR_UNSUPPORTED, "Constant node '%s': no supported value attribute (value, "
-                      "value_float(s), value_int(s))", np->name ? np->name : "");
+    return idl__error(IDL_ERR_UNSUPPORTED,
+                      "Constant node '%s': no supported value attribute (value, "
+                      "value_float(s), value_int(s))",
+                      np->name ? np->name : "");
 }
 
 static idl_status copy_attrs(idl__node *n, const Idlonnx__NodeProto *np) {
@@ -342,15 +400,22 @@ static idl_status copy_attrs(idl__node *n, const Idlonnx__NodeProto *np) {
         d->name = idl__strdup(a->name ? a->name : "");
         if (!d->name) return idl__error(IDL_ERR_NOMEM, "out of memory");
         if (a->ref_attr_name && *a->ref_attr_name)
-            return idl__error(IDL_ERR_UNSUPPORTED, "attribute '%s' refers to a function attribute", d->name);
+            return idl__error(IDL_ERR_UNSUPPORTED, "attribute '%s' refers to a function attribute",
+                              d->name);
         d->type = a->has_type ? (idl__attr_type)a->type : IDL__ATTR_UNDEFINED;
         if (d->type == IDL__ATTR_UNDEFINED) { /* old exporters: infer from the fields present */
-            if (a->n_ints) d->type = IDL__ATTR_INTS;
-            else if (a->n_floats) d->type = IDL__ATTR_FLOATS;
-            else if (a->t) d->type = IDL__ATTR_TENSOR;
-            else if (a->has_s) d->type = IDL__ATTR_STRING;
-            else if (a->has_f) d->type = IDL__ATTR_FLOAT;
-            else if (a->has_i) d->type = IDL__ATTR_INT;
+            if (a->n_ints)
+                d->type = IDL__ATTR_INTS;
+            else if (a->n_floats)
+                d->type = IDL__ATTR_FLOATS;
+            else if (a->t)
+                d->type = IDL__ATTR_TENSOR;
+            else if (a->has_s)
+                d->type = IDL__ATTR_STRING;
+            else if (a->has_f)
+                d->type = IDL__ATTR_FLOAT;
+            else if (a->has_i)
+                d->type = IDL__ATTR_INT;
         }
         d->i = a->i;
         d->f = a->f;
@@ -361,14 +426,16 @@ static idl_status copy_attrs(idl__node *n, const Idlonnx__NodeProto *np) {
             d->s[a->s.len] = 0;
         }
         if (a->n_ints) {
-            if (a->n_ints > (1u << 24)) return idl__error(IDL_ERR_PARSE, "attribute '%s' too long", d->name);
+            if (a->n_ints > (1u << 24))
+                return idl__error(IDL_ERR_PARSE, "attribute '%s' too long", d->name);
             d->ints = idl__malloc(a->n_ints * sizeof(int64_t));
             if (!d->ints) return idl__error(IDL_ERR_NOMEM, "out of memory");
             memcpy(d->ints, a->ints, a->n_ints * sizeof(int64_t));
             d->n_ints = (int)a->n_ints;
         }
         if (a->n_floats) {
-            if (a->n_floats > (1u << 24)) return idl__error(IDL_ERR_PARSE, "attribute '%s' too long", d->name);
+            if (a->n_floats > (1u << 24))
+                return idl__error(IDL_ERR_PARSE, "attribute '%s' too long", d->name);
             d->floats = idl__malloc(a->n_floats * sizeof(float));
             if (!d->floats) return idl__error(IDL_ERR_NOMEM, "out of memory");
             memcpy(d->floats, a->floats, a->n_floats * sizeof(float));
@@ -397,25 +464,29 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
         return idl__error(IDL_ERR_PARSE, "graph too large");
 
     size_t cap = g->n_initializer + g->n_input + 1;
-    for (size_t i = 0; i < g->n_node; i++) cap += g->node[i]->n_output;
+    for (size_t i = 0; i < g->n_node; i++)
+        cap += g->node[i]->n_output;
     if (cap > (1u << 24)) return idl__error(IDL_ERR_PARSE, "graph too large");
     builder b = { m, (int)cap };
     m->values = idl__calloc(cap, sizeof *m->values);
     m->hash_cap = 16;
-    while ((size_t)m->hash_cap < cap * 2) m->hash_cap *= 2;
+    while ((size_t)m->hash_cap < cap * 2)
+        m->hash_cap *= 2;
     m->hash = idl__malloc((size_t)m->hash_cap * sizeof(int));
     m->nodes = idl__calloc(g->n_node ? g->n_node : 1, sizeof *m->nodes);
     m->inputs = idl__calloc(g->n_input + 1, sizeof(int));
     m->outputs = idl__calloc(g->n_output + 1, sizeof(int));
     if (!m->values || !m->hash || !m->nodes || !m->inputs || !m->outputs)
         return idl__error(IDL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->hash_cap; i++) m->hash[i] = -1;
+    for (int i = 0; i < m->hash_cap; i++)
+        m->hash[i] = -1;
 
     idl_status st;
     int id;
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Idlonnx__TensorProto *tp = g->initializer[i];
-        if (!tp->name || !*tp->name) return idl__error(IDL_ERR_PARSE, "initializer %zu has no name", i);
+        if (!tp->name || !*tp->name)
+            return idl__error(IDL_ERR_PARSE, "initializer %zu has no name", i);
         if ((st = add_value(&b, tp->name, IDL__VAL_INIT, &id))) return st;
         if ((st = tensor_from_proto(tp, base_dir, &m->values[id].init))) return st;
         m->n_inits++;
@@ -423,7 +494,8 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
     }
     for (size_t i = 0; i < g->n_input; i++) {
         const Idlonnx__ValueInfoProto *vi = g->input[i];
-        if (!vi->name || !*vi->name) return idl__error(IDL_ERR_PARSE, "graph input %zu has no name", i);
+        if (!vi->name || !*vi->name)
+            return idl__error(IDL_ERR_PARSE, "graph input %zu has no name", i);
         int ex = idl__model_find(m, vi->name);
         if (ex >= 0 && m->values[ex].kind == IDL__VAL_INIT) continue; /* an input with a default */
         if ((st = add_value(&b, vi->name, IDL__VAL_INPUT, &id))) return st;
@@ -439,7 +511,8 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
         if (!*op) return idl__error(IDL_ERR_PARSE, "node %zu ('%s') has no op_type", i, nname);
         if (np->n_input > 4096 || np->n_output > 4096)
             return idl__error(IDL_ERR_PARSE, "node '%s' has too many inputs or outputs", nname);
-        bool is_const = !strcmp(op, "Constant") && (!np->domain || !*np->domain || !strcmp(np->domain, "ai.onnx"));
+        bool is_const = !strcmp(op, "Constant") &&
+                        (!np->domain || !*np->domain || !strcmp(np->domain, "ai.onnx"));
         if (is_const) {
             if (np->n_output != 1 || !np->output[0] || !*np->output[0])
                 return idl__error(IDL_ERR_PARSE, "Constant node '%s' must have one output", nname);
@@ -476,7 +549,8 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
     int k = 0;
     for (size_t i = 0; i < g->n_node; i++) {
         const Idlonnx__NodeProto *np = g->node[i];
-        if (!strcmp(np->op_type, "Constant") && (!np->domain || !*np->domain || !strcmp(np->domain, "ai.onnx")))
+        if (!strcmp(np->op_type, "Constant") &&
+            (!np->domain || !*np->domain || !strcmp(np->domain, "ai.onnx")))
             continue;
         idl__node *n = &m->nodes[k++];
         for (size_t j = 0; j < np->n_input; j++) {
@@ -487,14 +561,18 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
             }
             n->in[j] = idl__model_find(m, in);
             if (n->in[j] < 0)
-                return idl__error(IDL_ERR_PARSE, "node '%s' (%s): input '%s' is not a graph input, an "
-                                  "initializer or any node's output", n->name, n->op_type, in);
+                return idl__error(IDL_ERR_PARSE,
+                                  "node '%s' (%s): input '%s' is not a graph input, an "
+                                  "initializer or any node's output",
+                                  n->name, n->op_type, in);
         }
     }
     for (size_t i = 0; i < g->n_output; i++) {
         const Idlonnx__ValueInfoProto *vi = g->output[i];
         int v = vi->name ? idl__model_find(m, vi->name) : -1;
-        if (v < 0) return idl__error(IDL_ERR_PARSE, "graph output '%s' is never produced", vi->name ? vi->name : "");
+        if (v < 0)
+            return idl__error(IDL_ERR_PARSE, "graph output '%s' is never produced",
+                              vi->name ? vi->name : "");
         if (m->values[v].ndim < 0 && (st = set_declared_type(&m->values[v], vi))) return st;
         m->outputs[m->n_outputs++] = v;
     }
@@ -522,7 +600,11 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
     int *cons = idl__calloc((size_t)n_edges + 1, sizeof(int));
     int *pos = idl__calloc((size_t)m->n_values + 1, sizeof(int));
     if (!cons || !pos) {
-        idl__free(indeg); idl__free(order); idl__free(consumers_start); idl__free(cons); idl__free(pos);
+        idl__free(indeg);
+        idl__free(order);
+        idl__free(consumers_start);
+        idl__free(cons);
+        idl__free(pos);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     int acc = 0;
@@ -549,17 +631,22 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
                 if (--indeg[cons[e]] == 0) order[tail++] = cons[e];
         }
     }
-    idl__free(indeg); idl__free(consumers_start); idl__free(cons); idl__free(pos);
+    idl__free(indeg);
+    idl__free(consumers_start);
+    idl__free(cons);
+    idl__free(pos);
     if (tail != nn) {
         idl__free(order);
-        return idl__error(IDL_ERR_PARSE, "graph has a cycle (%d of %d nodes cannot be ordered)", nn - tail, nn);
+        return idl__error(IDL_ERR_PARSE, "graph has a cycle (%d of %d nodes cannot be ordered)",
+                          nn - tail, nn);
     }
     idl__node *sorted = idl__calloc((size_t)nn + 1, sizeof *sorted);
     if (!sorted) {
         idl__free(order);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < nn; i++) sorted[i] = m->nodes[order[i]];
+    for (int i = 0; i < nn; i++)
+        sorted[i] = m->nodes[order[i]];
     for (int i = 0; i < nn; i++)
         for (int o = 0; o < sorted[i].n_out; o++)
             if (sorted[i].out[o] >= 0) m->values[sorted[i].out[o]].producer = i;
@@ -569,7 +656,8 @@ static idl_status build(const Idlonnx__ModelProto *mp, const char *base_dir, idl
 
     m->names = idl__calloc((size_t)m->n_values + 1, sizeof(char *));
     if (!m->names) return idl__error(IDL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->n_values; i++) m->names[i] = m->values[i].name;
+    for (int i = 0; i < m->n_values; i++)
+        m->names[i] = m->values[i].name;
     return IDL_OK;
 }
 
@@ -586,8 +674,9 @@ static idl_status load_mem(const void *data, size_t size, const char *base_dir, 
     g_pb_oom = false;
     Idlonnx__ModelProto *mp = idlonnx__model_proto__unpack(&g_pb_alloc, size, data);
     if (!mp && g_pb_oom) return idl__error(IDL_ERR_NOMEM, "out of memory decoding the model");
-    if (!mp) return idl__error(IDL_ERR_PARSE, "not a valid ONNX model (protobuf decoding failed: "
-                               "truncated or not a ModelProto)");
+    if (!mp)
+        return idl__error(IDL_ERR_PARSE, "not a valid ONNX model (protobuf decoding failed: "
+                                         "truncated or not a ModelProto)");
     idl_model *m = idl__calloc(1, sizeof *m);
     if (!m) {
         idlonnx__model_proto__free_unpacked(mp, &g_pb_alloc);
@@ -603,7 +692,8 @@ static idl_status load_mem(const void *data, size_t size, const char *base_dir, 
     return IDL_OK;
 }
 
-idl_status idl_model_load_mem(const void *data, size_t size, const idl_load_opts *opts, idl_model **out) {
+idl_status idl_model_load_mem(const void *data, size_t size, const idl_load_opts *opts,
+                              idl_model **out) {
     idl_load_opts o = opts ? *opts : idl_load_opts_default();
     if (!out) return idl__error(IDL_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
@@ -619,7 +709,8 @@ idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model
     *out = NULL;
     unsigned char *buf;
     size_t len;
-    idl_status st = idl__read_file(path, o.max_file_bytes ? o.max_file_bytes : ((uint64_t)4 << 30), &buf, &len);
+    idl_status st =
+        idl__read_file(path, o.max_file_bytes ? o.max_file_bytes : ((uint64_t)4 << 30), &buf, &len);
     if (st) return st;
     char *dir = idl__strdup(path);
     if (!dir) {
@@ -627,8 +718,10 @@ idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else strcpy(dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(dir, ".");
     st = load_mem(buf, len, o.base_dir ? o.base_dir : dir, out);
     idl__free(dir);
     idl__free(buf);
@@ -637,8 +730,12 @@ idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model
 }
 
 /* ---- queries ---- */
-int idl_model_n_inputs(const idl_model *m) { return m->n_inputs; }
-int idl_model_n_outputs(const idl_model *m) { return m->n_outputs; }
+int idl_model_n_inputs(const idl_model *m) {
+    return m->n_inputs;
+}
+int idl_model_n_outputs(const idl_model *m) {
+    return m->n_outputs;
+}
 static idl_status value_info(const idl_model *m, int v, idl_value_info *info) {
     const idl__value *x = &m->values[v];
     memset(info, 0, sizeof *info);
@@ -652,11 +749,13 @@ static idl_status value_info(const idl_model *m, int v, idl_value_info *info) {
     return IDL_OK;
 }
 idl_status idl_model_input(const idl_model *m, int i, idl_value_info *info) {
-    if (i < 0 || i >= m->n_inputs) return idl__error(IDL_ERR_INVALID_ARG, "input index %d out of range", i);
+    if (i < 0 || i >= m->n_inputs)
+        return idl__error(IDL_ERR_INVALID_ARG, "input index %d out of range", i);
     return value_info(m, m->inputs[i], info);
 }
 idl_status idl_model_output(const idl_model *m, int i, idl_value_info *info) {
-    if (i < 0 || i >= m->n_outputs) return idl__error(IDL_ERR_INVALID_ARG, "output index %d out of range", i);
+    if (i < 0 || i >= m->n_outputs)
+        return idl__error(IDL_ERR_INVALID_ARG, "output index %d out of range", i);
     return value_info(m, m->outputs[i], info);
 }
 const char *idl_model_input_name(const idl_model *m, int i) {
@@ -665,7 +764,9 @@ const char *idl_model_input_name(const idl_model *m, int i) {
 const char *idl_model_output_name(const idl_model *m, int i) {
     return i >= 0 && i < m->n_outputs ? m->values[m->outputs[i]].name : NULL;
 }
-int idl_model_n_nodes(const idl_model *m) { return m->n_nodes; }
+int idl_model_n_nodes(const idl_model *m) {
+    return m->n_nodes;
+}
 static const idl__node *node_at(const idl_model *m, int i) {
     return i >= 0 && i < m->n_nodes ? &m->nodes[i] : NULL;
 }
@@ -695,8 +796,18 @@ const char *idl_model_node_output(const idl_model *m, int i, int k) {
     if (!n || k < 0 || k >= n->n_out) return NULL;
     return n->out[k] >= 0 ? m->values[n->out[k]].name : "";
 }
-int64_t idl_model_opset(const idl_model *m) { return m->opset; }
-const char *idl_model_producer(const idl_model *m) { return m->producer; }
-int idl_model_n_initializers(const idl_model *m) { return m->n_inits; }
-int64_t idl_model_n_parameters(const idl_model *m) { return m->n_params; }
-int idl_model_has_tensor(const idl_model *m, const char *name) { return idl__model_find(m, name) >= 0; }
+int64_t idl_model_opset(const idl_model *m) {
+    return m->opset;
+}
+const char *idl_model_producer(const idl_model *m) {
+    return m->producer;
+}
+int idl_model_n_initializers(const idl_model *m) {
+    return m->n_inits;
+}
+int64_t idl_model_n_parameters(const idl_model *m) {
+    return m->n_params;
+}
+int idl_model_has_tensor(const idl_model *m, const char *name) {
+    return idl__model_find(m, name) >= 0;
+}

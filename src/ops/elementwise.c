@@ -8,13 +8,28 @@
 #include <string.h>
 
 typedef enum {
-    U_RELU, U_LEAKY, U_ELU, U_SIGMOID, U_HSIGMOID, U_HSWISH, U_TANH, U_SOFTPLUS, U_ERF, U_EXP, U_LOG,
-    U_NEG, U_SQRT, U_ABS, U_RECIP, U_CLIP,
+    U_RELU,
+    U_LEAKY,
+    U_ELU,
+    U_SIGMOID,
+    U_HSIGMOID,
+    U_HSWISH,
+    U_TANH,
+    U_SOFTPLUS,
+    U_ERF,
+    U_EXP,
+    U_LOG,
+    U_NEG,
+    U_SQRT,
+    U_ABS,
+    U_RECIP,
+    U_CLIP,
 } unary_kind;
 
 typedef struct unary_state {
     unary_kind kind;
-    float alpha, beta; /* LeakyRelu/Elu alpha; HardSigmoid alpha, beta; Clip min (alpha), max (beta) */
+    float alpha,
+        beta; /* LeakyRelu/Elu alpha; HardSigmoid alpha, beta; Clip min (alpha), max (beta) */
 } unary_state;
 
 static void free_state(void *s) {
@@ -36,22 +51,38 @@ static idl_status unary_prepare(idl__op_ctx *c, unary_kind kind, float alpha, fl
 
 static inline float unary_f(const unary_state *s, float x) {
     switch (s->kind) {
-    case U_RELU: return x > 0 ? x : 0.0f;
-    case U_LEAKY: return x > 0 ? x : s->alpha * x;
-    case U_ELU: return x > 0 ? x : s->alpha * expm1f(x);
-    case U_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-    case U_HSIGMOID: return fmaxf(0.0f, fminf(1.0f, s->alpha * x + s->beta));
-    case U_HSWISH: return x * fmaxf(0.0f, fminf(1.0f, x / 6.0f + 0.5f));
-    case U_TANH: return tanhf(x);
-    case U_SOFTPLUS: return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
-    case U_ERF: return erff(x);
-    case U_EXP: return expf(x);
-    case U_LOG: return logf(x);
-    case U_NEG: return -x;
-    case U_SQRT: return sqrtf(x);
-    case U_ABS: return fabsf(x);
-    case U_RECIP: return 1.0f / x;
-    case U_CLIP: return fminf(fmaxf(x, s->alpha), s->beta);
+    case U_RELU:
+        return x > 0 ? x : 0.0f;
+    case U_LEAKY:
+        return x > 0 ? x : s->alpha * x;
+    case U_ELU:
+        return x > 0 ? x : s->alpha * expm1f(x);
+    case U_SIGMOID:
+        return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+    case U_HSIGMOID:
+        return fmaxf(0.0f, fminf(1.0f, s->alpha * x + s->beta));
+    case U_HSWISH:
+        return x * fmaxf(0.0f, fminf(1.0f, x / 6.0f + 0.5f));
+    case U_TANH:
+        return tanhf(x);
+    case U_SOFTPLUS:
+        return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+    case U_ERF:
+        return erff(x);
+    case U_EXP:
+        return expf(x);
+    case U_LOG:
+        return logf(x);
+    case U_NEG:
+        return -x;
+    case U_SQRT:
+        return sqrtf(x);
+    case U_ABS:
+        return fabsf(x);
+    case U_RECIP:
+        return 1.0f / x;
+    case U_CLIP:
+        return fminf(fmaxf(x, s->alpha), s->beta);
     }
     return x;
 }
@@ -59,25 +90,40 @@ static inline float unary_f(const unary_state *s, float x) {
 /* dy/dx given x and y = f(x). */
 static inline float unary_df(const unary_state *s, float x, float y) {
     switch (s->kind) {
-    case U_RELU: return x > 0 ? 1.0f : 0.0f;
-    case U_LEAKY: return x > 0 ? 1.0f : s->alpha;
-    case U_ELU: return x > 0 ? 1.0f : y + s->alpha;
-    case U_SIGMOID: return y * (1.0f - y);
+    case U_RELU:
+        return x > 0 ? 1.0f : 0.0f;
+    case U_LEAKY:
+        return x > 0 ? 1.0f : s->alpha;
+    case U_ELU:
+        return x > 0 ? 1.0f : y + s->alpha;
+    case U_SIGMOID:
+        return y * (1.0f - y);
     case U_HSIGMOID: {
         float t = s->alpha * x + s->beta;
         return t > 0 && t < 1 ? s->alpha : 0.0f;
     }
-    case U_HSWISH: return x < -3.0f ? 0.0f : x > 3.0f ? 1.0f : x / 3.0f + 0.5f;
-    case U_TANH: return 1.0f - y * y;
-    case U_SOFTPLUS: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-    case U_ERF: return 1.1283791670955126f * expf(-x * x);
-    case U_EXP: return y;
-    case U_LOG: return 1.0f / x;
-    case U_NEG: return -1.0f;
-    case U_SQRT: return 0.5f / y;
-    case U_ABS: return x > 0 ? 1.0f : x < 0 ? -1.0f : 0.0f;
-    case U_RECIP: return -y * y;
-    case U_CLIP: return x >= s->alpha && x <= s->beta ? 1.0f : 0.0f; /* PyTorch's clamp rule */
+    case U_HSWISH:
+        return x < -3.0f ? 0.0f : x > 3.0f ? 1.0f : x / 3.0f + 0.5f;
+    case U_TANH:
+        return 1.0f - y * y;
+    case U_SOFTPLUS:
+        return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+    case U_ERF:
+        return 1.1283791670955126f * expf(-x * x);
+    case U_EXP:
+        return y;
+    case U_LOG:
+        return 1.0f / x;
+    case U_NEG:
+        return -1.0f;
+    case U_SQRT:
+        return 0.5f / y;
+    case U_ABS:
+        return x > 0 ? 1.0f : x < 0 ? -1.0f : 0.0f;
+    case U_RECIP:
+        return -y * y;
+    case U_CLIP:
+        return x >= s->alpha && x <= s->beta ? 1.0f : 0.0f; /* PyTorch's clamp rule */
     }
     return 1.0f;
 }
@@ -88,7 +134,8 @@ static void unary_forward(idl__op_ctx *c) {
     float *y = c->out[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = unary_f(s, x[i]);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = unary_f(s, x[i]);
 }
 
 static idl_status unary_backward(idl__op_ctx *c) {
@@ -98,16 +145,18 @@ static idl_status unary_backward(idl__op_ctx *c) {
     float *dx = c->din[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * unary_df(s, x[i], y[i]);
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i] * unary_df(s, x[i], y[i]);
     return IDL_OK;
 }
 
-#define SIMPLE_UNARY(stem, Name, KIND)                                                             \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                             \
-        return unary_prepare(c, KIND, 0.0f, 0.0f);                                                 \
-    }                                                                                              \
-    const idl__op_def idl__op_##stem = { Name, 1, 1, 1, 1, stem##_prepare, unary_forward,          \
-                                         unary_backward, free_state };
+#define SIMPLE_UNARY(stem, Name, KIND)                                              \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                              \
+        return unary_prepare(c, KIND, 0.0f, 0.0f);                                  \
+    }                                                                               \
+    const idl__op_def idl__op_##stem = {                                            \
+        Name, 1, 1, 1, 1, stem##_prepare, unary_forward, unary_backward, free_state \
+    };
 
 SIMPLE_UNARY(relu, "Relu", U_RELU)
 SIMPLE_UNARY(sigmoid, "Sigmoid", U_SIGMOID)
@@ -123,20 +172,23 @@ SIMPLE_UNARY(reciprocal, "Reciprocal", U_RECIP)
 static idl_status leakyrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_LEAKY, idl__attr_float(c->node, "alpha", 0.01f), 0.0f);
 }
-const idl__op_def idl__op_leakyrelu = { "LeakyRelu", 1, 1, 1, 1, leakyrelu_prepare, unary_forward,
-                                        unary_backward, free_state };
+const idl__op_def idl__op_leakyrelu = {
+    "LeakyRelu", 1, 1, 1, 1, leakyrelu_prepare, unary_forward, unary_backward, free_state
+};
 
 static idl_status elu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_ELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def idl__op_elu = { "Elu", 1, 1, 1, 1, elu_prepare, unary_forward, unary_backward, free_state };
+const idl__op_def idl__op_elu = { "Elu",          1,         1, 1, 1, elu_prepare, unary_forward,
+                                  unary_backward, free_state };
 
 static idl_status hardsigmoid_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_HSIGMOID, idl__attr_float(c->node, "alpha", 0.2f),
                          idl__attr_float(c->node, "beta", 0.5f));
 }
-const idl__op_def idl__op_hardsigmoid = { "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward,
-                                          unary_backward, free_state };
+const idl__op_def idl__op_hardsigmoid = {
+    "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward, unary_backward, free_state
+};
 
 /* Clip: bounds are attributes before opset 11, optional inputs 1 and 2 from opset 11 (which must be
  * known at plan time). */
@@ -153,13 +205,16 @@ static idl_status clip_prepare(idl__op_ctx *c) {
             if (c->in[k]->dtype != IDL_DT_F32 || idl_tensor_numel(c->in[k]) != 1)
                 return idl__error(IDL_ERR_INVALID_ARG, "Clip bound %d must be a float32 scalar", k);
             float v = *(const float *)c->in[k]->data;
-            if (k == 1) lo = v;
-            else hi = v;
+            if (k == 1)
+                lo = v;
+            else
+                hi = v;
         }
     }
     return unary_prepare(c, U_CLIP, lo, hi);
 }
-const idl__op_def idl__op_clip = { "Clip", 1, 3, 1, 1, clip_prepare, unary_forward, unary_backward, free_state };
+const idl__op_def idl__op_clip = { "Clip",         1,         3, 1, 1, clip_prepare, unary_forward,
+                                   unary_backward, free_state };
 
 /* Neg and Abs also run on integers (shape arithmetic); gradients only for float32. */
 static idl_status signed_prepare(idl__op_ctx *c, unary_kind kind) {
@@ -179,11 +234,13 @@ static void signed_forward(idl__op_ctx *c) {
     if (c->in[0]->dtype == IDL_DT_I64) {
         const int64_t *x = c->in[0]->data;
         int64_t *y = c->out[0]->data;
-        for (int64_t i = 0; i < n; i++) y[i] = s->kind == U_NEG ? -x[i] : (x[i] < 0 ? -x[i] : x[i]);
+        for (int64_t i = 0; i < n; i++)
+            y[i] = s->kind == U_NEG ? -x[i] : (x[i] < 0 ? -x[i] : x[i]);
     } else if (c->in[0]->dtype == IDL_DT_I32) {
         const int32_t *x = c->in[0]->data;
         int32_t *y = c->out[0]->data;
-        for (int64_t i = 0; i < n; i++) y[i] = s->kind == U_NEG ? -x[i] : (x[i] < 0 ? -x[i] : x[i]);
+        for (int64_t i = 0; i < n; i++)
+            y[i] = s->kind == U_NEG ? -x[i] : (x[i] < 0 ? -x[i] : x[i]);
     } else {
         unary_forward(c);
     }
@@ -194,8 +251,10 @@ static idl_status neg_prepare(idl__op_ctx *c) {
 static idl_status abs_prepare(idl__op_ctx *c) {
     return signed_prepare(c, U_ABS);
 }
-const idl__op_def idl__op_neg = { "Neg", 1, 1, 1, 1, neg_prepare, signed_forward, unary_backward, free_state };
-const idl__op_def idl__op_abs = { "Abs", 1, 1, 1, 1, abs_prepare, signed_forward, unary_backward, free_state };
+const idl__op_def idl__op_neg = { "Neg",          1,         1, 1, 1, neg_prepare, signed_forward,
+                                  unary_backward, free_state };
+const idl__op_def idl__op_abs = { "Abs",          1,         1, 1, 1, abs_prepare, signed_forward,
+                                  unary_backward, free_state };
 
 /* ---- Identity, Dropout (inference: y = x, mask all true) ---- */
 static idl_status copy_prepare(idl__op_ctx *c) {
@@ -214,34 +273,40 @@ static idl_status copy_backward(idl__op_ctx *c) {
     float *dx = c->din[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i];
     return IDL_OK;
 }
-const idl__op_def idl__op_identity = { "Identity", 1, 1, 1, 1, copy_prepare, copy_forward, copy_backward, NULL };
+const idl__op_def idl__op_identity = { "Identity",    1,   1, 1, 1, copy_prepare, copy_forward,
+                                       copy_backward, NULL };
 
 static idl_status dropout_prepare(idl__op_ctx *c) {
     if (c->n_in >= 3 && c->in[2]) {
         idl_status st = idl__need_const(c, 2);
         if (st) return st;
         if (idl__get_i64(c->in[2], 0))
-            return idl__error(IDL_ERR_UNSUPPORTED, "Dropout in training mode (random masks) is not supported");
+            return idl__error(IDL_ERR_UNSUPPORTED,
+                              "Dropout in training mode (random masks) is not supported");
     }
     if (c->opset < 7 && idl__attr_int(c->node, "is_test", 1) == 0)
         return idl__error(IDL_ERR_UNSUPPORTED, "Dropout with is_test=0 is not supported");
     idl_status st = copy_prepare(c);
     if (st) return st;
-    if (c->n_out > 1 && c->out[1]) idl__set_out(c->out[1], IDL_DT_BOOL, c->in[0]->ndim, c->in[0]->shape);
+    if (c->n_out > 1 && c->out[1])
+        idl__set_out(c->out[1], IDL_DT_BOOL, c->in[0]->ndim, c->in[0]->shape);
     return IDL_OK;
 }
 static void dropout_forward(idl__op_ctx *c) {
     copy_forward(c);
     if (c->n_out > 1 && c->out[1]) memset(c->out[1]->data, 1, idl__tensor_bytes(c->out[1]));
 }
-const idl__op_def idl__op_dropout = { "Dropout", 1, 3, 1, 2, dropout_prepare, dropout_forward, copy_backward, NULL };
+const idl__op_def idl__op_dropout = { "Dropout",     1,   3, 1, 2, dropout_prepare, dropout_forward,
+                                      copy_backward, NULL };
 
 /* ---- Not (bool) ---- */
 static idl_status not_prepare(idl__op_ctx *c) {
-    if (c->in[0]->dtype != IDL_DT_BOOL) return idl__error(IDL_ERR_INVALID_ARG, "Not needs a bool input");
+    if (c->in[0]->dtype != IDL_DT_BOOL)
+        return idl__error(IDL_ERR_INVALID_ARG, "Not needs a bool input");
     idl__set_out(c->out[0], IDL_DT_BOOL, c->in[0]->ndim, c->in[0]->shape);
     return IDL_OK;
 }
@@ -249,7 +314,8 @@ static void not_forward(idl__op_ctx *c) {
     const uint8_t *x = c->in[0]->data;
     uint8_t *y = c->out[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
-    for (int64_t i = 0; i < n; i++) y[i] = !x[i];
+    for (int64_t i = 0; i < n; i++)
+        y[i] = !x[i];
 }
 const idl__op_def idl__op_not = { "Not", 1, 1, 1, 1, not_prepare, not_forward, NULL, NULL };
 
@@ -267,11 +333,14 @@ static idl_status prelu_prepare(idl__op_ctx *c) {
     /* ONNX allows a slope of shape (C) against (N,C,H,W) in old exporters: treat it as (C,1,1) */
     int64_t sshape[IDL_MAX_DIMS];
     int sn = sl->ndim;
-    for (int i = 0; i < sn; i++) sshape[i] = sl->shape[i];
-    if (sn == 1 && x->ndim > 2 && sl->shape[0] == x->shape[1] && sl->shape[0] != x->shape[x->ndim - 1]) {
+    for (int i = 0; i < sn; i++)
+        sshape[i] = sl->shape[i];
+    if (sn == 1 && x->ndim > 2 && sl->shape[0] == x->shape[1] &&
+        sl->shape[0] != x->shape[x->ndim - 1]) {
         sn = x->ndim - 1;
         sshape[0] = sl->shape[0];
-        for (int i = 1; i < sn; i++) sshape[i] = 1;
+        for (int i = 1; i < sn; i++)
+            sshape[i] = 1;
     }
     if ((st = idl__broadcast_shape(x->ndim, x->shape, sn, sshape, &nd, shp))) return st;
     if (nd != x->ndim || idl__numel(nd, shp) != idl_tensor_numel(x))
@@ -326,4 +395,6 @@ static idl_status prelu_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_prelu = { "PRelu", 2, 2, 1, 1, prelu_prepare, prelu_forward, prelu_backward, free_state };
+const idl__op_def idl__op_prelu = {
+    "PRelu", 2, 2, 1, 1, prelu_prepare, prelu_forward, prelu_backward, free_state
+};

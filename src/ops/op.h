@@ -42,7 +42,12 @@ typedef struct idl__op_def {
     void (*forward)(idl__op_ctx *c);
     idl_status (*backward)(idl__op_ctx *c); /* NULL: not differentiable */
     void (*free_state)(void *state);
+    unsigned flags; /* IDL__OP_* */
 } idl__op_def;
+
+/* The op reads only its inputs' shapes (Shape): the planner runs it at plan time even when its
+ * input is data, so that shape arithmetic downstream folds. */
+#define IDL__OP_SHAPE_ONLY 1u
 
 /* The registry: ops.def lists X("OnnxName", stem) sorted by name; each family file defines
  * `const idl__op_def idl__op_<stem>`. */

@@ -28,7 +28,8 @@ static int cmp_name(const void *key, const void *elem) {
 
 int idl__op_find(const char *op_type, const char *domain) {
     if (domain && *domain && strcmp(domain, "ai.onnx") != 0) return -1;
-    const char *const *hit = bsearch(op_type, g_names, (size_t)idl__n_ops, sizeof g_names[0], cmp_name);
+    const char *const *hit =
+        bsearch(op_type, g_names, (size_t)idl__n_ops, sizeof g_names[0], cmp_name);
     return hit ? (int)(hit - g_names) : -1;
 }
 
@@ -43,7 +44,8 @@ const char *const *idl_supported_ops(void) {
 
 idl_status idl__norm_axis(int64_t axis, int rank, int *out) {
     if (axis < -rank || axis >= (rank ? rank : 1)) /* rank 0 accepts axis 0/-1 as a no-op axis */
-        return idl__error(IDL_ERR_INVALID_ARG, "axis %lld out of range for rank %d", (long long)axis, rank);
+        return idl__error(IDL_ERR_INVALID_ARG, "axis %lld out of range for rank %d",
+                          (long long)axis, rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
     return IDL_OK;
 }
@@ -51,7 +53,8 @@ idl_status idl__norm_axis(int64_t axis, int rank, int *out) {
 void idl__set_out(idl_tensor *out, idl_dtype dt, int ndim, const int64_t *shape) {
     out->dtype = dt;
     out->ndim = ndim;
-    for (int i = 0; i < ndim; i++) out->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        out->shape[i] = shape[i];
 }
 
 idl_status idl__need_f32(const idl__op_ctx *c, int i) {
@@ -65,8 +68,11 @@ idl_status idl__need_f32(const idl__op_ctx *c, int i) {
 idl_status idl__need_const(const idl__op_ctx *c, int i) {
     if (!c->in[i]) return idl__error(IDL_ERR_INVALID_ARG, "input %d is required", i);
     if (!c->in_const[i])
-        return idl__error(IDL_ERR_UNSUPPORTED, "input %d must be known when the model is planned (a "
-                          "constant or computed from shapes only); data-dependent shapes are not supported", i);
+        return idl__error(
+            IDL_ERR_UNSUPPORTED,
+            "input %d must be known when the model is planned (a "
+            "constant or computed from shapes only); data-dependent shapes are not supported",
+            i);
     return IDL_OK;
 }
 
@@ -75,10 +81,13 @@ idl_status idl__const_ints(const idl__op_ctx *c, int i, int64_t *out, int cap, i
     if (st) return st;
     const idl_tensor *t = c->in[i];
     if (t->dtype != IDL_DT_I64 && t->dtype != IDL_DT_I32)
-        return idl__error(IDL_ERR_INVALID_ARG, "input %d must be int64 or int32, is %s", i, idl_dtype_name(t->dtype));
+        return idl__error(IDL_ERR_INVALID_ARG, "input %d must be int64 or int32, is %s", i,
+                          idl_dtype_name(t->dtype));
     int64_t k = idl_tensor_numel(t);
-    if (t->ndim > 1 || k > cap) return idl__error(IDL_ERR_INVALID_ARG, "input %d must be a 1-D list of at most %d", i, cap);
-    for (int64_t j = 0; j < k; j++) out[j] = idl__get_i64(t, j);
+    if (t->ndim > 1 || k > cap)
+        return idl__error(IDL_ERR_INVALID_ARG, "input %d must be a 1-D list of at most %d", i, cap);
+    for (int64_t j = 0; j < k; j++)
+        out[j] = idl__get_i64(t, j);
     *n = (int)k;
     return IDL_OK;
 }

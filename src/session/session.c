@@ -22,10 +22,15 @@ idl_objective idl_objective_default(void) {
 
 idl_status idl_objective_kind_parse(const char *s, idl_objective_kind *out) {
     if (!s) return idl__error(IDL_ERR_INVALID_ARG, "objective is NULL");
-    if (!strcmp(s, "logit")) *out = IDL_OBJ_LOGIT;
-    else if (!strcmp(s, "probability") || !strcmp(s, "prob")) *out = IDL_OBJ_PROBABILITY;
-    else if (!strcmp(s, "log_probability") || !strcmp(s, "logprob")) *out = IDL_OBJ_LOG_PROBABILITY;
-    else return idl__error(IDL_ERR_INVALID_ARG, "unknown objective '%s' (logit, probability, log_probability)", s);
+    if (!strcmp(s, "logit"))
+        *out = IDL_OBJ_LOGIT;
+    else if (!strcmp(s, "probability") || !strcmp(s, "prob"))
+        *out = IDL_OBJ_PROBABILITY;
+    else if (!strcmp(s, "log_probability") || !strcmp(s, "logprob"))
+        *out = IDL_OBJ_LOG_PROBABILITY;
+    else
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "unknown objective '%s' (logit, probability, log_probability)", s);
     return IDL_OK;
 }
 
@@ -33,8 +38,10 @@ idl_status idl__unknown_tensor(const idl_model *m, const char *name) {
     char close[512];
     idl__model_close_names(m, name, close, sizeof close);
     if (close[0])
-        return idl__error(IDL_ERR_NOT_FOUND, "no tensor named '%s' in the model; close names: %s", name, close);
-    return idl__error(IDL_ERR_NOT_FOUND, "no tensor named '%s' in the model (`interpretdl info` lists them)", name);
+        return idl__error(IDL_ERR_NOT_FOUND, "no tensor named '%s' in the model; close names: %s",
+                          name, close);
+    return idl__error(IDL_ERR_NOT_FOUND,
+                      "no tensor named '%s' in the model (`interpretdl info` lists them)", name);
 }
 
 idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl_session **out) {
@@ -44,16 +51,29 @@ idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl
     for (int i = 0; i < m->n_nodes; i++) {
         const idl__node *n = &m->nodes[i];
         if (n->op < 0)
-            return idl__error(IDL_ERR_UNSUPPORTED, "node '%s': op %s%s%s (opset %lld) is not supported",
-                              n->name, *n->domain ? n->domain : "", *n->domain ? "." : "", n->op_type,
+            return idl__error(IDL_ERR_UNSUPPORTED,
+                              "node '%s': op %s%s%s (opset %lld) is not supported", n->name,
+                              *n->domain ? n->domain : "", *n->domain ? "." : "", n->op_type,
                               (long long)m->opset);
         const idl__op_def *d = idl__ops[n->op];
-        if (n->n_in < d->min_in || n->n_in > d->max_in || n->n_out < d->min_out || n->n_out > d->max_out)
-            return idl__error(IDL_ERR_PARSE, "node '%s' (%s): %d inputs and %d outputs; expected %d..%d and %d..%d",
-                              n->name, n->op_type, n->n_in, n->n_out, d->min_in, d->max_in, d->min_out, d->max_out);
+        if (n->n_in < d->min_in || n->n_in > d->max_in || n->n_out < d->min_out ||
+            n->n_out > d->max_out)
+            return idl__error(
+                IDL_ERR_PARSE,
+                "node '%s' (%s): %d inputs and %d outputs; expected %d..%d and %d..%d", n->name,
+                n->op_type, n->n_in, n->n_out, d->min_in, d->max_in, d->min_out, d->max_out);
+        /* required inputs (the first min_in) and output 0 must be named; kernels rely on it */
+        for (int k = 0; k < d->min_in; k++)
+            if (n->in[k] < 0)
+                return idl__error(IDL_ERR_PARSE, "node '%s' (%s): required input %d is empty",
+                                  n->name, n->op_type, k);
+        if (n->n_out < 1 || n->out[0] < 0)
+            return idl__error(IDL_ERR_PARSE, "node '%s' (%s): output 0 is empty", n->name,
+                              n->op_type);
     }
     if (m->opset < 7 || m->opset > 18)
-        return idl__error(IDL_ERR_UNSUPPORTED, "opset %lld is outside the supported range 7..18", (long long)m->opset);
+        return idl__error(IDL_ERR_UNSUPPORTED, "opset %lld is outside the supported range 7..18",
+                          (long long)m->opset);
     idl_session *s = idl__calloc(1, sizeof *s);
     if (!s) return idl__error(IDL_ERR_NOMEM, "out of memory");
     s->m = m;
@@ -96,7 +116,8 @@ static void set_threads(const idl_session *s) {
 #endif
 }
 
-idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs, const char *const *names, int n) {
+idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
+                               const char *const *names, int n) {
     if (!s || (!inputs && n)) return idl__error(IDL_ERR_INVALID_ARG, "session or inputs is NULL");
     const idl_model *m = s->m;
     s->have_forward = false;
@@ -106,7 +127,8 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs, 
                           m->n_inputs == 1 ? "" : "s", n);
     const idl_tensor *ord[256];
     if (n > 256) return idl__error(IDL_ERR_UNSUPPORTED, "more than 256 graph inputs");
-    for (int i = 0; i < n; i++) ord[i] = NULL;
+    for (int i = 0; i < n; i++)
+        ord[i] = NULL;
     for (int i = 0; i < n; i++) {
         int slot = i;
         if (names) {
@@ -116,12 +138,15 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs, 
             if (slot < 0) {
                 char close[512];
                 const char *cand[256];
-                for (int k = 0; k < n; k++) cand[k] = m->values[m->inputs[k]].name;
+                for (int k = 0; k < n; k++)
+                    cand[k] = m->values[m->inputs[k]].name;
                 idl__close_matches(names[i] ? names[i] : "", cand, n, close, sizeof close);
-                return idl__error(IDL_ERR_INVALID_ARG, "no graph input named '%s'%s%s", names[i] ? names[i] : "(null)",
-                                  close[0] ? "; inputs are " : "", close);
+                return idl__error(IDL_ERR_INVALID_ARG, "no graph input named '%s'%s%s",
+                                  names[i] ? names[i] : "(null)", close[0] ? "; inputs are " : "",
+                                  close);
             }
-            if (ord[slot]) return idl__error(IDL_ERR_INVALID_ARG, "input '%s' given twice", names[i]);
+            if (ord[slot])
+                return idl__error(IDL_ERR_INVALID_ARG, "input '%s' given twice", names[i]);
         }
         ord[slot] = inputs[i];
     }
@@ -131,24 +156,29 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs, 
         if (!t || (!t->data && idl_tensor_numel(t) > 0))
             return idl__error(IDL_ERR_INVALID_ARG, "input '%s' has no data", v->name);
         if (t->ndim < 0 || t->ndim > IDL_MAX_DIMS || idl_dtype_size(t->dtype) == 0)
-            return idl__error(IDL_ERR_INVALID_ARG, "input '%s': invalid tensor description", v->name);
+            return idl__error(IDL_ERR_INVALID_ARG, "input '%s': invalid tensor description",
+                              v->name);
         if (v->dtype != IDL_DT_UNDEFINED && t->dtype != v->dtype)
             return idl__error(IDL_ERR_INVALID_ARG, "input '%s' must be %s, got %s", v->name,
                               idl_dtype_name(v->dtype), idl_dtype_name(t->dtype));
         if (v->ndim >= 0) {
             char a[128], b[128];
             bool ok = t->ndim == v->ndim;
-            for (int k = 0; ok && k < v->ndim; k++) ok = v->shape[k] < 0 || v->shape[k] == t->shape[k];
+            for (int k = 0; ok && k < v->ndim; k++)
+                ok = v->shape[k] < 0 || v->shape[k] == t->shape[k];
             if (!ok) {
                 int64_t decl[IDL_MAX_DIMS];
-                for (int k = 0; k < v->ndim; k++) decl[k] = v->shape[k];
-                return idl__error(IDL_ERR_SHAPE, "input '%s' has shape %s; the model expects %s (-1 = free)",
+                for (int k = 0; k < v->ndim; k++)
+                    decl[k] = v->shape[k];
+                return idl__error(IDL_ERR_SHAPE,
+                                  "input '%s' has shape %s; the model expects %s (-1 = free)",
                                   v->name, idl__shape_str(t->ndim, t->shape, a, sizeof a),
                                   idl__shape_str(v->ndim, decl, b, sizeof b));
             }
         }
         for (int k = 0; k < t->ndim; k++)
-            if (t->shape[k] < 0) return idl__error(IDL_ERR_SHAPE, "input '%s' has a negative dimension", v->name);
+            if (t->shape[k] < 0)
+                return idl__error(IDL_ERR_SHAPE, "input '%s' has a negative dimension", v->name);
     }
     set_threads(s);
     idl_status st;
@@ -186,9 +216,11 @@ const idl_tensor *idl_session_tensor(idl_session *s, const char *name) {
     return &s->plan->vals[v];
 }
 
-idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const char *const *wrt, int n_wrt) {
+idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const char *const *wrt,
+                                int n_wrt) {
     if (!s || !obj || (!wrt && n_wrt)) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
-    if (!s->have_forward) return idl__error(IDL_ERR_INVALID_ARG, "backward needs a forward pass first");
+    if (!s->have_forward)
+        return idl__error(IDL_ERR_INVALID_ARG, "backward needs a forward pass first");
     clear_backward(s);
     s->wrt = idl__calloc((size_t)n_wrt + 1, sizeof(int));
     if (!s->wrt) return idl__error(IDL_ERR_NOMEM, "out of memory");
@@ -200,8 +232,9 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
         }
         if (s->plan->vals[v].dtype != IDL_DT_F32) {
             clear_backward(s);
-            return idl__error(IDL_ERR_INVALID_ARG, "tensor '%s' is %s; gradients exist only for float32 tensors",
-                              wrt[i], idl_dtype_name(s->plan->vals[v].dtype));
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "tensor '%s' is %s; gradients exist only for float32 tensors", wrt[i],
+                              idl_dtype_name(s->plan->vals[v].dtype));
         }
         s->wrt[i] = v;
     }

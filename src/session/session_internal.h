@@ -5,20 +5,21 @@
 #include "interpretdl/session.h"
 #include "ops/op.h"
 
-/* A plan is made for one set of input shapes: every value has a concrete type and shape, values that
- * depend only on initializers and shapes are computed ("folded") once, kernels are prepared. */
+/* A plan is made for one set of input shapes: every value has a concrete type and shape, values
+ * that depend only on initializers and shapes are computed ("folded") once, kernels are prepared.
+ */
 typedef struct idl__plan {
     int n_values, n_nodes;
-    idl_tensor *vals;        /* per value; initializer data is borrowed from the model */
-    bool *vconst;            /* value known at plan time */
-    bool *folded;            /* node computed at plan time */
-    idl__op_ctx *ctx;        /* per node, arrays below point into `ptrs`/`consts` */
+    idl_tensor *vals; /* per value; initializer data is borrowed from the model */
+    bool *vconst;     /* value known at plan time */
+    bool *folded;     /* node computed at plan time */
+    idl__op_ctx *ctx; /* per node, arrays below point into `ptrs`/`consts` */
     idl_tensor **ptrs;
     bool *consts;
-    idl_tensor *grads;       /* per value; data allocated on first need */
-    bool *active;            /* values on the current backward path */
-    idl_tensor *in_shapes;   /* shapes the plan was made for (no data) */
-    int *in_value;           /* value id of each graph input */
+    idl_tensor *grads;     /* per value; data allocated on first need */
+    bool *active;          /* values on the current backward path */
+    idl_tensor *in_shapes; /* shapes the plan was made for (no data) */
+    int *in_value;         /* value id of each graph input */
     int n_in;
 } idl__plan;
 
@@ -42,7 +43,7 @@ struct idl_session {
     bool have_backward;
     int *wrt;
     int n_wrt;
-    idl_tensor *obj_values;   /* (N) */
+    idl_tensor *obj_values; /* (N) */
     int64_t *targets;
     int64_t n_targets;
 };

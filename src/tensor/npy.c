@@ -1,4 +1,5 @@
-/* npy.c — NumPy .npy reading and writing (format versions 1.0, 2.0, 3.0; C order, little-endian). */
+/* npy.c — NumPy .npy reading and writing (format versions 1.0, 2.0, 3.0; C order, little-endian).
+ */
 #include "tensor/tensor_internal.h"
 
 #include <stdio.h>
@@ -8,9 +9,11 @@
 static const char *dict_value(const char *h, size_t hl, const char *key) {
     size_t kl = strlen(key);
     for (size_t i = 0; i + kl + 2 < hl; i++) {
-        if ((h[i] == '\'' || h[i] == '"') && memcmp(h + i + 1, key, kl) == 0 && h[i + 1 + kl] == h[i]) {
+        if ((h[i] == '\'' || h[i] == '"') && memcmp(h + i + 1, key, kl) == 0 &&
+            h[i + 1 + kl] == h[i]) {
             const char *p = h + i + kl + 2;
-            while (p < h + hl && (*p == ' ' || *p == ':')) p++;
+            while (p < h + hl && (*p == ' ' || *p == ':'))
+                p++;
             return p;
         }
     }
@@ -39,35 +42,52 @@ idl_status idl_npy_load_mem(const void *data, size_t size, idl_tensor **out) {
     const char *d = dict_value(h, hl, "descr");
     const char *fo = dict_value(h, hl, "fortran_order");
     const char *sh = dict_value(h, hl, "shape");
-    if (!d || !fo || !sh) return idl__error(IDL_ERR_PARSE, ".npy header lacks descr/fortran_order/shape");
+    if (!d || !fo || !sh)
+        return idl__error(IDL_ERR_PARSE, ".npy header lacks descr/fortran_order/shape");
     if (strncmp(fo, "False", 5) != 0)
-        return idl__error(IDL_ERR_UNSUPPORTED, ".npy in Fortran order; save with np.ascontiguousarray");
+        return idl__error(IDL_ERR_UNSUPPORTED,
+                          ".npy in Fortran order; save with np.ascontiguousarray");
     if (*d != '\'' && *d != '"') return idl__error(IDL_ERR_PARSE, ".npy descr is not a string");
     char descr[8] = { 0 };
-    for (int i = 0; i < 7 && d + 1 + i < h + hl && d[1 + i] != d[0]; i++) descr[i] = d[1 + i];
+    for (int i = 0; i < 7 && d + 1 + i < h + hl && d[1 + i] != d[0]; i++)
+        descr[i] = d[1 + i];
     idl_dtype dt = IDL_DT_UNDEFINED;
-    if (!strcmp(descr, "<f4")) dt = IDL_DT_F32;
-    else if (!strcmp(descr, "<f8")) dt = IDL_DT_F64;
-    else if (!strcmp(descr, "<i8")) dt = IDL_DT_I64;
-    else if (!strcmp(descr, "<i4")) dt = IDL_DT_I32;
-    else if (!strcmp(descr, "|u1")) dt = IDL_DT_U8;
-    else if (!strcmp(descr, "|i1")) dt = IDL_DT_I8;
-    else if (!strcmp(descr, "|b1")) dt = IDL_DT_BOOL;
-    else return idl__error(IDL_ERR_UNSUPPORTED, ".npy dtype '%s' (use float32, float64, int32, int64, uint8, int8 or bool)", descr);
+    if (!strcmp(descr, "<f4"))
+        dt = IDL_DT_F32;
+    else if (!strcmp(descr, "<f8"))
+        dt = IDL_DT_F64;
+    else if (!strcmp(descr, "<i8"))
+        dt = IDL_DT_I64;
+    else if (!strcmp(descr, "<i4"))
+        dt = IDL_DT_I32;
+    else if (!strcmp(descr, "|u1"))
+        dt = IDL_DT_U8;
+    else if (!strcmp(descr, "|i1"))
+        dt = IDL_DT_I8;
+    else if (!strcmp(descr, "|b1"))
+        dt = IDL_DT_BOOL;
+    else
+        return idl__error(
+            IDL_ERR_UNSUPPORTED,
+            ".npy dtype '%s' (use float32, float64, int32, int64, uint8, int8 or bool)", descr);
     if (*sh != '(') return idl__error(IDL_ERR_PARSE, ".npy shape is not a tuple");
     int64_t shape[IDL_MAX_DIMS];
     int nd = 0;
     const char *p = sh + 1, *end = h + hl;
     while (p < end && *p != ')') {
-        while (p < end && (*p == ' ' || *p == ',')) p++;
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
         if (p < end && *p == ')') break;
-        if (p >= end || *p < '0' || *p > '9') return idl__error(IDL_ERR_PARSE, ".npy shape is malformed");
+        if (p >= end || *p < '0' || *p > '9')
+            return idl__error(IDL_ERR_PARSE, ".npy shape is malformed");
         int64_t v = 0;
         while (p < end && *p >= '0' && *p <= '9') {
-            if (v > (INT64_MAX - 9) / 10) return idl__error(IDL_ERR_PARSE, ".npy dimension too large");
+            if (v > (INT64_MAX - 9) / 10)
+                return idl__error(IDL_ERR_PARSE, ".npy dimension too large");
             v = v * 10 + (*p++ - '0');
         }
-        if (nd == IDL_MAX_DIMS) return idl__error(IDL_ERR_UNSUPPORTED, ".npy rank above %d", IDL_MAX_DIMS);
+        if (nd == IDL_MAX_DIMS)
+            return idl__error(IDL_ERR_UNSUPPORTED, ".npy rank above %d", IDL_MAX_DIMS);
         shape[nd++] = v;
     }
     if (p >= end) return idl__error(IDL_ERR_PARSE, ".npy shape is malformed");
@@ -119,17 +139,33 @@ idl_status idl_npy_load(const char *path, idl_tensor **out) {
 idl_status idl_npy_save(const char *path, const idl_tensor *t) {
     const char *descr;
     switch (t->dtype) {
-    case IDL_DT_F32: descr = "<f4"; break;
-    case IDL_DT_F64: descr = "<f8"; break;
-    case IDL_DT_I64: descr = "<i8"; break;
-    case IDL_DT_I32: descr = "<i4"; break;
-    case IDL_DT_U8: descr = "|u1"; break;
-    case IDL_DT_I8: descr = "|i1"; break;
-    case IDL_DT_BOOL: descr = "|b1"; break;
-    default: return idl__error(IDL_ERR_INVALID_ARG, "cannot save dtype %d", (int)t->dtype);
+    case IDL_DT_F32:
+        descr = "<f4";
+        break;
+    case IDL_DT_F64:
+        descr = "<f8";
+        break;
+    case IDL_DT_I64:
+        descr = "<i8";
+        break;
+    case IDL_DT_I32:
+        descr = "<i4";
+        break;
+    case IDL_DT_U8:
+        descr = "|u1";
+        break;
+    case IDL_DT_I8:
+        descr = "|i1";
+        break;
+    case IDL_DT_BOOL:
+        descr = "|b1";
+        break;
+    default:
+        return idl__error(IDL_ERR_INVALID_ARG, "cannot save dtype %d", (int)t->dtype);
     }
     char hdr[512];
-    int w = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    int w = snprintf(hdr + 10, sizeof hdr - 10,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < t->ndim; i++)
         w += snprintf(hdr + 10 + w, sizeof hdr - 10 - (size_t)w, "%lld,%s", (long long)t->shape[i],
                       (i + 1 < t->ndim) ? " " : "");

@@ -6,33 +6,50 @@
 
 size_t idl_dtype_size(idl_dtype dt) {
     switch (dt) {
-    case IDL_DT_F32: return 4;
-    case IDL_DT_U8: return 1;
-    case IDL_DT_I8: return 1;
-    case IDL_DT_I32: return 4;
-    case IDL_DT_I64: return 8;
-    case IDL_DT_BOOL: return 1;
-    case IDL_DT_F64: return 8;
-    default: return 0;
+    case IDL_DT_F32:
+        return 4;
+    case IDL_DT_U8:
+        return 1;
+    case IDL_DT_I8:
+        return 1;
+    case IDL_DT_I32:
+        return 4;
+    case IDL_DT_I64:
+        return 8;
+    case IDL_DT_BOOL:
+        return 1;
+    case IDL_DT_F64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
 const char *idl_dtype_name(idl_dtype dt) {
     switch (dt) {
-    case IDL_DT_F32: return "float32";
-    case IDL_DT_U8: return "uint8";
-    case IDL_DT_I8: return "int8";
-    case IDL_DT_I32: return "int32";
-    case IDL_DT_I64: return "int64";
-    case IDL_DT_BOOL: return "bool";
-    case IDL_DT_F64: return "float64";
-    default: return "undefined";
+    case IDL_DT_F32:
+        return "float32";
+    case IDL_DT_U8:
+        return "uint8";
+    case IDL_DT_I8:
+        return "int8";
+    case IDL_DT_I32:
+        return "int32";
+    case IDL_DT_I64:
+        return "int64";
+    case IDL_DT_BOOL:
+        return "bool";
+    case IDL_DT_F64:
+        return "float64";
+    default:
+        return "undefined";
     }
 }
 
 int64_t idl__numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
     return n;
 }
 
@@ -56,7 +73,8 @@ const char *idl__shape_str(int ndim, const int64_t *shape, char *buf, size_t cap
     buf[0] = 0;
     used += (size_t)snprintf(buf, cap, "(");
     for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? "," : "", (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? "," : "", (long long)shape[i]);
     if (used < cap) snprintf(buf + used, cap - used, ")");
     return buf;
 }
@@ -66,19 +84,23 @@ idl_tensor idl_tensor_wrap(idl_dtype dt, int ndim, const int64_t *shape, void *d
     memset(&t, 0, sizeof t);
     t.dtype = dt;
     t.ndim = ndim < 0 ? 0 : (ndim > IDL_MAX_DIMS ? IDL_MAX_DIMS : ndim);
-    for (int i = 0; i < t.ndim; i++) t.shape[i] = shape[i];
+    for (int i = 0; i < t.ndim; i++)
+        t.shape[i] = shape[i];
     t.data = data;
     return t;
 }
 
 static idl_status check_shape(idl_dtype dt, int ndim, const int64_t *shape, size_t *bytes) {
-    if (idl_dtype_size(dt) == 0) return idl__error(IDL_ERR_INVALID_ARG, "unknown dtype %d", (int)dt);
+    if (idl_dtype_size(dt) == 0)
+        return idl__error(IDL_ERR_INVALID_ARG, "unknown dtype %d", (int)dt);
     if (ndim < 0 || ndim > IDL_MAX_DIMS)
         return idl__error(IDL_ERR_INVALID_ARG, "rank %d outside 0..%d", ndim, IDL_MAX_DIMS);
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return idl__error(IDL_ERR_INVALID_ARG, "negative dimension %lld", (long long)shape[i]);
-        if (!idl__mul_ok(n, shape[i], &n)) return idl__error(IDL_ERR_NOMEM, "tensor size overflows");
+        if (shape[i] < 0)
+            return idl__error(IDL_ERR_INVALID_ARG, "negative dimension %lld", (long long)shape[i]);
+        if (!idl__mul_ok(n, shape[i], &n))
+            return idl__error(IDL_ERR_NOMEM, "tensor size overflows");
     }
     int64_t b;
     if (!idl__mul_ok(n, (int64_t)idl_dtype_size(dt), &b) || (uint64_t)b > (uint64_t)SIZE_MAX / 2)
@@ -142,7 +164,8 @@ idl_status idl__broadcast_shape(int na, const int64_t *a, int nb, const int64_t 
         if (da != db && da != 1 && db != 1) {
             char sa[128], sb[128];
             return idl__error(IDL_ERR_SHAPE, "shapes %s and %s do not broadcast",
-                              idl__shape_str(na, a, sa, sizeof sa), idl__shape_str(nb, b, sb, sizeof sb));
+                              idl__shape_str(na, a, sa, sizeof sa),
+                              idl__shape_str(nb, b, sb, sizeof sb));
         }
         out[i] = da == 1 ? db : da;
     }
@@ -166,26 +189,42 @@ void idl__broadcast_strides(int nd_in, const int64_t *in, int nd_out, const int6
 
 double idl__get_f64(const idl_tensor *t, int64_t i) {
     switch (t->dtype) {
-    case IDL_DT_F32: return ((const float *)t->data)[i];
-    case IDL_DT_F64: return ((const double *)t->data)[i];
-    case IDL_DT_I64: return (double)((const int64_t *)t->data)[i];
-    case IDL_DT_I32: return ((const int32_t *)t->data)[i];
-    case IDL_DT_U8: return ((const uint8_t *)t->data)[i];
-    case IDL_DT_I8: return ((const int8_t *)t->data)[i];
-    case IDL_DT_BOOL: return ((const uint8_t *)t->data)[i] != 0;
-    default: return 0;
+    case IDL_DT_F32:
+        return ((const float *)t->data)[i];
+    case IDL_DT_F64:
+        return ((const double *)t->data)[i];
+    case IDL_DT_I64:
+        return (double)((const int64_t *)t->data)[i];
+    case IDL_DT_I32:
+        return ((const int32_t *)t->data)[i];
+    case IDL_DT_U8:
+        return ((const uint8_t *)t->data)[i];
+    case IDL_DT_I8:
+        return ((const int8_t *)t->data)[i];
+    case IDL_DT_BOOL:
+        return ((const uint8_t *)t->data)[i] != 0;
+    default:
+        return 0;
     }
 }
 
 int64_t idl__get_i64(const idl_tensor *t, int64_t i) {
     switch (t->dtype) {
-    case IDL_DT_I64: return ((const int64_t *)t->data)[i];
-    case IDL_DT_I32: return ((const int32_t *)t->data)[i];
-    case IDL_DT_F32: return (int64_t)((const float *)t->data)[i];
-    case IDL_DT_F64: return (int64_t)((const double *)t->data)[i];
-    case IDL_DT_U8: return ((const uint8_t *)t->data)[i];
-    case IDL_DT_I8: return ((const int8_t *)t->data)[i];
-    case IDL_DT_BOOL: return ((const uint8_t *)t->data)[i] != 0;
-    default: return 0;
+    case IDL_DT_I64:
+        return ((const int64_t *)t->data)[i];
+    case IDL_DT_I32:
+        return ((const int32_t *)t->data)[i];
+    case IDL_DT_F32:
+        return (int64_t)((const float *)t->data)[i];
+    case IDL_DT_F64:
+        return (int64_t)((const double *)t->data)[i];
+    case IDL_DT_U8:
+        return ((const uint8_t *)t->data)[i];
+    case IDL_DT_I8:
+        return ((const int8_t *)t->data)[i];
+    case IDL_DT_BOOL:
+        return ((const uint8_t *)t->data)[i] != 0;
+    default:
+        return 0;
     }
 }

@@ -17,7 +17,8 @@ idl_status idl__broadcast_shape(int na, const int64_t *a, int nb, const int64_t 
  * on broadcast axes. */
 void idl__broadcast_strides(int nd_in, const int64_t *in, int nd_out, const int64_t *out,
                             int64_t *strides);
-/* Allocates (aligned, zeroed) data for t of its current dtype/shape; sets OWNED. NOMEM on failure. */
+/* Allocates (aligned, zeroed) data for t of its current dtype/shape; sets OWNED. NOMEM on failure.
+ */
 idl_status idl__tensor_alloc_data(idl_tensor *t);
 void idl__tensor_free_data(idl_tensor *t);
 /* Reads element i of a numeric tensor as double / int64 (any supported dtype). */
