@@ -13,6 +13,7 @@ idl_status idl__dnnl_check(dnnl_status_t s, const char *what) {
 idl_status idl__backend_init(idl__backend *be) {
     be->engine = NULL;
     be->stream = NULL;
+    be->scratch = (idl__scratch){ { 0, 0 }, { NULL, NULL } };
     idl_status st = idl__dnnl_check(dnnl_engine_create(&be->engine, dnnl_cpu, 0), "engine_create");
     if (st) return st;
     st = idl__dnnl_check(dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags),
@@ -24,7 +25,23 @@ idl_status idl__backend_init(idl__backend *be) {
     return st;
 }
 
+idl_status idl__scratch_reserve(idl__scratch *p, int k, size_t size) {
+    if (p->cap[k] >= size) return IDL_OK;
+    idl__aligned_free(p->buf[k]);
+    p->cap[k] = 0;
+    p->buf[k] = idl__aligned_alloc(size);
+    if (!p->buf[k])
+        return idl__error(IDL_ERR_NOMEM, "out of memory (kernel scratch of %zu bytes)", size);
+    p->cap[k] = size;
+    return IDL_OK;
+}
+
 void idl__backend_destroy(idl__backend *be) {
+    for (int k = 0; k < 2; k++) {
+        idl__aligned_free(be->scratch.buf[k]);
+        be->scratch.buf[k] = NULL;
+        be->scratch.cap[k] = 0;
+    }
     if (be->stream) dnnl_stream_destroy(be->stream);
     if (be->engine) dnnl_engine_destroy(be->engine);
     be->stream = NULL;

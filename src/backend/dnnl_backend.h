@@ -6,10 +6,22 @@
 #include "interpretdl/tensor.h"
 #include <dnnl.h>
 
+/* Activation-sized staging buffers shared by the kernels of one session (two slots: the input side
+ * and the output side of a primitive). A session runs its nodes one at a time, so sharing is safe;
+ * slots grow to the largest need seen in prepare. */
+typedef struct idl__scratch {
+    size_t cap[2];
+    void *buf[2];
+} idl__scratch;
+
 typedef struct idl__backend {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
+    idl__scratch scratch;
 } idl__backend;
+
+/* Grows scratch slot k (0 or 1) to at least size bytes. NOMEM on failure. */
+idl_status idl__scratch_reserve(idl__scratch *p, int k, size_t size);
 
 idl_status idl__backend_init(idl__backend *be);
 void idl__backend_destroy(idl__backend *be);

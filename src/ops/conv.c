@@ -1,13 +1,712 @@
-/* conv.c — PLACEHOLDER being written; every op here reports unsupported. */
+/* conv.c — Conv and ConvTranspose, 1-D, 2-D and 3-D spatial, on oneDNN 2.6 primitives: forward,
+ * and backward with respect to the input (backward_data), the weights and the bias
+ * (backward_weights).
+ *   Conv:          x (N,C,D1..Dn), w (M, C/G, k1..kn), b (M)  ->  y (N,M,O1..On)
+ *   ConvTranspose: x (N,C,D1..Dn), w (C, M/G, k1..kn), b (M)  ->  y (N,M,O1..On)
+ * G = group (G = C = M is depthwise). ONNX dilation d is oneDNN's d-1.
+ *
+ * Layouts: tensors are plain row-major at the op boundary. Weights are described to oneDNN as
+ * format_tag_any; constant weights are reordered once in prepare, others on every call. The
+ * activations (x, y and their gradients) either stay plain NCHW inside the primitive or go
+ * through oneDNN's blocked layout with a reorder in and out on every call; choose_blocked() picks
+ * per shape, from timings on resnet50 shapes (see its comment).
+ * The staging buffers for those reorders are the session's shared scratch slots (idl__scratch in
+ * backend/dnnl_backend.h), so the blocked path costs the largest activation twice, not every one.
+ * Primitives are built in prepare (forward) and on the first backward call (backward), once per
+ * plan, and kept in the op state; constant weights are also reordered once for backward_data.
+ * Padding: auto_pad NOTSET / SAME_UPPER / SAME_LOWER / VALID; ConvTranspose output_padding and
+ * output_shape (pads from the ONNX formula; an output_shape beyond the natural size gets the extra
+ * positions, bias only, at the end as ONNX Runtime does, when the excess is less than the stride;
+ * a larger excess is refused).
+ * Refused: non-float32 tensors, 4-D and higher spatial ranks, zero channels. Results come from
+ * oneDNN and may differ in the last bits with the thread count. */
 #include "ops/op.h"
 
-static idl_status todo_prepare(idl__op_ctx *c) {
-    (void)c;
-    return idl__error(IDL_ERR_UNSUPPORTED, "not implemented yet");
-}
-static void todo_forward(idl__op_ctx *c) {
-    (void)c;
+#include <string.h>
+
+#define MAX_SP 3
+
+typedef struct geom {
+    bool transpose;
+    bool bias;
+    int nsp;             /* spatial rank 1..3 */
+    int64_t N, C, M, G;  /* batch, input channels, output channels, groups */
+    int64_t in[MAX_SP];  /* input spatial size */
+    int64_t out[MAX_SP]; /* output spatial size */
+    int64_t k[MAX_SP];   /* kernel size */
+    int64_t s[MAX_SP];   /* stride */
+    int64_t d[MAX_SP];   /* dilation (ONNX convention, >= 1) */
+    int64_t pl[MAX_SP];  /* padding before */
+    int64_t pr[MAX_SP];  /* padding after, as oneDNN wants it (may be negative for deconv) */
+} geom;
+
+/* One tensor at the primitive boundary: the user's plain buffer and, when the primitive wants
+ * another layout (or the result must be added into the user buffer), an internal buffer plus the
+ * reorder between the two. */
+/* One tensor at the primitive boundary: the user's plain buffer and, when the primitive wants
+ * another layout (or the result must be added into the user buffer), a staging buffer plus the
+ * reorder between the two. */
+typedef struct port {
+    dnnl_memory_t user;       /* plain; data handle set on every call */
+    dnnl_memory_t prim;       /* NULL: the primitive works on `user` directly */
+    dnnl_primitive_t reorder; /* user->prim for inputs; prim->user (+= for ACC) for outputs */
+    void *buf;                /* prim's own buffer (slot < 0) */
+    idl__scratch *pool;       /* prim's buffer is pool->buf[slot] (slot >= 0) */
+    int slot;
+} port;
+
+enum { PORT_IN, PORT_OUT, PORT_ACC };
+
+typedef struct conv_state {
+    geom g;
+    bool empty;         /* zero-sized output: nothing to do */
+    bool blocked;       /* activations in oneDNN's chosen layout */
+    idl__scratch *pool; /* the session's shared staging buffers */
+    dnnl_primitive_t fwd;
+    port f_src, f_wei, f_dst;
+    dnnl_memory_t f_bias;
+    bool wei_static; /* f_wei already holds the reordered constant weights */
+    /* backward data (lazy) */
+    dnnl_primitive_t bd;
+    port bd_ddst, bd_wei, bd_dsrc;
+    bool bd_wei_from_fwd; /* bd uses f_wei's reordered weights as they are */
+    bool bd_wei_static;   /* bd_wei already holds the constant weights in bd's layout */
+    /* backward weights and bias (lazy) */
+    dnnl_primitive_t bw;
+    port bw_src, bw_ddst, bw_dwei, bw_dbias;
+} conv_state;
+
+/* ---- ports ---- */
+
+static void port_free(port *p) {
+    if (p->reorder) dnnl_primitive_destroy(p->reorder);
+    if (p->prim) dnnl_memory_destroy(p->prim);
+    if (p->user) dnnl_memory_destroy(p->user);
+    idl__aligned_free(p->buf);
+    memset(p, 0, sizeof *p);
 }
 
-const idl__op_def idl__op_conv = { "Conv", 0, 4096, 0, 16, todo_prepare, todo_forward, NULL, NULL };
-const idl__op_def idl__op_convtranspose = { "ConvTranspose", 0, 4096, 0, 16, todo_prepare, todo_forward, NULL, NULL };
+/* slot: -1 gives the port its own staging buffer (weights), 0 or 1 a slot of pool. */
+static idl_status port_init(port *p, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *prim,
+                            int dir, dnnl_engine_t eng, idl__scratch *pool, int slot) {
+    idl_status st =
+        idl__dnnl_check(dnnl_memory_create(&p->user, user, eng, DNNL_MEMORY_NONE), "memory_create");
+    if (st) return st;
+    if (dnnl_memory_desc_equal(user, prim) && dir != PORT_ACC) return IDL_OK;
+    size_t sz = dnnl_memory_desc_get_size(prim);
+    p->slot = slot;
+    if (slot >= 0) {
+        p->pool = pool;
+        if ((st = idl__scratch_reserve(pool, slot, sz ? sz : 64))) return st;
+    } else {
+        p->buf = idl__aligned_alloc(sz ? sz : 64);
+        if (!p->buf)
+            return idl__error(IDL_ERR_NOMEM, "out of memory (convolution buffer of %zu bytes)", sz);
+    }
+    if ((st = idl__dnnl_check(
+             dnnl_memory_create(&p->prim, prim, eng, slot >= 0 ? DNNL_MEMORY_NONE : p->buf),
+             "memory_create")))
+        return st;
+    dnnl_primitive_attr_t attr = NULL;
+    if (dir == PORT_ACC) {
+        dnnl_post_ops_t po = NULL;
+        st = idl__dnnl_check(dnnl_post_ops_create(&po), "post_ops_create");
+        if (!st) st = idl__dnnl_check(dnnl_post_ops_append_sum(po, 1.0f), "post_ops_append_sum");
+        if (!st) st = idl__dnnl_check(dnnl_primitive_attr_create(&attr), "primitive_attr_create");
+        if (!st) st = idl__dnnl_check(dnnl_primitive_attr_set_post_ops(attr, po), "set_post_ops");
+        if (po) dnnl_post_ops_destroy(po);
+        if (st) {
+            if (attr) dnnl_primitive_attr_destroy(attr);
+            return st;
+        }
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (dir == PORT_IN)
+        st = idl__dnnl_check(dnnl_reorder_primitive_desc_create(&pd, user, eng, prim, eng, attr),
+                             "reorder");
+    else
+        st = idl__dnnl_check(dnnl_reorder_primitive_desc_create(&pd, prim, eng, user, eng, attr),
+                             "reorder");
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st) return st;
+    st = idl__dnnl_check(dnnl_primitive_create(&p->reorder, pd), "reorder primitive");
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static void set_handle(dnnl_memory_t m, const void *data) {
+    dnnl_status_t s = dnnl_memory_set_data_handle(m, (void *)data);
+    if (s != dnnl_success) IDL_ABORT("dnnl_memory_set_data_handle failed (status %d)", (int)s);
+}
+
+/* The staging memory, pointed at the pool slot (which may have moved since the last call). */
+static dnnl_memory_t port_prim(port *p) {
+    if (p->pool) set_handle(p->prim, p->pool->buf[p->slot]);
+    return p->prim;
+}
+
+/* Input: points the port at data, reorders if needed; returns the memory to give the primitive. */
+static dnnl_memory_t port_in(idl__backend *be, port *p, const void *data) {
+    set_handle(p->user, data);
+    if (!p->reorder) return p->prim ? port_prim(p) : p->user;
+    port_prim(p);
+    dnnl_exec_arg_t a[2] = { { DNNL_ARG_FROM, p->user }, { DNNL_ARG_TO, p->prim } };
+    idl__dnnl_exec(be, p->reorder, 2, a);
+    return p->prim;
+}
+
+/* Output: the memory the primitive writes; port_done then moves (or adds) it into data. */
+static dnnl_memory_t port_out(port *p, void *data) {
+    set_handle(p->user, data);
+    return p->prim ? port_prim(p) : p->user;
+}
+
+static void port_done(idl__backend *be, port *p) {
+    if (!p->reorder) return;
+    dnnl_exec_arg_t a[2] = { { DNNL_ARG_FROM, p->prim }, { DNNL_ARG_TO, p->user } };
+    idl__dnnl_exec(be, p->reorder, 2, a);
+}
+
+/* ---- geometry ---- */
+
+static idl_status read_ints(const idl__node *n, const char *name, int want, int64_t dflt,
+                            int64_t min, int64_t *out) {
+    int cnt;
+    const int64_t *v = idl__attr_ints(n, name, &cnt);
+    if (cnt < 0) {
+        for (int i = 0; i < want; i++)
+            out[i] = dflt;
+        return IDL_OK;
+    }
+    if (cnt != want)
+        return idl__error(IDL_ERR_INVALID_ARG, "attribute %s has %d values, expected %d", name, cnt,
+                          want);
+    for (int i = 0; i < want; i++) {
+        if (v[i] < min)
+            return idl__error(IDL_ERR_INVALID_ARG, "attribute %s[%d] = %lld must be >= %lld", name,
+                              i, (long long)v[i], (long long)min);
+        out[i] = v[i];
+    }
+    return IDL_OK;
+}
+
+static int64_t floordiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* auto_pad: 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+static idl_status read_auto_pad(const idl__node *n, int *ap) {
+    const char *s = idl__attr_str(n, "auto_pad", "NOTSET");
+    if (!strcmp(s, "NOTSET") || !*s)
+        *ap = 0;
+    else if (!strcmp(s, "SAME_UPPER"))
+        *ap = 1;
+    else if (!strcmp(s, "SAME_LOWER"))
+        *ap = 2;
+    else if (!strcmp(s, "VALID"))
+        *ap = 3;
+    else
+        return idl__error(IDL_ERR_INVALID_ARG, "unknown auto_pad '%s'", s);
+    return IDL_OK;
+}
+
+static idl_status parse_geom(const idl__op_ctx *c, bool transpose, geom *g) {
+    idl_status st;
+    for (int i = 0; i < 3 && i < c->n_in; i++)
+        if (c->in[i] && (st = idl__need_f32(c, i))) return st;
+    if (!c->in[1]) return idl__error(IDL_ERR_INVALID_ARG, "input 1 (weights) is required");
+    const idl_tensor *x = c->in[0], *w = c->in[1];
+    const idl__node *n = c->node;
+    char b1[96], b2[96];
+    memset(g, 0, sizeof *g);
+    g->transpose = transpose;
+    if (x->ndim < 3 || x->ndim > 2 + MAX_SP)
+        return idl__error(IDL_ERR_UNSUPPORTED,
+                          "input of rank %d: only 1-D, 2-D and 3-D spatial "
+                          "convolutions (rank 3 to 5) are supported",
+                          x->ndim);
+    if (w->ndim != x->ndim)
+        return idl__error(IDL_ERR_SHAPE, "weights %s and input %s differ in rank",
+                          idl__shape_str(w->ndim, w->shape, b1, sizeof b1),
+                          idl__shape_str(x->ndim, x->shape, b2, sizeof b2));
+    g->nsp = x->ndim - 2;
+    g->N = x->shape[0];
+    g->C = x->shape[1];
+    g->G = idl__attr_int(n, "group", 1);
+    if (g->G < 1)
+        return idl__error(IDL_ERR_INVALID_ARG, "group %lld must be >= 1", (long long)g->G);
+    if (!transpose) {
+        g->M = w->shape[0];
+        if (w->shape[1] * g->G != g->C || g->M % g->G)
+            return idl__error(IDL_ERR_SHAPE,
+                              "weights %s do not fit input %s with group %lld (need (M, C/group, "
+                              "k...) with M divisible by group)",
+                              idl__shape_str(w->ndim, w->shape, b1, sizeof b1),
+                              idl__shape_str(x->ndim, x->shape, b2, sizeof b2), (long long)g->G);
+    } else {
+        g->M = w->shape[1] * g->G;
+        if (w->shape[0] != g->C || g->C % g->G)
+            return idl__error(IDL_ERR_SHAPE,
+                              "weights %s do not fit input %s with group %lld (need (C, M/group, "
+                              "k...) with C divisible by group)",
+                              idl__shape_str(w->ndim, w->shape, b1, sizeof b1),
+                              idl__shape_str(x->ndim, x->shape, b2, sizeof b2), (long long)g->G);
+    }
+    if (g->C == 0 || g->M == 0)
+        return idl__error(IDL_ERR_UNSUPPORTED, "convolution with zero channels");
+    int ns = g->nsp;
+    for (int i = 0; i < ns; i++) {
+        g->in[i] = x->shape[2 + i];
+        g->k[i] = w->shape[2 + i];
+        if (g->k[i] < 1)
+            return idl__error(IDL_ERR_SHAPE, "kernel size %lld must be >= 1", (long long)g->k[i]);
+    }
+    int64_t ks[MAX_SP], pads[2 * MAX_SP], op[MAX_SP];
+    int cnt;
+    if (idl__attr_ints(n, "kernel_shape", &cnt) && cnt >= 0) {
+        if ((st = read_ints(n, "kernel_shape", ns, 1, 1, ks))) return st;
+        for (int i = 0; i < ns; i++)
+            if (ks[i] != g->k[i])
+                return idl__error(IDL_ERR_SHAPE,
+                                  "kernel_shape[%d] = %lld but the weights have %lld", i,
+                                  (long long)ks[i], (long long)g->k[i]);
+    }
+    if ((st = read_ints(n, "strides", ns, 1, 1, g->s))) return st;
+    if ((st = read_ints(n, "dilations", ns, 1, 1, g->d))) return st;
+    if ((st = read_ints(n, "pads", 2 * ns, 0, 0, pads))) return st;
+    int ap = 0;
+    if ((st = read_auto_pad(n, &ap))) return st;
+    g->bias = c->n_in > 2 && c->in[2];
+    if (g->bias && (c->in[2]->ndim != 1 || c->in[2]->shape[0] != g->M))
+        return idl__error(IDL_ERR_SHAPE, "bias %s must be (%lld)",
+                          idl__shape_str(c->in[2]->ndim, c->in[2]->shape, b1, sizeof b1),
+                          (long long)g->M);
+
+    if (!transpose) {
+        for (int i = 0; i < ns; i++) {
+            int64_t keff = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i], pb = pads[i],
+                    pe = pads[ns + i];
+            if (ap == 1 || ap == 2) {
+                int64_t out = (in + g->s[i] - 1) / g->s[i];
+                int64_t total = IDL_MAX(0, (out - 1) * g->s[i] + keff - in);
+                pb = ap == 1 ? total / 2 : total - total / 2;
+                pe = total - pb;
+            } else if (ap == 3) {
+                pb = pe = 0;
+            }
+            if (in + pb + pe < keff)
+                return idl__error(IDL_ERR_SHAPE,
+                                  "spatial axis %d: input %lld plus padding %lld+%lld is smaller "
+                                  "than the dilated kernel %lld",
+                                  i, (long long)in, (long long)pb, (long long)pe, (long long)keff);
+            g->out[i] = (in + pb + pe - keff) / g->s[i] + 1;
+            g->pl[i] = pb;
+            g->pr[i] = pe;
+        }
+        return IDL_OK;
+    }
+
+    /* ConvTranspose: full = s*(in-1) + keff is the output before padding is cropped. */
+    if ((st = read_ints(n, "output_padding", ns, 0, 0, op))) return st;
+    int64_t os[2 * MAX_SP + 2];
+    const int64_t *osv = idl__attr_ints(n, "output_shape", &cnt);
+    bool have_os = osv && cnt >= 0;
+    if (have_os) {
+        if (cnt != ns && cnt != ns + 2)
+            return idl__error(IDL_ERR_INVALID_ARG, "output_shape has %d values, expected %d", cnt,
+                              ns);
+        for (int i = 0; i < ns; i++)
+            os[i] = osv[cnt - ns + i];
+    }
+    for (int i = 0; i < ns; i++) {
+        if (op[i] >= IDL_MAX(g->s[i], g->d[i]))
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "output_padding[%d] = %lld must be less than the stride or "
+                              "the dilation",
+                              i, (long long)op[i]);
+        int64_t keff = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i];
+        int64_t full = g->s[i] * (in - 1) + keff, pb = pads[i], pe = pads[ns + i], out;
+        if (have_os || ap == 1 || ap == 2) {
+            /* ONNX: total = s*(in-1) + output_padding + keff - output_shape; SAME_UPPER puts the
+             * odd element at the end, otherwise at the beginning. SAME without output_shape: in*s.
+             */
+            out = have_os ? os[i] : in * g->s[i];
+            int64_t total = full + op[i] - out;
+            if (ap == 1) {
+                pb = floordiv(total, 2);
+                pe = total - pb;
+            } else {
+                pe = floordiv(total, 2);
+                pb = total - pe;
+            }
+            if (pb < 0)
+                pb = 0; /* output larger than natural: the extra goes at the end (as ORT does) */
+        } else {
+            if (ap == 3) pb = pe = 0;
+            out = full + op[i] - pb - pe;
+        }
+        if (out < 1)
+            return idl__error(IDL_ERR_SHAPE,
+                              "spatial axis %d: output size %lld (input %lld, stride %lld, "
+                              "kernel %lld, pads %lld+%lld)",
+                              i, (long long)out, (long long)in, (long long)g->s[i], (long long)keff,
+                              (long long)pb, (long long)pe);
+        g->out[i] = out;
+        g->pl[i] = pb;
+        g->pr[i] = full - pb - out; /* makes oneDNN's (out - keff + pl + pr)/s + 1 == in exact */
+        if (g->pr[i] + g->s[i] <= 0)
+            return idl__error(IDL_ERR_UNSUPPORTED,
+                              "spatial axis %d: output size %lld exceeds the natural "
+                              "transposed-convolution size %lld by a stride or more",
+                              i, (long long)out, (long long)(full - pb));
+    }
+    return IDL_OK;
+}
+
+/* ---- memory descriptors ---- */
+
+static dnnl_status_t act_md(dnnl_memory_desc_t *md, const geom *g, bool output, bool any) {
+    dnnl_dims_t dims;
+    dims[0] = g->N;
+    dims[1] = output ? g->M : g->C;
+    for (int i = 0; i < g->nsp; i++)
+        dims[2 + i] = output ? g->out[i] : g->in[i];
+    if (any)
+        return dnnl_memory_desc_init_by_tag(md, 2 + g->nsp, dims, dnnl_f32, dnnl_format_tag_any);
+    return idl__dnnl_plain_md(md, 2 + g->nsp, dims);
+}
+
+/* oneDNN weights are ([G,] O/G, I/G, k...) with O, I the primitive's output and input channels.
+ * For Conv the ONNX tensor (M, C/G, k...) is exactly that, row-major. For ConvTranspose the ONNX
+ * tensor is (C, M/G, k...) = (G, C/G, M/G, k...): O and I swap places, hence the strides. */
+static dnnl_status_t wei_md(dnnl_memory_desc_t *md, const geom *g, bool any) {
+    dnnl_dims_t dims, str;
+    int64_t K = 1;
+    int nd = 0;
+    for (int i = 0; i < g->nsp; i++)
+        K *= g->k[i];
+    int64_t OG = g->M / g->G, IG = g->C / g->G;
+    if (g->G > 1) {
+        dims[nd] = g->G;
+        str[nd++] = OG * IG * K;
+    }
+    dims[nd] = OG;
+    dims[nd + 1] = IG;
+    str[nd] = g->transpose ? K : IG * K;
+    str[nd + 1] = g->transpose ? OG * K : K;
+    int64_t st = 1;
+    for (int i = g->nsp - 1; i >= 0; i--) {
+        dims[nd + 2 + i] = g->k[i];
+        str[nd + 2 + i] = st;
+        st *= g->k[i];
+    }
+    nd += 2 + g->nsp;
+    if (any) return dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, dnnl_format_tag_any);
+    return dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, str);
+}
+
+static dnnl_status_t bias_md(dnnl_memory_desc_t *md, const geom *g) {
+    dnnl_dims_t d = { g->M };
+    return dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_x);
+}
+
+/* Strides, dilations and paddings in oneDNN's terms. */
+static void geom_dims(const geom *g, dnnl_dims_t s, dnnl_dims_t d, dnnl_dims_t pl, dnnl_dims_t pr) {
+    for (int i = 0; i < g->nsp; i++) {
+        s[i] = g->s[i];
+        d[i] = g->d[i] - 1;
+        pl[i] = g->pl[i];
+        pr[i] = g->pr[i];
+    }
+}
+
+/* Layout policy for activations, measured with oneDNN 2.6 on the 2-core AVX2 EPYC dev machine on
+ * every resnet50 convolution shape at batch 1 and 8: plain NCHW in the primitive (oneDNN runs it
+ * as im2col + sgemm) versus its blocked nChw8c layout with a reorder in and out on every call.
+ *  - spatial kernels (3x3, 7x7): blocked wins by 10-45% even with both reorders;
+ *  - strided 1x1: blocked wins by up to 12% (plain has to gather the strided input);
+ *  - 1x1, stride 1, on maps larger than 16x16: plain wins by 0-30% (the gemm is already
+ *    efficient, and the reorders cost more than the layout gains);
+ *  - 1x1 on maps of 16x16 or less: blocked wins by 5-10% at batch 1, ties at batch 8;
+ *  - grouped and depthwise: oneDNN has no fast plain-layout kernel.
+ * Whole resnet50 forward: this policy 65 / 520 ms at batch 1 / 8, everything blocked 72 / 530,
+ * everything plain 75 / 568. */
+static bool choose_blocked(const geom *g) {
+    int64_t kvol = 1, ovol = 1, svol = 1;
+    for (int i = 0; i < g->nsp; i++) {
+        kvol *= g->k[i];
+        ovol *= g->out[i];
+        svol *= g->s[i];
+    }
+    if (g->G > 1 || kvol > 1 || svol > 1) return true;
+    return ovol <= 256;
+}
+
+/* Forward (or forward-training hint) descriptor for the given layout freedom. */
+static dnnl_status_t fwd_desc(dnnl_convolution_desc_t *cd, const geom *g, dnnl_prop_kind_t pk,
+                              bool any) {
+    dnnl_memory_desc_t src, wei, bia, dst;
+    dnnl_dims_t s, d, pl, pr;
+    geom_dims(g, s, d, pl, pr);
+    dnnl_status_t e;
+    if ((e = act_md(&src, g, false, any)) || (e = act_md(&dst, g, true, any)) ||
+        (e = wei_md(&wei, g, true)) || (e = bias_md(&bia, g)))
+        return e;
+    if (g->transpose)
+        return dnnl_dilated_deconvolution_forward_desc_init(cd, pk, dnnl_deconvolution_direct, &src,
+                                                            &wei, g->bias ? &bia : NULL, &dst, s, d,
+                                                            pl, pr);
+    return dnnl_dilated_convolution_forward_desc_init(cd, pk, dnnl_convolution_direct, &src, &wei,
+                                                      g->bias ? &bia : NULL, &dst, s, d, pl, pr);
+}
+
+static void conv_free(void *p) {
+    conv_state *s = p;
+    if (!s) return;
+    if (s->fwd) dnnl_primitive_destroy(s->fwd);
+    if (s->bd) dnnl_primitive_destroy(s->bd);
+    if (s->bw) dnnl_primitive_destroy(s->bw);
+    if (s->f_bias) dnnl_memory_destroy(s->f_bias);
+    port *ports[] = { &s->f_src,   &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,
+                      &s->bd_dsrc, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
+        port_free(ports[i]);
+    idl__free(s);
+}
+
+static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t q) {
+    return dnnl_primitive_desc_query_md(pd, q, 0);
+}
+
+static idl_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
+                          const_dnnl_primitive_desc_t hint, const char *what) {
+    return idl__dnnl_check(dnnl_primitive_desc_create(pd, desc, NULL, eng, hint), what);
+}
+
+static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
+    geom g;
+    idl_status st = parse_geom(c, transpose, &g);
+    if (st) return st;
+    int64_t yshape[2 + MAX_SP];
+    yshape[0] = g.N;
+    yshape[1] = g.M;
+    for (int i = 0; i < g.nsp; i++)
+        yshape[2 + i] = g.out[i];
+    idl__set_out(c->out[0], IDL_DT_F32, 2 + g.nsp, yshape);
+
+    conv_state *s = idl__calloc(1, sizeof *s);
+    if (!s) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    c->state = s;
+    s->g = g;
+    if (g.N == 0) {
+        s->empty = true;
+        return IDL_OK;
+    }
+    dnnl_engine_t eng = c->be->engine;
+    s->pool = &c->be->scratch;
+    s->blocked = choose_blocked(&g);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, s->blocked),
+                         "convolution descriptor");
+    if (!st) {
+        st = make_pd(&pd, &cd, eng, NULL, "convolution");
+        if (st && s->blocked) { /* no implementation for the blocked layout: try plain */
+            s->blocked = false;
+            st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, false),
+                                 "convolution descriptor");
+            if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
+        }
+    }
+    if (st) return st;
+    dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias;
+    act_md(&u_src, &g, false, false);
+    act_md(&u_dst, &g, true, false);
+    wei_md(&u_wei, &g, false);
+    bias_md(&u_bias, &g);
+    if (!st)
+        st = port_init(&s->f_src, &u_src, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
+    if (!st)
+        st = port_init(&s->f_wei, &u_wei, pd_md(pd, dnnl_query_weights_md), PORT_IN, eng, NULL, -1);
+    if (!st)
+        st = port_init(&s->f_dst, &u_dst, pd_md(pd, dnnl_query_dst_md), PORT_OUT, eng, s->pool, 1);
+    if (!st && g.bias)
+        st = idl__dnnl_check(dnnl_memory_create(&s->f_bias, &u_bias, eng, DNNL_MEMORY_NONE),
+                             "memory_create");
+    if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->fwd, pd), "convolution primitive");
+    dnnl_primitive_desc_destroy(pd);
+    if (st) return st;
+    if (c->in_const[1]) { /* constant weights: reorder once, here */
+        port_in(c->be, &s->f_wei, c->in[1]->data);
+        s->wei_static = true;
+    }
+    return IDL_OK;
+}
+
+/* The weights memory the forward primitive reads (valid for static weights). */
+static dnnl_memory_t fwd_weights(const conv_state *s) {
+    return s->f_wei.prim ? s->f_wei.prim : s->f_wei.user;
+}
+
+static void conv_forward(idl__op_ctx *c) {
+    conv_state *s = c->state;
+    if (s->empty) return;
+    dnnl_memory_t src = port_in(c->be, &s->f_src, c->in[0]->data);
+    dnnl_memory_t wei = s->wei_static ? fwd_weights(s) : port_in(c->be, &s->f_wei, c->in[1]->data);
+    dnnl_memory_t dst = port_out(&s->f_dst, c->out[0]->data);
+    dnnl_exec_arg_t a[4] = { { DNNL_ARG_SRC, src },
+                             { DNNL_ARG_WEIGHTS, wei },
+                             { DNNL_ARG_DST, dst },
+                             { DNNL_ARG_BIAS, s->f_bias } };
+    if (s->g.bias) set_handle(s->f_bias, c->in[2]->data);
+    idl__dnnl_exec(c->be, s->fwd, s->g.bias ? 4 : 3, a);
+    port_done(c->be, &s->f_dst);
+}
+
+/* ---- backward ---- */
+
+static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
+    const geom *g = &s->g;
+    dnnl_engine_t eng = c->be->engine;
+    dnnl_convolution_desc_t hd, bdd;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_memory_desc_t dsrc, ddst, wei, u_src, u_dst, u_wei;
+    dnnl_dims_t sd, dd, pl, pr;
+    geom_dims(g, sd, dd, pl, pr);
+    act_md(&dsrc, g, false, s->blocked);
+    act_md(&ddst, g, true, s->blocked);
+    wei_md(&wei, g, true);
+    act_md(&u_src, g, false, false);
+    act_md(&u_dst, g, true, false);
+    wei_md(&u_wei, g, false);
+    idl_status st = idl__dnnl_check(fwd_desc(&hd, g, dnnl_forward_training, s->blocked),
+                                    "convolution descriptor");
+    if (!st) st = make_pd(&hint, &hd, eng, NULL, "convolution (training)");
+    if (!st)
+        st = idl__dnnl_check(
+            g->transpose ? dnnl_dilated_deconvolution_backward_data_desc_init(
+                               &bdd, dnnl_deconvolution_direct, &dsrc, &wei, &ddst, sd, dd, pl, pr)
+                         : dnnl_dilated_convolution_backward_data_desc_init(
+                               &bdd, dnnl_convolution_direct, &dsrc, &wei, &ddst, sd, dd, pl, pr),
+            "backward-data descriptor");
+    if (!st) st = make_pd(&pd, &bdd, eng, hint, "convolution backward data");
+    if (!st)
+        st = port_init(&s->bd_ddst, &u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng,
+                       s->pool, 1);
+    if (!st) {
+        /* constant weights already reordered for the forward primitive: reuse them when the
+         * backward-data primitive wants the same layout */
+        const dnnl_memory_desc_t *w = pd_md(pd, dnnl_query_weights_md), *fw = NULL;
+        dnnl_memory_get_memory_desc(fwd_weights(s), &fw);
+        s->bd_wei_from_fwd = s->wei_static && fw && dnnl_memory_desc_equal(w, fw);
+        if (!s->bd_wei_from_fwd) st = port_init(&s->bd_wei, &u_wei, w, PORT_IN, eng, NULL, -1);
+        if (!st && !s->bd_wei_from_fwd && s->wei_static) { /* constant: reorder once, here */
+            port_in(c->be, &s->bd_wei, c->in[1]->data);
+            s->bd_wei_static = true;
+        }
+    }
+    if (!st)
+        st = port_init(&s->bd_dsrc, &u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_ACC, eng,
+                       s->pool, 0);
+    if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->bd, pd), "backward-data primitive");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    return st;
+}
+
+static idl_status init_bwd_weights(idl__op_ctx *c, conv_state *s) {
+    const geom *g = &s->g;
+    dnnl_engine_t eng = c->be->engine;
+    dnnl_convolution_desc_t hd, bwd;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_memory_desc_t src, ddst, dwei, dbias, u_src, u_dst, u_wei;
+    dnnl_dims_t sd, dd, pl, pr;
+    geom_dims(g, sd, dd, pl, pr);
+    act_md(&src, g, false, s->blocked);
+    act_md(&ddst, g, true, s->blocked);
+    wei_md(&dwei, g, true);
+    bias_md(&dbias, g);
+    act_md(&u_src, g, false, false);
+    act_md(&u_dst, g, true, false);
+    wei_md(&u_wei, g, false);
+    const dnnl_memory_desc_t *db = g->bias ? &dbias : NULL;
+    idl_status st = idl__dnnl_check(fwd_desc(&hd, g, dnnl_forward_training, s->blocked),
+                                    "convolution descriptor");
+    if (!st) st = make_pd(&hint, &hd, eng, NULL, "convolution (training)");
+    if (!st)
+        st = idl__dnnl_check(
+            g->transpose
+                ? dnnl_dilated_deconvolution_backward_weights_desc_init(
+                      &bwd, dnnl_deconvolution_direct, &src, &dwei, db, &ddst, sd, dd, pl, pr)
+                : dnnl_dilated_convolution_backward_weights_desc_init(
+                      &bwd, dnnl_convolution_direct, &src, &dwei, db, &ddst, sd, dd, pl, pr),
+            "backward-weights descriptor");
+    if (!st) st = make_pd(&pd, &bwd, eng, hint, "convolution backward weights");
+    if (!st)
+        st = port_init(&s->bw_src, &u_src, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
+    if (!st)
+        st = port_init(&s->bw_ddst, &u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng,
+                       s->pool, 1);
+    if (!st)
+        st = port_init(&s->bw_dwei, &u_wei, pd_md(pd, dnnl_query_diff_weights_md), PORT_ACC, eng,
+                       NULL, -1);
+    if (!st && g->bias) /* index 1 of diff_weights is the bias */
+        st = port_init(&s->bw_dbias, &dbias,
+                       dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), PORT_ACC,
+                       eng, NULL, -1);
+    if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->bw, pd), "backward-weights primitive");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    return st;
+}
+
+static idl_status conv_backward(idl__op_ctx *c) {
+    conv_state *s = c->state;
+    if (s->empty || !c->dout[0]) return IDL_OK;
+    idl_status st;
+    bool want_w = c->din[1] || (s->g.bias && c->din[2]);
+    if (c->din[0] && !s->bd && (st = init_bwd_data(c, s))) return st;
+    if (want_w && !s->bw && (st = init_bwd_weights(c, s))) return st;
+    const void *dy = c->dout[0]->data;
+    if (c->din[0]) {
+        dnnl_memory_t ddst = port_in(c->be, &s->bd_ddst, dy);
+        dnnl_memory_t wei = s->bd_wei_from_fwd ? fwd_weights(s)
+                            : s->bd_wei_static ? (s->bd_wei.prim ? s->bd_wei.prim : s->bd_wei.user)
+                                               : port_in(c->be, &s->bd_wei, c->in[1]->data);
+        dnnl_memory_t dsrc = port_out(&s->bd_dsrc, c->din[0]->data);
+        dnnl_exec_arg_t a[3] = { { DNNL_ARG_DIFF_DST, ddst },
+                                 { DNNL_ARG_WEIGHTS, wei },
+                                 { DNNL_ARG_DIFF_SRC, dsrc } };
+        idl__dnnl_exec(c->be, s->bd, 3, a);
+        port_done(c->be, &s->bd_dsrc);
+    }
+    if (want_w) {
+        dnnl_memory_t src = port_in(c->be, &s->bw_src, c->in[0]->data);
+        dnnl_memory_t ddst = port_in(c->be, &s->bw_ddst, dy);
+        /* the port buffers always exist for ACC ports; write there, add only what is wanted */
+        dnnl_memory_t dwei = port_out(&s->bw_dwei, c->din[1] ? c->din[1]->data : NULL);
+        dnnl_exec_arg_t a[4] = { { DNNL_ARG_SRC, src },
+                                 { DNNL_ARG_DIFF_DST, ddst },
+                                 { DNNL_ARG_DIFF_WEIGHTS, dwei },
+                                 { DNNL_ARG_DIFF_BIAS, NULL } };
+        if (s->g.bias) a[3].memory = port_out(&s->bw_dbias, c->din[2] ? c->din[2]->data : NULL);
+        idl__dnnl_exec(c->be, s->bw, s->g.bias ? 4 : 3, a);
+        if (c->din[1]) port_done(c->be, &s->bw_dwei);
+        if (s->g.bias && c->din[2]) port_done(c->be, &s->bw_dbias);
+    }
+    return IDL_OK;
+}
+
+static idl_status conv_prepare(idl__op_ctx *c) {
+    return conv_prepare_common(c, false);
+}
+static idl_status convtranspose_prepare(idl__op_ctx *c) {
+    return conv_prepare_common(c, true);
+}
+
+const idl__op_def idl__op_conv = { "Conv",        2,        3, 1, 1, conv_prepare, conv_forward,
+                                   conv_backward, conv_free };
+const idl__op_def idl__op_convtranspose = {
+    "ConvTranspose", 2, 3, 1, 1, convtranspose_prepare, conv_forward, conv_backward, conv_free
+};

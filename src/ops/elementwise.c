@@ -128,14 +128,33 @@ static inline float unary_df(const unary_state *s, float x, float y) {
     return 1.0f;
 }
 
+/* One loop per kind (the switch sits outside the loop, so each loop vectorises). */
+#define UNARY_LOOP(KIND, EXPR)                                                                \
+    case KIND:                                                                                \
+        _Pragma("omp parallel for if (n > IDL_OMP_MIN) schedule(static)") for (int64_t i = 0; \
+                                                                               i < n; i++) {  \
+            const unary_state s_ = *s;                                                        \
+            (void)s_;                                                                         \
+            EXPR;                                                                             \
+        }                                                                                     \
+        break;
+
 static void unary_forward(idl__op_ctx *c) {
     const unary_state *s = c->state;
     const float *x = c->in[0]->data;
     float *y = c->out[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
+    switch (s->kind) {
+        UNARY_LOOP(U_RELU, y[i] = x[i] > 0 ? x[i] : 0.0f)
+        UNARY_LOOP(U_LEAKY, y[i] = x[i] > 0 ? x[i] : s_.alpha * x[i])
+        UNARY_LOOP(U_CLIP, y[i] = fminf(fmaxf(x[i], s_.alpha), s_.beta))
+        UNARY_LOOP(U_HSIGMOID, y[i] = fmaxf(0.0f, fminf(1.0f, s_.alpha * x[i] + s_.beta)))
+        UNARY_LOOP(U_HSWISH, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f)))
+    default:
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = unary_f(s, x[i]);
+        for (int64_t i = 0; i < n; i++)
+            y[i] = unary_f(s, x[i]);
+    }
 }
 
 static idl_status unary_backward(idl__op_ctx *c) {
@@ -144,9 +163,14 @@ static idl_status unary_backward(idl__op_ctx *c) {
     const float *x = c->in[0]->data, *y = c->out[0]->data, *dy = c->dout[0]->data;
     float *dx = c->din[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
+    switch (s->kind) {
+        UNARY_LOOP(U_RELU, dx[i] += x[i] > 0 ? dy[i] : 0.0f)
+        UNARY_LOOP(U_CLIP, dx[i] += x[i] >= s_.alpha && x[i] <= s_.beta ? dy[i] : 0.0f)
+    default:
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += dy[i] * unary_df(s, x[i], y[i]);
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i] * unary_df(s, x[i], y[i]);
+    }
     return IDL_OK;
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_cli.sh CLI MODEL INPUT — the command-line contract: exit 0 on success, 1 on runtime errors,
+# 2 on usage errors, a message naming the culprit, outputs written atomically and never on failure.
+set -u
+CLI=$1 MODEL=$2 INPUT=$3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+expect() { # expect CODE PATTERN -- command...
+    local code=$1 pat=$2
+    shift 3
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" = "$code" ] && printf '%s' "$out" | grep -qE -- "$pat"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $* -> exit $rc (want $code), output: $out" | head -c 600
+        echo
+    fi
+}
+expect 2 "usage" -- "$CLI"
+expect 0 "commands" -- "$CLI" --help
+expect 0 "interpretdl [0-9]" -- "$CLI" --version
+expect 2 "unknown command 'bogus'" -- "$CLI" bogus "$MODEL"
+expect 2 "missing MODEL" -- "$CLI" run
+expect 2 "unknown option '--nope'" -- "$CLI" run "$MODEL" --nope
+expect 2 "--threads needs an integer" -- "$CLI" run "$MODEL" --threads abc --input "$INPUT" --out "$T/y.npy"
+expect 2 "needs a value" -- "$CLI" run "$MODEL" --input
+expect 1 "cannot load model.*nonexistent" -- "$CLI" info "$T/nonexistent.onnx"
+printf 'garbage' >"$T/bad.onnx"
+expect 1 "not a valid ONNX model" -- "$CLI" info "$T/bad.onnx"
+expect 0 "opset" -- "$CLI" info "$MODEL"
+expect 0 "unsupported ops: none" -- "$CLI" info "$MODEL"
+expect 2 "missing --out" -- "$CLI" run "$MODEL" --input "$INPUT"
+expect 1 "cannot read input" -- "$CLI" run "$MODEL" --input "$T/missing.npy" --out "$T/y.npy"
+printf '\x93NUMPY\x01\x00' >"$T/trunc.npy"
+expect 1 "cannot read input" -- "$CLI" run "$MODEL" --input "$T/trunc.npy" --out "$T/y.npy"
+expect 0 "top1" -- "$CLI" run "$MODEL" --input "$INPUT" --out "$T/y.npy"
+[ -f "$T/y.npy" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: run wrote no output"; }
+ls "$T" | grep -q '\.tmp\.' && { fail=$((fail + 1)); echo "FAIL: temporary file left behind"; } || pass=$((pass + 1))
+expect 2 "unknown objective" -- "$CLI" grad "$MODEL" --input "$INPUT" --objective nonsense --out "$T/g.npy"
+expect 1 "outside 0\.\." -- "$CLI" grad "$MODEL" --input "$INPUT" --target 99999 --out "$T/g.npy"
+expect 2 "--target needs class indices" -- "$CLI" grad "$MODEL" --input "$INPUT" --target abc --out "$T/g.npy"
+expect 1 "no tensor named 'no_such_layer'" -- "$CLI" grad "$MODEL" --input "$INPUT" --wrt no_such_layer --out "$T/g.npy"
+expect 0 "target 1 objective" -- "$CLI" grad "$MODEL" --input "$INPUT" --target 1 --objective logit --out "$T/g.npy"
+expect 0 "wrote" -- "$CLI" grad "$MODEL" --input "$INPUT" --out "$T/g.npy"
+# a failing run leaves an existing output untouched
+cp "$T/g.npy" "$T/keep.npy"
+"$CLI" grad "$MODEL" --input "$INPUT" --target 99999 --out "$T/g.npy" >/dev/null 2>&1
+cmp -s "$T/g.npy" "$T/keep.npy" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: output overwritten on failure"; }
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
