@@ -61,7 +61,6 @@ void idl__abort(const char *file, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     idl__log(IDL_LOG_ERROR, "%s:%d: %s", file, line, msg);
-    fprintf(stderr, "%s:%d: %s\n", file, line, msg);
     abort();
 }
 

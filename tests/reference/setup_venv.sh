@@ -11,7 +11,7 @@
 #
 #   onnxruntime 1.26.0          forward references for the Paddle models, and the benchmark baseline
 #   paddlepaddle 3.3.1          a Paddle vision model with random weights
-#   paddle2onnx 2.1.0           its ONNX export (paddle.onnx.export)
+#   paddle2onnx 2.1.0           its ONNX export (paddle.jit.save + paddle2onnx.export)
 #   rapidocr-onnxruntime 1.4.4  ships the pretrained PaddleOCR text-direction classifier
 #                               (installed --no-deps: only its .onnx files are used, so opencv etc.
 #                               are not needed)
@@ -27,7 +27,32 @@ packaging==26.4 typing_extensions==4.16.0"
 NODEPS="rapidocr-onnxruntime==1.4.4"
 STAMP_TEXT="$PINS | $NODEPS"
 
+# Only the pinned packages may live in the venv. Anything else is removed: in particular a numpy 2
+# wheel (torch 1.13 is built against Debian's numpy 1.x) and what paddle2onnx's default optimiser,
+# Polygraphy, pip-installs at run time (onnx_graphsurgeon, numpy 2, ml_dtypes; make_paddle.py
+# never takes that path, but an interactive paddle.onnx.export does).
+prune_venv() {
+    local site extra
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    # shellcheck disable=SC2086
+    extra=$("$VENV/bin/python" - "$site" $PINS $NODEPS <<'PYEOF'
+import sys, importlib.metadata as md
+site, pins = sys.argv[1], sys.argv[2:]
+norm = lambda n: n.lower().replace("_", "-")
+allowed = {norm(p.split("==")[0]) for p in pins} | {"pip", "setuptools"}
+names = {norm(d.metadata["Name"]) for d in md.distributions(path=[site])}
+print(" ".join(sorted(names - allowed)))
+PYEOF
+)
+    if [ -n "$extra" ]; then
+        echo "setup_venv: removing packages that are not pinned: $extra" >&2
+        # shellcheck disable=SC2086
+        "$VENV/bin/pip" uninstall -q -y $extra
+    fi
+}
+
 if [ -f "$VENV/.idl_stamp" ] && [ "$(cat "$VENV/.idl_stamp")" = "$STAMP_TEXT" ]; then
+    prune_venv
     echo "setup_venv: $VENV is up to date"
     exit 0
 fi
@@ -56,11 +81,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # shellcheck disable=SC2086
 "$VENV/bin/pip" install -q --no-deps $NODEPS
 
+prune_venv
+# (onnx before torch: Debian's torch registers ONNX protobuf descriptors that clash with onnx 1.17)
 "$VENV/bin/python" - <<'PYEOF'
-import importlib.util, numpy, torch, onnxruntime, paddle, paddle2onnx
+import importlib.util, onnx, numpy, torch, onnxruntime, paddle, paddle2onnx
 spec = importlib.util.find_spec("rapidocr_onnxruntime")
 assert spec is not None, "rapidocr_onnxruntime not importable"
-print("setup_venv: numpy", numpy.__version__, "torch", torch.__version__, "onnxruntime",
+assert numpy.__version__.startswith("1."), numpy.__file__
+print("setup_venv: numpy", numpy.__version__, "onnx", onnx.__version__, "torch", torch.__version__, "onnxruntime",
       onnxruntime.__version__, "paddle", paddle.__version__, "paddle2onnx", paddle2onnx.__version__)
 PYEOF
 echo "$STAMP_TEXT" >"$VENV/.idl_stamp"

@@ -1,0 +1,190 @@
+/* bench_engine.c — interpretdl-bench: times a model's forward pass and forward + input gradient
+ * (probability of the argmax class, summed over the batch) through the public API.
+ *
+ * usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] [--threads T]
+ *                          [--mode fwd,grad] [--shape D1,D2,...]
+ *   --batch    batch sizes, comma separated (default 1,8)
+ *   --runs     timed runs per measurement, the median is reported (default 10)
+ *   --warmup   untimed runs first (default 2; the first forward of a batch size also plans)
+ *   --threads  kernel threads (default 0: OMP_NUM_THREADS or all cores)
+ *   --mode     fwd (forward) and/or grad (forward + backward w.r.t. the input)
+ *   --shape    the input shape after the batch axis, when the model leaves it free
+ * Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
+ * Output: a header, then one line per measurement, also as a machine-readable line
+ *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms>
+ * that bench/run_bench.sh reads. Exit status 0, or 1 with idl_last_error() on failure. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "interpretdl/interpretdl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_BATCHES 16
+#define MAX_RUNS    1000
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int parse_list(const char *s, int64_t *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v <= 0) return -1;
+        out[n++] = v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "interpretdl-bench: %s: %s\n", what, idl_last_error());
+    return 1;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] "
+                    "[--threads T] [--mode fwd,grad] [--shape D1,D2,...]\n");
+    return 2;
+}
+
+/* One forward (and backward when grad) on session s. */
+static int step(idl_session *s, const idl_tensor *x, const char *in_name, int grad) {
+    const idl_tensor *ins[1] = { x };
+    if (idl_session_forward(s, ins, NULL, 1) != IDL_OK) return -1;
+    if (grad) {
+        idl_objective obj = idl_objective_default(); /* probability of the argmax */
+        const char *wrt[1] = { in_name };
+        if (idl_session_backward(s, &obj, wrt, 1) != IDL_OK) return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int64_t batches[MAX_BATCHES] = { 1, 8 }, tail[IDL_MAX_DIMS];
+    int n_batches = 2, n_tail = -1, runs = 10, warmup = 2, threads = 0, do_fwd = 1, do_grad = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--batch") && v) {
+            n_batches = parse_list(v, batches, MAX_BATCHES);
+            if (n_batches <= 0) return usage();
+            i++;
+        } else if (!strcmp(a, "--runs") && v) {
+            runs = atoi(v);
+            if (runs < 1 || runs > MAX_RUNS) return usage();
+            i++;
+        } else if (!strcmp(a, "--warmup") && v) {
+            warmup = atoi(v);
+            if (warmup < 0) return usage();
+            i++;
+        } else if (!strcmp(a, "--threads") && v) {
+            threads = atoi(v);
+            i++;
+        } else if (!strcmp(a, "--mode") && v) {
+            do_fwd = strstr(v, "fwd") != NULL;
+            do_grad = strstr(v, "grad") != NULL;
+            if (!do_fwd && !do_grad) return usage();
+            i++;
+        } else if (!strcmp(a, "--shape") && v) {
+            n_tail = parse_list(v, tail, IDL_MAX_DIMS - 1);
+            if (n_tail <= 0) return usage();
+            i++;
+        } else if (a[0] == '-' || path) {
+            return usage();
+        } else {
+            path = a;
+        }
+    }
+    if (!path) return usage();
+
+    idl_model *m = NULL;
+    idl_session *s = NULL;
+    if (idl_model_load(path, NULL, &m) != IDL_OK) return fail("load");
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = threads;
+    if (idl_session_new(m, &so, &s) != IDL_OK) return fail("session");
+    idl_value_info info;
+    if (idl_model_n_inputs(m) < 1 || idl_model_input(m, 0, &info) != IDL_OK) return fail("input");
+    if (n_tail < 0) {
+        if (info.ndim < 1) {
+            fprintf(stderr, "interpretdl-bench: the model gives no input shape: use --shape\n");
+            return 1;
+        }
+        n_tail = info.ndim - 1;
+        for (int i = 0; i < n_tail; i++) {
+            tail[i] = info.shape[i + 1];
+            if (tail[i] < 0) {
+                fprintf(stderr, "interpretdl-bench: input dimension %d is free: use --shape\n",
+                        i + 1);
+                return 1;
+            }
+        }
+    }
+
+    const char *env_threads = getenv("OMP_NUM_THREADS");
+    printf("# interpretdl-bench %s: %s, input '%s', threads %d (OMP_NUM_THREADS=%s), %d warm-up + "
+           "%d timed runs, median\n",
+           idl_version(), path, info.name, threads, env_threads ? env_threads : "unset", warmup,
+           runs);
+    printf("# %-5s %5s %11s %9s %9s %14s\n", "mode", "batch", "median_ms", "min_ms", "max_ms",
+           "first_call_ms");
+    int rc = 0;
+    for (int bi = 0; bi < n_batches && !rc; bi++) {
+        int64_t shape[IDL_MAX_DIMS];
+        shape[0] = batches[bi];
+        for (int i = 0; i < n_tail; i++)
+            shape[i + 1] = tail[i];
+        idl_tensor *x = NULL;
+        if (idl_tensor_new(IDL_DT_F32, n_tail + 1, shape, &x) != IDL_OK)
+            return fail("input tensor");
+        float *xd = x->data;
+        uint32_t state = 12345u;
+        for (int64_t i = 0, n = idl_tensor_numel(x); i < n; i++) {
+            state = state * 1664525u + 1013904223u;
+            xd[i] = (float)((double)(state >> 8) / 8388608.0 - 1.0);
+        }
+        for (int mode = 0; mode < 2 && !rc; mode++) {
+            if ((mode == 0 && !do_fwd) || (mode == 1 && !do_grad)) continue;
+            double t0 = now_ms();
+            if (step(s, x, info.name, mode)) {
+                rc = fail(mode ? "forward+backward" : "forward");
+                break;
+            }
+            double first = now_ms() - t0;
+            for (int w = 0; w < warmup && !rc; w++)
+                if (step(s, x, info.name, mode)) rc = fail("warm-up");
+            double times[MAX_RUNS];
+            for (int r = 0; r < runs && !rc; r++) {
+                t0 = now_ms();
+                if (step(s, x, info.name, mode)) rc = fail("timed run");
+                times[r] = now_ms() - t0;
+            }
+            if (rc) break;
+            qsort(times, (size_t)runs, sizeof *times, cmp_double);
+            double med = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
+            const char *name = mode ? "grad" : "fwd";
+            printf("  %-5s %5lld %11.2f %9.2f %9.2f %14.2f\n", name, (long long)batches[bi], med,
+                   times[0], times[runs - 1], first);
+            printf("RESULT %s %lld %.3f %.3f %.3f %.3f\n", name, (long long)batches[bi], med,
+                   times[0], times[runs - 1], first);
+            fflush(stdout);
+        }
+        idl_tensor_free(x);
+    }
+    idl_session_free(s);
+    idl_model_free(m);
+    return rc;
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""bench_ref.py — baselines for bench/run_bench.sh, printing the same RESULT lines as
+interpretdl-bench:  RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms>
+
+  bench_ref.py ort MODEL.onnx  [--batch 1,8] [--runs N] [--warmup W] [--threads T]
+      ONNX Runtime (venv), CPU provider, intra_op_num_threads=T, inter_op 1, default graph
+      optimisations; forward only (ONNX Runtime has no gradients).
+  bench_ref.py torch NAME      [same options]
+      PyTorch (Debian's 1.13), torchvision.models.NAME(weights=None) in eval mode,
+      torch.set_num_threads(T), OMP_WAIT_POLICY=PASSIVE; fwd under torch.no_grad(), grad =
+      forward + backward of the argmax probability (softmax) summed over the batch w.r.t. the
+      input only (parameters do not require gradients), as interpretdl-bench does.
+  bench_ref.py table FILE...   reads RESULT lines of files named ours.txt / ort.txt / torch.txt
+      and prints the comparison table (GFLOP/s from --gflop per image forward; grad counts as
+      2x forward: the input-gradient convolutions have the forward's multiply-adds).
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def timed(fn, runs, warmup):
+    t0 = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(ts)), min(ts), max(ts), first
+
+
+def report(mode, batch, r):
+    print("  %-5s %5d %11.2f %9.2f %9.2f %14.2f" % ((mode, batch) + r))
+    print("RESULT %s %d %.3f %.3f %.3f %.3f" % ((mode, batch) + r), flush=True)
+
+
+def inputs(batch, shape=(3, 224, 224)):
+    rng = np.random.default_rng(12345)
+    return rng.uniform(-1, 1, (batch,) + shape).astype(np.float32)
+
+
+def bench_ort(a):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(a.target, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    print("# onnxruntime %s, %d threads, %d warm-up + %d timed runs, median" % (
+        ort.__version__, a.threads, a.warmup, a.runs))
+    for b in a.batch:
+        x = inputs(b)
+        report("fwd", b, timed(lambda: sess.run(None, {name: x}), a.runs, a.warmup))
+
+
+def bench_torch(a):
+    import torch
+    import torchvision
+    torch.set_num_threads(a.threads)
+    model = getattr(torchvision.models, a.target)(weights=None).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    print("# torch %s, %d threads, OMP_WAIT_POLICY=%s, %d warm-up + %d timed runs, median" % (
+        torch.__version__, torch.get_num_threads(), os.environ.get("OMP_WAIT_POLICY"), a.warmup,
+        a.runs))
+    for b in a.batch:
+        x = torch.from_numpy(inputs(b))
+
+        def fwd():
+            with torch.no_grad():
+                model(x)
+
+        def grad():
+            xg = x.clone().requires_grad_(True)
+            p = torch.softmax(model(xg), dim=1)
+            p.gather(1, p.detach().argmax(dim=1, keepdim=True)).sum().backward()
+
+        if "fwd" in a.mode:
+            report("fwd", b, timed(fwd, a.runs, a.warmup))
+        if "grad" in a.mode:
+            report("grad", b, timed(grad, a.runs, a.warmup))
+
+
+def read_results(path):
+    res = {}
+    if os.path.isfile(path):
+        for line in open(path):
+            p = line.split()
+            if len(p) >= 4 and p[0] == "RESULT":
+                res[(p[1], int(p[2]))] = float(p[3])
+    return res
+
+
+def table(a):
+    runs = {os.path.basename(f).split(".")[0]: read_results(f) for f in a.files}
+    ours, ort, pt = runs.get("ours", {}), runs.get("ort", {}), runs.get("torch", {})
+    keys = sorted(set(ours) | set(ort) | set(pt), key=lambda k: (k[1], k[0] != "fwd"))
+
+    def ms(d, k):
+        return "%9.1f" % d[k] if k in d else "%9s" % "n/a"
+
+    def ratio(k, d):
+        return "%8.2f" % (ours[k] / d[k]) if k in ours and k in d else "%8s" % "n/a"
+
+    def gflops(d, k):
+        if k not in d:
+            return "%7s" % "n/a"
+        flop = a.gflop * k[1] * (2 if k[0] == "grad" else 1)
+        return "%7.1f" % (flop / (d[k] / 1e3))
+
+    print("%-5s %5s | %9s %9s %9s | %8s %8s | %7s %7s %7s" % (
+        "mode", "batch", "ours ms", "ORT ms", "torch ms", "ours/ORT", "ours/pt",
+        "GF/s us", "GF/s ort", "GF/s pt"))
+    for k in keys:
+        print("%-5s %5d | %s %s %s | %s %s | %s %s %s" % (
+            k[0], k[1], ms(ours, k), ms(ort, k), ms(pt, k), ratio(k, ort), ratio(k, pt),
+            gflops(ours, k), gflops(ort, k), gflops(pt, k)))
+    print("(median ms; ratio < 1: ours faster; GFLOP/s at %.1f GFLOP per image forward, 2x for "
+          "forward + input gradient)" % a.gflop)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["ort", "torch", "table"])
+    ap.add_argument("target", nargs="?")
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mode", default="fwd,grad")
+    ap.add_argument("--gflop", type=float, default=8.2)
+    a = ap.parse_args()
+    a.batch = [int(b) for b in a.batch.split(",")]
+    if a.what == "table":
+        a.files = ([a.target] if a.target else []) + a.files
+        table(a)
+    elif a.what == "ort":
+        bench_ort(a)
+    else:
+        bench_torch(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+# parity.cmake — whole-model parity tests (label `parity`), included from tests/CMakeLists.txt.
+#
+#   test_parity            the committed fixtures in tests/data/parity (always)
+#   test_parity_generated  the generated models in IDL_PARITY_MODELS, when that variable names a
+#                          folder (tests/reference/generate_all.sh BUILD_DIR writes BUILD_DIR/models;
+#                          configure with -DIDL_PARITY_MODELS=BUILD_DIR/models). The folder must
+#                          exist when the test runs: a missing or empty one fails it.
+# The references come from tests/reference/*.py (PyTorch, ONNX Runtime, Paddle); see the comment at
+# the top of tests/test_parity.c for what is compared and to which tolerance.
+set(IDL_PARITY_MODELS "" CACHE PATH "folder of generated parity models (tests/reference/generate_all.sh)")
+
+add_executable(test_parity test_parity.c)
+target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_options(test_parity PRIVATE ${IDL_WARN})
+target_link_libraries(test_parity PRIVATE interpretdl m)
+
+add_test(NAME test_parity COMMAND test_parity ${CMAKE_CURRENT_SOURCE_DIR}/data/parity)
+set_tests_properties(test_parity PROPERTIES LABELS parity ENVIRONMENT "OMP_NUM_THREADS=2;IDL_PARITY_DIR="
+                     TIMEOUT 300)
+
+if(IDL_PARITY_MODELS)
+  add_test(NAME test_parity_generated COMMAND test_parity ${IDL_PARITY_MODELS})
+  set_tests_properties(test_parity_generated PROPERTIES LABELS parity
+                       ENVIRONMENT "OMP_NUM_THREADS=2;IDL_PARITY_DIR=" TIMEOUT 1800)
+endif()

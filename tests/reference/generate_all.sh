@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# generate_all.sh BUILD_DIR — writes every generated parity case into BUILD_DIR/models, for
+#   ctest with -DIDL_PARITY_MODELS=BUILD_DIR/models (test_parity_models), or by hand:
+#   BUILD_DIR/tests/test_parity BUILD_DIR/models
+# Steps: the venv (setup_venv.sh; IDL_VENV overrides its place, default BUILD_DIR/venv), the
+# torchvision models with Debian's /usr/bin/python3 (make_torchvision.py), the Paddle / ONNX
+# Runtime models with the venv (make_paddle.py). Skips the work when BUILD_DIR/models was made by
+# the same generator scripts (stamp = hash of tests/reference/*.py); IDL_REGEN=1 forces it.
+# Takes about 3 minutes on 2 cores (plus the venv's first install), ~850 MB on disk.
+set -euo pipefail
+
+BUILD=${1:?usage: generate_all.sh BUILD_DIR}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SYSPY=${IDL_SYSTEM_PYTHON:-/usr/bin/python3}
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+VENV=${IDL_VENV:-$BUILD/venv}
+OUT=$BUILD/models
+export OMP_WAIT_POLICY=PASSIVE
+
+stamp=$(cat "$HERE"/*.py "$HERE"/*.sh | sha256sum | cut -d' ' -f1)
+if [ "${IDL_REGEN:-0}" != 1 ] && [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ]; then
+    echo "generate_all: $OUT is up to date (IDL_REGEN=1 to redo)"
+    exit 0
+fi
+
+t0=$(date +%s)
+"$HERE/setup_venv.sh" "$VENV"
+t1=$(date +%s)
+rm -rf "$OUT"
+mkdir -p "$OUT"
+"$SYSPY" "$HERE/make_torchvision.py" "$OUT"
+t2=$(date +%s)
+"$VENV/bin/python" "$HERE/make_paddle.py" "$OUT"
+t3=$(date +%s)
+echo "$stamp" >"$OUT/.stamp"
+echo "generate_all: venv $((t1 - t0)) s, torchvision $((t2 - t1)) s, paddle/ORT $((t3 - t2)) s -> $OUT ($(du -sh "$OUT" | cut -f1))"
