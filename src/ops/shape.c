@@ -1169,8 +1169,9 @@ const idl__op_def idl__op_split = {
 const idl__op_def idl__op_gather = {
     "Gather", 2, 2, 1, 1, gather_prepare, gather_forward, gather_backward, free_state
 };
-const idl__op_def idl__op_shape = { "Shape",       1,    1,         1, 1, shape_prepare,
-                                    shape_forward, NULL, free_state, IDL__OP_SHAPE_ONLY };
+const idl__op_def idl__op_shape = {
+    "Shape", 1, 1, 1, 1, shape_prepare, shape_forward, NULL, free_state, IDL__OP_SHAPE_ONLY
+};
 const idl__op_def idl__op_cast = { "Cast",        1,   1, 1, 1, cast_prepare, cast_forward,
                                    cast_backward, NULL };
 const idl__op_def idl__op_slice = { "Slice",        1,         5, 1, 1, slice_prepare, view_forward,
