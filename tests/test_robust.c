@@ -256,10 +256,50 @@ static void test_external_data(void) {
     rmdir(dir);
 }
 
+/* a model whose shape arithmetic asks for a huge tensor fails cleanly against the memory budget */
+static void test_memory_budget(void) {
+    tb_model *b = tb_new(13);
+    tb_input(b, "x", IDL_DT_F32, 1, (int64_t[]){ 4 });
+    tb_init_ints(b, "shape", 2, (int64_t[]){ 200000, 200000 });
+    tb_node(b, "ConstantOfShape", "shape", "big");
+    tb_node(b, "Add", "big,x", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    float xv[4] = { 0 };
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 1, (int64_t[]){ 4 }, xv);
+    const idl_tensor *in[1] = { &x };
+    CHECK(idl_session_forward(s, in, NULL, 1) == IDL_ERR_NOMEM);
+    CHECK(strstr(idl_last_error(), "'big'") && strstr(idl_last_error(), "max_memory"));
+    idl_session_free(s);
+    /* an explicit small budget */
+    idl_model_free(m);
+    size_t len;
+    uint8_t *buf = valid_model(&len);
+    CHECK_OK(idl_model_load_mem(buf, len, NULL, &m));
+    idl_session_opts o = idl_session_opts_default();
+    o.max_memory = 64;
+    CHECK_OK(idl_session_new(m, &o, &s));
+    float x2[16] = { 0 };
+    idl_tensor xt = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ 4, 4 }, x2);
+    in[0] = &xt;
+    CHECK(idl_session_forward(s, in, NULL, 1) == IDL_ERR_NOMEM);
+    idl_session_free(s);
+    o.max_memory = 1 << 20;
+    CHECK_OK(idl_session_new(m, &o, &s));
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    idl_session_free(s);
+    idl_model_free(m);
+    free(buf);
+}
+
 int main(void) {
     idl_log_set(NULL, NULL, IDL_LOG_ERROR);
     test_files();
     test_graph_errors();
     test_external_data();
+    test_memory_budget();
     TEST_SUMMARY();
 }

@@ -14,7 +14,10 @@ extern "C" {
 typedef struct idl_session idl_session;
 
 typedef struct idl_session_opts {
-    int n_threads; /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
+    int n_threads;       /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
+    uint64_t max_memory; /* bytes of activations one plan may allocate (weights not counted);
+                            0 = three quarters of physical memory. Going over fails the forward
+                            pass with IDL_ERR_NOMEM naming the tensor. */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 

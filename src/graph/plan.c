@@ -2,9 +2,18 @@
  * of everything computable from initializers and shapes alone (Shape/Gather/Concat/Reshape chains,
  * weight transposes), kernel preparation, buffer allocation, then execution in topological order.
  */
+#define _DEFAULT_SOURCE
 #include "session/session_internal.h"
 
 #include <string.h>
+#include <unistd.h>
+
+uint64_t idl__memory_budget(const idl_session_opts *o) {
+    if (o->max_memory) return o->max_memory;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0) return (uint64_t)16 << 30;
+    return (uint64_t)pages * (uint64_t)psize / 4 * 3;
+}
 
 void idl__plan_free(idl__plan *p) {
     if (!p) return;
@@ -96,6 +105,11 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
             p->vconst[v] = true;
         }
     }
+    /* activations are bounded by the session's budget, so that a hostile or mistaken model (an
+     * Expand to a huge shape) fails cleanly instead of exhausting the machine */
+    uint64_t budget = idl__memory_budget(&s->opts), used = 0;
+    for (int i = 0; i < m->n_inputs; i++)
+        used += (uint64_t)idl__tensor_bytes(&p->vals[m->inputs[i]]);
     size_t off = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         const idl__node *n = &m->nodes[i];
@@ -137,6 +151,20 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                                 n->name, n->op_type, k);
                 goto fail;
             }
+            uint64_t bytes = (uint64_t)idl__tensor_bytes(c->out[k]);
+            if (bytes > budget - used) {
+                char shp[128];
+                st = idl__error(
+                    IDL_ERR_NOMEM,
+                    "node '%s' (%s): output '%s' %s of %s needs %llu MiB; the "
+                    "plan would exceed the session's memory budget of %llu MiB (max_memory)",
+                    n->name, n->op_type, m->values[n->out[k]].name,
+                    idl__shape_str(c->out[k]->ndim, c->out[k]->shape, shp, sizeof shp),
+                    idl_dtype_name(c->out[k]->dtype), (unsigned long long)(bytes >> 20),
+                    (unsigned long long)(budget >> 20));
+                goto fail;
+            }
+            used += bytes;
             if ((st = idl__tensor_alloc_data(c->out[k]))) {
                 st = idl__error_prefix(st, "node '%s' (%s): output '%s': ", n->name, n->op_type,
                                        m->values[n->out[k]].name);

@@ -53,6 +53,8 @@ struct idl_session {
  * values are part of the plan's key. Larger or higher-rank integer inputs (token ids) are data. */
 #define IDL__SHAPE_INPUT_MAX 16
 bool idl__shape_like_input(const idl_tensor *t);
+/* Bytes the activations of one plan may take: opts->max_memory, or 3/4 of physical memory. */
+uint64_t idl__memory_budget(const idl_session_opts *o);
 /* Builds a plan for inputs of the given shapes (types/shapes only are read). */
 idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl__plan **out);
 void idl__plan_free(idl__plan *p);
