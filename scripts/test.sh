@@ -42,7 +42,7 @@ for t in relu prelu_example clip conv_with_strides_padding gemm_all_attributes r
     f=/usr/share/libonnx-testdata/data/node/test_$t/model.onnx
     [ -f "$f" ] && cp "$f" "$corpus/$t.onnx"
 done
-(cd "$corpus" && "$OLDPWD/build-fuzz/tests/fuzz_load" -max_total_time="${IDL_FUZZ_SECONDS:-60}" -rss_limit_mb=4096 \
+(cd "$corpus" && ASAN_OPTIONS=allocator_may_return_null=1 "$OLDPWD/build-fuzz/tests/fuzz_load" -max_total_time="${IDL_FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -malloc_limit_mb=1048576 \
     -timeout=20 "$corpus" 2>&1 | tail -n 3)
 rm -rf "$corpus"
 echo "== all tests passed"

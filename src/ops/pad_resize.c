@@ -146,6 +146,9 @@ static idl_status pad_prepare(idl__op_ctx *c) {
             return idl__error(IDL_ERR_SHAPE, "%s padding of the empty axis %d", ms, d);
         total += yshp[d];
     }
+    if (total > ((int64_t)1 << 32))
+        return idl__error(IDL_ERR_SHAPE, "padded shape too large (%lld indices along its axes)",
+                          (long long)total);
     pad_state *s = idl__calloc(1, sizeof *s + sizeof(int64_t) * (size_t)(total + 1));
     if (!s) return idl__error(IDL_ERR_NOMEM, "out of memory");
     c->state = s;

@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     idl_session *s = NULL;
     idl_session_opts o = idl_session_opts_default();
     o.n_threads = 1;
+    o.max_memory = (uint64_t)256 << 20; /* keep each run small; over-budget plans fail cleanly */
     if (idl_session_new(m, &o, &s) == IDL_OK) {
         int n = idl_model_n_inputs(m);
         idl_tensor *in[8] = { 0 };
