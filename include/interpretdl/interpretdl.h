@@ -96,6 +96,7 @@ IDL_API void idl_set_allocator(const idl_allocator *a);
 }
 #endif
 
+#include "interpretdl/attention.h"
 #include "interpretdl/model.h"
 #include "interpretdl/session.h"
 #include "interpretdl/tensor.h"

@@ -141,6 +141,38 @@ static void print_shape(FILE *f, const idl_value_info *vi) {
     fprintf(f, ")");
 }
 
+static void print_attention(idl_session *s) {
+    const idl_attention_info *a = NULL;
+    if (idl_session_attention(s, NULL, 0, &a) != IDL_OK) {
+        printf("attention: (discovery failed: %s)\n", idl_last_error());
+        return;
+    }
+    if (a->n_blocks == 0) {
+        printf("attention: none found\n");
+        return;
+    }
+    static const char *pool[] = { "unknown", "class token", "mean of tokens" };
+    printf("attention: %d blocks, %lld heads, %lld tokens\n", a->n_blocks,
+           (long long)a->blocks[0].heads, (long long)a->blocks[0].seq_len);
+    printf("  embedding output: %s\n", a->embedding ? a->embedding : "(not found)");
+    if (a->grid_h)
+        printf("  token grid:       %lldx%lld from %s, %lld prefix token%s\n", (long long)a->grid_h,
+               (long long)a->grid_w, a->patch_conv, (long long)a->n_prefix,
+               a->n_prefix == 1 ? "" : "s");
+    else
+        printf("  token grid:       none (text or no patch embedding found)\n");
+    printf("  pooling:          %s\n", pool[a->pooling]);
+    for (int i = 0; i < a->n_blocks; i++) {
+        const idl_attention_block *b = &a->blocks[i];
+        printf("  block %d:\n    probs        %s\n    value        %s\n    out_proj W   %s%s\n    "
+               "block input  %s\n",
+               i, b->probs, b->value ? b->value : "-",
+               b->out_proj_weight ? b->out_proj_weight : "-",
+               b->out_proj_transposed ? " (stored out x in)" : "",
+               b->block_input ? b->block_input : "-");
+    }
+}
+
 /* ---- info ---- */
 static int cmd_info(const args *a) {
     idl_model *m = NULL;
@@ -212,8 +244,9 @@ static int cmd_info(const args *a) {
             ok_plan = 0;
             break;
         }
+        /* free dimensions: 1 for the batch (axis 0), 16 for others (a sequence length) */
         for (int k = 0; k < vi.ndim; k++)
-            shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : 1;
+            shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : (k == 0 ? 1 : 16);
         if (idl_tensor_new(vi.dtype == IDL_DT_UNDEFINED ? IDL_DT_F32 : vi.dtype, vi.ndim, shp,
                            &ins[i]))
             ok_plan = 0;
@@ -234,6 +267,7 @@ static int cmd_info(const args *a) {
             }
         }
         if (last) printf("default CAM layer: %s\n", last);
+        print_attention(s);
     } else if (n_unsup == 0) {
         printf("layers: (could not plan at batch 1: %s)\n", idl_last_error());
     }

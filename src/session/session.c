@@ -102,6 +102,7 @@ static void clear_backward(idl_session *s) {
 void idl_session_free(idl_session *s) {
     if (!s) return;
     clear_backward(s);
+    idl__attention_clear(s);
     idl__plan_free(s->plan);
     idl__backend_destroy(&s->be);
     idl__free(s->taps);

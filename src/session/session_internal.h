@@ -2,6 +2,7 @@
  * pass (autodiff/backward.c) and the public session API (session/session.c). */
 #pragma once
 
+#include "interpretdl/attention.h"
 #include "interpretdl/session.h"
 #include "ops/op.h"
 
@@ -46,7 +47,15 @@ struct idl_session {
     idl_tensor *obj_values; /* (N) */
     int64_t *targets;
     int64_t n_targets;
+    /* attention discovery (attention.c) */
+    idl_attention_info attn;
+    idl_attention_block *attn_blocks;
+    char *attn_strings[64]; /* override names kept alive */
+    int n_attn_strings;
 };
+
+/* Frees the attention discovery results. */
+void idl__attention_clear(idl_session *s);
 
 /* Small 1-D integer graph inputs (a shape, axes, a repeat count: at most IDL__SHAPE_INPUT_MAX
  * elements) are treated as plan-time constants, so that shape arithmetic fed from them folds; their
