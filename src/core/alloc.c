@@ -25,7 +25,16 @@ void idl_set_allocator(const idl_allocator *a) {
     }
 }
 
+static _Thread_local uint64_t g_cap;
+
+uint64_t idl__alloc_cap_set(uint64_t cap) {
+    uint64_t old = g_cap;
+    g_cap = cap;
+    return old;
+}
+
 void *idl__malloc(size_t size) {
+    if (g_cap && (uint64_t)size > g_cap) return NULL;
     return g_alloc.malloc_fn(size ? size : 1, g_alloc.user);
 }
 

@@ -29,6 +29,10 @@ void *idl__malloc(size_t size);
 void *idl__calloc(size_t n, size_t size);
 void idl__free(void *p);
 char *idl__strdup(const char *s);
+/* A per-thread cap on the size of any single allocation (0 = none), set by the planner around each
+ * kernel's prepare so that tables sized from a hostile shape fail as IDL_ERR_NOMEM instead of
+ * exhausting the machine. Returns the previous cap. */
+uint64_t idl__alloc_cap_set(uint64_t cap);
 /* Large zeroed float buffers aligned to 64 bytes (for kernels). */
 void *idl__aligned_alloc(size_t size);
 void idl__aligned_free(void *p);

@@ -138,7 +138,10 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
         for (int k = 0; k < n->n_out; k++)
             c->out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]] : NULL;
         const idl__op_def *def = idl__ops[n->op];
+        /* no single allocation of prepare may exceed what is left of the budget */
+        uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);
         st = def->prepare(c);
+        idl__alloc_cap_set(prev_cap);
         if (st) {
             st = idl__error_prefix(st, "node '%s' (%s, opset %lld): ", n->name, n->op_type,
                                    (long long)m->opset);
