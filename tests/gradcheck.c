@@ -126,8 +126,8 @@ done:
 }
 
 int main(int argc, char **argv) {
-    const gc_case *tables[] = { gc_cases_elementwise, gc_cases_binary, gc_cases_softmax_reduce,
-                                gc_cases_shape, gc_cases_conv_pool };
+    const gc_case *tables[] = { gc_cases_elementwise, gc_cases_binary,    gc_cases_softmax_reduce,
+                                gc_cases_shape,       gc_cases_conv_pool, gc_cases_transformer };
     const char *only = argc > 1 ? argv[1] : NULL;
     int n_cases = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)

@@ -28,3 +28,4 @@ extern const gc_case gc_cases_binary[];
 extern const gc_case gc_cases_softmax_reduce[];
 extern const gc_case gc_cases_shape[];
 extern const gc_case gc_cases_conv_pool[];
+extern const gc_case gc_cases_transformer[];
