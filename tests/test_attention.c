@@ -137,6 +137,32 @@ static idl_model *vit_like(void) {
     return m;
 }
 
+static void scale_tap(const char *name, idl_tensor *v, void *user) {
+    (void)name;
+    float f = *(const float *)user, *d = v->data;
+    for (int64_t i = 0; i < idl_tensor_numel(v); i++)
+        d[i] *= f;
+}
+
+/* scaling the embedding output through a tap (text Integrated Gradients) equals scaling the input
+ */
+static void test_embedding_tap(idl_session *s, const idl_attention_info *a, float *xv) {
+    float alpha = 0.25f, ref[2 * 3], got[2 * 3];
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 3, (int64_t[]){ 2, S, D }, xv);
+    const idl_tensor *in[1] = { &x };
+    for (int i = 0; i < 2 * S * D; i++)
+        xv[i] *= alpha;
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    memcpy(ref, idl_session_output(s, 0)->data, sizeof ref);
+    for (int i = 0; i < 2 * S * D; i++)
+        xv[i] /= alpha;
+    CHECK_OK(idl_session_set_tap(s, a->embedding, scale_tap, &alpha));
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    memcpy(got, idl_session_output(s, 0)->data, sizeof got);
+    CHECK_OK(idl_session_set_tap(s, a->embedding, NULL, NULL));
+    th_allclose("embedding tap", got, ref, 6, 1e-6, 1e-7);
+}
+
 static void test_text_like(void) {
     idl_model *m = text_like();
     CHECK(m != NULL);
@@ -189,6 +215,7 @@ static void test_text_like(void) {
         }
         CHECK(worst < 1e-5);
     }
+    test_embedding_tap(s, a, xv);
     /* overrides */
     const char *ov1[3] = { "pooling=mean", "probs=scores*", "prefix=1" };
     CHECK_OK(idl_session_attention(s, ov1, 3, &a));
