@@ -1,12 +1,16 @@
 # parity.cmake — whole-model parity tests (label `parity`), included from tests/CMakeLists.txt.
 #
-#   test_parity            the committed fixtures in tests/data/parity (always)
+#   test_parity            the committed fixtures in tests/data/parity (always): small_cnn,
+#                          small_cnn_bn (one image input) and tiny_text (a BERT-style text encoder:
+#                          three named int64 inputs, two sequence lengths on one session, gradients
+#                          w.r.t. the embedding output and the attention probabilities; case.txt)
 #   test_parity_generated  the generated models in IDL_PARITY_MODELS, when that variable names a
 #                          folder (tests/reference/generate_all.sh BUILD_DIR writes BUILD_DIR/models;
 #                          configure with -DIDL_PARITY_MODELS=BUILD_DIR/models). The folder must
 #                          exist when the test runs: a missing or empty one fails it.
-# The references come from tests/reference/*.py (PyTorch, ONNX Runtime, Paddle); see the comment at
-# the top of tests/test_parity.c for what is compared and to which tolerance.
+# The references come from tests/reference/*.py (PyTorch, ONNX Runtime, Paddle; the transformer
+# cases from make_transformers.py); see the comment at the top of tests/test_parity.c for what is
+# compared and to which tolerance.
 set(IDL_PARITY_MODELS "" CACHE PATH "folder of generated parity models (tests/reference/generate_all.sh)")
 
 add_executable(test_parity test_parity.c)

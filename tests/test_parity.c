@@ -11,6 +11,16 @@
  *                                    sample b, |<grad of out[b,t_b] w.r.t. x[b], dir[k,b]> -
  *                                    fd[k,b]| <= fd_tol[k,b]; dir (K,N,...), fd and fd_tol (K,N)
  *                                    (tests/reference/fdcheck.py: float64 central differences)
+ * A folder with a case.txt manifest (tests/reference/make_transformers.py writes them; the
+ * format is in that script's docstring) describes instead one or more runs on ONE session (a new
+ * input shape makes it re-plan: e.g. a text model at T=16 then T=23): per run the graph inputs by
+ * name (input_ids, token_type_ids, attention_mask, ...), reference files for any graph outputs,
+ * targets and/or a seed (objective `seed`: sum(output0 * seed)), a kink file, and gradient checks
+ * w.r.t. named tensors (graph inputs or intermediate tensors: an embedding output, attention
+ * probabilities), full (grad) or along directions (directional). Per run and objective one
+ * idl_session_backward takes every tensor named by that objective's checks as its wrt list; each
+ * gradient is fetched with idl_session_grad. The summary line groups checks by name (attn00,
+ * attn01, ... -> attn(N), the worst of them).
  * Forward and gradients must agree to max|ours - ref| <= RTOL * max|ref| with RTOL = 1e-4 (one
  * scale per array). The directional check uses the tolerance the generator estimated from its own
  * data (tests/reference/fdcheck.py).
@@ -279,32 +289,280 @@ static int kinks_verify(const char *cname, const kinkset *ks, int64_t *flips, do
 
 /* ---- one case ---- */
 
-typedef struct case_files {
-    idl_tensor *x, *logits, *targets, *dir, *fd, *fd_tol;
-} case_files;
+/* ---- case description: case.txt, or the single-input layout of the CNN cases ---- */
 
-static void case_files_free(case_files *c) {
-    idl_tensor_free(c->x);
-    idl_tensor_free(c->logits);
-    idl_tensor_free(c->targets);
-    idl_tensor_free(c->dir);
-    idl_tensor_free(c->fd);
-    idl_tensor_free(c->fd_tol);
-    memset(c, 0, sizeof *c);
+enum { OBJ_LOGIT, OBJ_PROBABILITY, OBJ_LOG_PROBABILITY, OBJ_SEED, N_OBJ };
+static const char *const OBJ_NAMES[N_OBJ] = { "logit", "probability", "log_probability", "seed" };
+
+typedef struct check {
+    int directional; /* 0: full gradient against file; 1: dir/fd/fd_tol */
+    int obj;         /* OBJ_* */
+    char *group;     /* label for the summary: input, emb, attn00, ... */
+    char *tensor;    /* ONNX tensor name */
+    char *file, *dir, *fd, *fd_tol;
+} check;
+
+typedef struct run_spec {
+    char *label; /* "" for the single run of a legacy case */
+    int n_in, n_out, n_chk;
+    char **in_name, **in_file;
+    int *out_idx;
+    char **out_file;
+    char *targets, *seed, *kinks;
+    check *chk;
+} run_spec;
+
+typedef struct case_spec {
+    int n_runs;
+    run_spec *runs;
+    int legacy;
+} case_spec;
+
+static void spec_free(case_spec *cs) {
+    for (int r = 0; r < cs->n_runs; r++) {
+        run_spec *R = &cs->runs[r];
+        free(R->label);
+        for (int i = 0; i < R->n_in; i++) {
+            free(R->in_name[i]);
+            free(R->in_file[i]);
+        }
+        for (int i = 0; i < R->n_out; i++)
+            free(R->out_file[i]);
+        for (int i = 0; i < R->n_chk; i++) {
+            check *c = &R->chk[i];
+            free(c->group);
+            free(c->tensor);
+            free(c->file);
+            free(c->dir);
+            free(c->fd);
+            free(c->fd_tol);
+        }
+        free(R->in_name);
+        free(R->in_file);
+        free(R->out_idx);
+        free(R->out_file);
+        free(R->targets);
+        free(R->seed);
+        free(R->kinks);
+        free(R->chk);
+    }
+    free(cs->runs);
+    memset(cs, 0, sizeof *cs);
 }
 
-/* Loads dir/name into *out if the file exists (returns 0), leaves NULL when absent (returns 0),
- * -1 with a message on a load failure. */
-static int load_opt(const char *cname, const char *dir, const char *name, idl_tensor **out) {
-    char path[4096];
-    join(path, sizeof path, dir, name);
+/* Grows *arr (elements of size sz) by one zeroed element; returns it or NULL. */
+static void *grow1(void *arr_p, int *n, size_t sz) {
+    void **arr = arr_p;
+    char *na = realloc(*arr, (size_t)(*n + 1) * sz);
+    if (!na) return NULL;
+    *arr = na;
+    memset(na + (size_t)*n * sz, 0, sz);
+    return na + (size_t)(*n)++ * sz;
+}
+
+static char *dup_path(const char *dir, const char *rel) {
+    char p[4096];
+    join(p, sizeof p, dir, rel);
+    return p[0] ? strdup(p) : NULL;
+}
+
+static int obj_parse(const char *s) {
+    for (int i = 0; i < N_OBJ; i++)
+        if (!strcmp(s, OBJ_NAMES[i])) return i;
+    return -1;
+}
+
+/* Parses dir/case.txt (format: tests/reference/make_transformers.py). Returns 0, or -1 with a
+ * message in err. */
+static int spec_parse(const char *dir, const char *path, case_spec *cs, char *err, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (snprintf(err, cap, "%s: %s", path, strerror(errno)) < 0) err[0] = 0;
+        return -1;
+    }
+    char line[8192];
+    long lineno = 0;
+    int rc = 0;
+    run_spec *R = NULL;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *w[8], *save = NULL;
+        int n = 0;
+        for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+            if (n == 8) {
+                n = 9;
+                break;
+            }
+            w[n++] = t;
+        }
+        if (n == 0 || w[0][0] == '#') continue;
+        const char *why = NULL;
+        if (!strcmp(w[0], "run") && n == 2) {
+            R = grow1(&cs->runs, &cs->n_runs, sizeof *R);
+            if (!R || !(R->label = strdup(w[1]))) why = "out of memory";
+        } else if (!R) {
+            why = "a line before the first `run`";
+        } else if (!strcmp(w[0], "input") && n == 3) {
+            int k = R->n_in;
+            if (!grow1(&R->in_name, &k, sizeof(char *)) ||
+                !grow1(&R->in_file, &R->n_in, sizeof(char *)))
+                why = "out of memory";
+            else {
+                R->in_name[R->n_in - 1] = strdup(w[1]);
+                R->in_file[R->n_in - 1] = dup_path(dir, w[2]);
+            }
+        } else if (!strcmp(w[0], "output") && n == 3) {
+            char *end;
+            long idx = strtol(w[1], &end, 10);
+            int k = R->n_out;
+            if (*end || idx < 0 || idx > 1000)
+                why = "bad output index";
+            else if (!grow1(&R->out_idx, &k, sizeof(int)) ||
+                     !grow1(&R->out_file, &R->n_out, sizeof(char *)))
+                why = "out of memory";
+            else {
+                R->out_idx[R->n_out - 1] = (int)idx;
+                R->out_file[R->n_out - 1] = dup_path(dir, w[2]);
+            }
+        } else if (!strcmp(w[0], "targets") && n == 2 && !R->targets) {
+            R->targets = dup_path(dir, w[1]);
+        } else if (!strcmp(w[0], "seed") && n == 2 && !R->seed) {
+            R->seed = dup_path(dir, w[1]);
+        } else if (!strcmp(w[0], "kinks") && n == 2 && !R->kinks) {
+            R->kinks = dup_path(dir, w[1]);
+        } else if ((!strcmp(w[0], "grad") && n == 5) || (!strcmp(w[0], "directional") && n == 7)) {
+            int obj = obj_parse(w[1]);
+            check *c = obj < 0 ? NULL : grow1(&R->chk, &R->n_chk, sizeof *R->chk);
+            if (obj < 0)
+                why = "unknown objective";
+            else if (!c)
+                why = "out of memory";
+            else {
+                c->directional = w[0][0] == 'd';
+                c->obj = obj;
+                c->group = strdup(w[2]);
+                c->tensor = strdup(w[3]);
+                if (c->directional) {
+                    c->dir = dup_path(dir, w[4]);
+                    c->fd = dup_path(dir, w[5]);
+                    c->fd_tol = dup_path(dir, w[6]);
+                } else {
+                    c->file = dup_path(dir, w[4]);
+                }
+            }
+        } else {
+            why = "unknown or malformed line";
+        }
+        if (why) {
+            if (snprintf(err, cap, "%s:%ld: %s", path, lineno, why) < 0) err[0] = 0;
+            rc = -1;
+        }
+    }
+    fclose(f);
+    if (rc == 0 && cs->n_runs == 0) {
+        if (snprintf(err, cap, "%s: no run", path) < 0) err[0] = 0;
+        rc = -1;
+    }
+    if (rc) spec_free(cs);
+    return rc;
+}
+
+/* The layout of the single-input cases (see the top of this file) as one run. */
+static int spec_legacy(const char *dir, const char *in_name, case_spec *cs) {
+    char p[4096];
+    run_spec *R = grow1(&cs->runs, &cs->n_runs, sizeof *R);
+    if (!R) return -1;
+    cs->legacy = 1;
+    R->label = strdup("");
+    R->n_in = R->n_out = 1;
+    R->in_name = calloc(1, sizeof(char *));
+    R->in_file = calloc(1, sizeof(char *));
+    R->out_idx = calloc(1, sizeof(int));
+    R->out_file = calloc(1, sizeof(char *));
+    if (!R->label || !R->in_name || !R->in_file || !R->out_idx || !R->out_file) return -1;
+    R->in_name[0] = strdup(in_name);
+    R->in_file[0] = dup_path(dir, "input.npy");
+    R->out_file[0] = dup_path(dir, "logits.npy");
+    join(p, sizeof p, dir, "targets.npy");
+    if (is_file(p)) R->targets = strdup(p);
+    join(p, sizeof p, dir, "kinks.txt");
+    if (is_file(p)) R->kinks = strdup(p);
+    for (int o = OBJ_LOGIT; o <= OBJ_LOG_PROBABILITY; o++) {
+        char fname[64];
+        snprintf(fname, sizeof fname, "grad_%s.npy", OBJ_NAMES[o]);
+        join(p, sizeof p, dir, fname);
+        if (!is_file(p)) continue;
+        check *c = grow1(&R->chk, &R->n_chk, sizeof *R->chk);
+        if (!c) return -1;
+        c->obj = o;
+        c->group = strdup("input");
+        c->tensor = strdup(in_name);
+        c->file = strdup(p);
+    }
+    const char *dn[3] = { "dir.npy", "fd.npy", "fd_tol.npy" };
+    int have = 0;
+    for (int i = 0; i < 3; i++) {
+        join(p, sizeof p, dir, dn[i]);
+        have += is_file(p);
+    }
+    if (have) { /* incomplete sets are reported when the files fail to load */
+        check *c = grow1(&R->chk, &R->n_chk, sizeof *R->chk);
+        if (!c) return -1;
+        c->directional = 1;
+        c->obj = OBJ_LOGIT;
+        c->group = strdup("input");
+        c->tensor = strdup(in_name);
+        c->dir = dup_path(dir, dn[0]);
+        c->fd = dup_path(dir, dn[1]);
+        c->fd_tol = dup_path(dir, dn[2]);
+    }
+    return 0;
+}
+
+/* ---- one case ---- */
+
+/* Loads path (a required file) into *out. Returns 0, or -1 with a message. */
+static int load_req(const char *cname, const char *path, idl_tensor **out) {
     *out = NULL;
-    if (!is_file(path)) return 0;
+    if (!path || !is_file(path)) {
+        fprintf(stderr, "parity %s: missing reference file %s\n", cname, path ? path : "(?)");
+        return -1;
+    }
     if (idl_npy_load(path, out) != IDL_OK) {
         fprintf(stderr, "parity %s: cannot read %s: %s\n", cname, path, idl_last_error());
         return -1;
     }
     return 0;
+}
+
+/* Summary of the errors of one objective's checks, grouped by group name without its trailing
+ * digits (attn00, attn01, ... -> attn(2)). */
+typedef struct group_sum {
+    char name[48];
+    int n;
+    int directional;
+    double worst; /* max relative error, or max |diff| / tolerance */
+} group_sum;
+
+static void group_add(group_sum *gs, int *n_gs, int max_gs, const char *group, int directional,
+                      double v) {
+    char base[48];
+    snprintf(base, sizeof base, "%s", group);
+    size_t L = strlen(base);
+    while (L > 1 && base[L - 1] >= '0' && base[L - 1] <= '9')
+        base[--L] = 0;
+    for (int i = 0; i < *n_gs; i++)
+        if (gs[i].directional == directional && !strcmp(gs[i].name, base)) {
+            gs[i].n++;
+            if (!(v <= gs[i].worst)) gs[i].worst = v;
+            return;
+        }
+    if (*n_gs == max_gs) return;
+    group_sum *g = &gs[(*n_gs)++];
+    snprintf(g->name, sizeof g->name, "%s", base);
+    g->n = 1;
+    g->directional = directional;
+    g->worst = v;
 }
 
 #define CASE_FAIL(...)                         \
@@ -317,7 +575,244 @@ static int load_opt(const char *cname, const char *dir, const char *name, idl_te
         goto done;                             \
     } while (0)
 
-static const char *const OBJECTIVES[] = { "logit", "probability", "log_probability" };
+/* Checks one full gradient against its reference. */
+static int check_grad(const char *cname, const char *rlabel, const check *c, const idl_tensor *g,
+                      double *err) {
+    idl_tensor *ref = NULL;
+    *err = INFINITY;
+    if (load_req(cname, c->file, &ref)) {
+        th_failed++;
+        return 0;
+    }
+    int ok = 1;
+    char sh1[128], sh2[128];
+    if (!g || g->dtype != IDL_DT_F32 || ref->dtype != IDL_DT_F32 || !same_shape(g, ref)) {
+        shape_str(ref, sh1, sizeof sh1);
+        if (g) shape_str(g, sh2, sizeof sh2);
+        fprintf(stderr, "parity %s %s: gradient (%s) w.r.t. '%s' is %s, reference %s\n", cname,
+                rlabel, OBJ_NAMES[c->obj], c->tensor, g ? sh2 : "missing", sh1);
+        th_failed++;
+        ok = 0;
+    } else {
+        double maxref;
+        *err = rel_max_err(g->data, ref->data, idl_tensor_numel(g), &maxref);
+        ok = *err <= g_rtol;
+        CHECK_MSG(ok,
+                  "%s %s: grad_%s w.r.t. %s '%s': max|ours - ref| = %.3g of max|ref| = %.3g "
+                  "(tolerance %.0e)",
+                  cname, rlabel, OBJ_NAMES[c->obj], c->group, c->tensor, *err, maxref, g_rtol);
+    }
+    idl_tensor_free(ref);
+    return ok;
+}
+
+/* Directional check: dir (K,)+shape of g, fd and fd_tol (K,N); sample b owns the b-th of N
+ * contiguous chunks of g. *worst: max |diff| / tolerance. */
+static int check_dir(const char *cname, const char *rlabel, const check *c, const idl_tensor *g,
+                     int64_t batch, double *worst, int64_t *n_dirs) {
+    idl_tensor *dt = NULL, *fdt = NULL, *tolt = NULL;
+    int ok = 1;
+    *worst = INFINITY;
+    *n_dirs = 0;
+    if (load_req(cname, c->dir, &dt) || load_req(cname, c->fd, &fdt) ||
+        load_req(cname, c->fd_tol, &tolt)) {
+        th_failed++;
+        ok = 0;
+        goto out;
+    }
+    int64_t gn = g ? idl_tensor_numel(g) : 0;
+    int64_t k_dirs = gn ? idl_tensor_numel(dt) / gn : 0;
+    if (!g || g->dtype != IDL_DT_F32 || dt->dtype != IDL_DT_F32 || fdt->dtype != IDL_DT_F32 ||
+        tolt->dtype != IDL_DT_F32 || batch <= 0 || gn % batch || k_dirs < 1 ||
+        idl_tensor_numel(dt) != k_dirs * gn || idl_tensor_numel(fdt) != k_dirs * batch ||
+        idl_tensor_numel(tolt) != k_dirs * batch) {
+        fprintf(stderr,
+                "parity %s %s: directional check w.r.t. '%s': gradient %s, or dir.npy is not "
+                "(K,)+its shape, or fd.npy / fd_tol.npy not (K, N=%lld), float32\n",
+                cname, rlabel, c->tensor, g ? "present" : "missing", (long long)batch);
+        th_failed++;
+        ok = 0;
+        goto out;
+    }
+    const int64_t per = gn / batch;
+    const float *gd = g->data, *fd = fdt->data, *tol = tolt->data;
+    *worst = 0;
+    *n_dirs = k_dirs * batch;
+    for (int64_t k = 0; k < k_dirs; k++)
+        for (int64_t b = 0; b < batch; b++) {
+            const float *dd = (const float *)dt->data + k * gn + b * per;
+            double dot = 0;
+            for (int64_t i = 0; i < per; i++)
+                dot += (double)gd[b * per + i] * (double)dd[i];
+            double ref = fd[k * batch + b], t = tol[k * batch + b];
+            double diff = fabs(dot - ref);
+            if (!(diff / t <= *worst)) *worst = diff / t;
+            int pass = diff <= t;
+            CHECK_MSG(pass,
+                      "%s %s: %s w.r.t. %s '%s', direction %lld, sample %lld: <grad, dir> = %.8g, "
+                      "finite difference %.8g (tolerance %.3g)",
+                      cname, rlabel, OBJ_NAMES[c->obj], c->group, c->tensor, (long long)k,
+                      (long long)b, dot, ref, t);
+            ok &= pass;
+        }
+out:
+    idl_tensor_free(dt);
+    idl_tensor_free(fdt);
+    idl_tensor_free(tolt);
+    return ok;
+}
+
+/* Runs one run of a case on session s (forward, output checks, one backward per objective).
+ * Appends its summary to line. Returns 1 if everything passed. */
+static int run_one(const char *cname, idl_session *s, const run_spec *R, int legacy, char *line,
+                   size_t cap) {
+    int ok = 1;
+    size_t ll = strlen(line);
+#define LINE(...) (ll += (size_t)snprintf(line + ll, ll < cap ? cap - ll : 0, __VA_ARGS__))
+    const char *rlabel = R->label[0] ? R->label : "-";
+    idl_tensor **ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof *ins);
+    idl_tensor *targets = NULL, *seed = NULL;
+    kinkset ks = { 0 };
+    const char **wrt = calloc((size_t)(R->n_chk ? R->n_chk : 1), sizeof *wrt);
+    char sh1[128], sh2[128], err[512];
+    if (!ins || !wrt) CASE_FAIL("out of memory");
+    if (R->label[0]) LINE("%s%s:", ll ? " || " : "", R->label);
+
+    for (int i = 0; i < R->n_in; i++)
+        if (load_req(cname, R->in_file[i], &ins[i])) CASE_FAIL("run %s: unreadable input", rlabel);
+    if (R->n_in < 1 || ins[0]->ndim < 1) CASE_FAIL("run %s: no input with a batch axis", rlabel);
+    const int64_t batch = ins[0]->shape[0];
+    if (R->targets) {
+        if (load_req(cname, R->targets, &targets)) CASE_FAIL("run %s: unreadable targets", rlabel);
+        if (targets->dtype != IDL_DT_I64 || targets->ndim != 1 || targets->shape[0] != batch)
+            CASE_FAIL("run %s: targets must be int64 of shape (%lld)", rlabel, (long long)batch);
+    }
+    if (R->seed && load_req(cname, R->seed, &seed)) CASE_FAIL("run %s: unreadable seed", rlabel);
+    if (R->kinks && !g_no_kinks) {
+        if (kinks_load(R->kinks, &ks, err, sizeof err)) CASE_FAIL("%s", err);
+        for (int i = 0; i < ks.n; i++)
+            if (idl_session_set_tap(s, ks.t[i].name, kink_tap, &ks.t[i]) != IDL_OK)
+                CASE_FAIL("kinks file names tensor '%s': %s", ks.t[i].name, idl_last_error());
+    }
+
+    /* forward: inputs by name (legacy: in graph order) */
+    kinks_reset_stats(&ks);
+    if (idl_session_forward(s, (const idl_tensor *const *)ins,
+                            legacy ? NULL : (const char *const *)R->in_name, R->n_in) != IDL_OK)
+        CASE_FAIL("run %s: forward: %s", rlabel, idl_last_error());
+    double fwd_worst = 0;
+    for (int o = 0; o < R->n_out; o++) {
+        idl_tensor *ref = NULL;
+        if (load_req(cname, R->out_file[o], &ref)) CASE_FAIL("run %s: unreadable output", rlabel);
+        const idl_tensor *y = idl_session_output(s, R->out_idx[o]);
+        if (!y || y->dtype != IDL_DT_F32 || ref->dtype != IDL_DT_F32 || !same_shape(y, ref)) {
+            shape_str(ref, sh1, sizeof sh1);
+            if (y) shape_str(y, sh2, sizeof sh2);
+            idl_tensor_free(ref);
+            CASE_FAIL("run %s: output %d is %s, reference %s (float32)", rlabel, R->out_idx[o],
+                      y ? sh2 : "missing", sh1);
+        }
+        double maxref;
+        double e = rel_max_err(y->data, ref->data, idl_tensor_numel(y), &maxref);
+        idl_tensor_free(ref);
+        int pass = e <= g_rtol;
+        CHECK_MSG(pass,
+                  "%s %s: output %d max|ours - ref| = %.3g of max|ref| = %.3g (tolerance %.0e)",
+                  cname, rlabel, R->out_idx[o], e, maxref, g_rtol);
+        ok &= pass;
+        if (!(e <= fwd_worst)) fwd_worst = e;
+    }
+    LINE(" forward %.1e", fwd_worst);
+    if (R->n_out > 1) LINE(" (%d outputs)", R->n_out);
+    int64_t flips = 0;
+    double kdev = 0;
+    if (ks.n) {
+        int pass = kinks_verify(cname, &ks, &flips, &kdev);
+        CHECK(pass);
+        ok &= pass;
+    }
+
+    /* one backward per objective, w.r.t. every tensor its checks name */
+    for (int obj = 0; obj < N_OBJ; obj++) {
+        int n_wrt = 0;
+        for (int i = 0; i < R->n_chk; i++) {
+            if (R->chk[i].obj != obj) continue;
+            int dup = 0;
+            for (int j = 0; j < n_wrt; j++)
+                dup |= !strcmp(wrt[j], R->chk[i].tensor);
+            if (!dup) wrt[n_wrt++] = R->chk[i].tensor;
+        }
+        if (!n_wrt) continue;
+        idl_objective ob = idl_objective_default();
+        if (obj == OBJ_SEED) {
+            if (!seed) CASE_FAIL("run %s: objective seed without a seed file", rlabel);
+            ob.kind = IDL_OBJ_SEED;
+            ob.seed = seed;
+        } else {
+            if (!targets) CASE_FAIL("run %s: objective %s without targets", rlabel, OBJ_NAMES[obj]);
+            ob.kind = obj == OBJ_LOGIT         ? IDL_OBJ_LOGIT
+                      : obj == OBJ_PROBABILITY ? IDL_OBJ_PROBABILITY
+                                               : IDL_OBJ_LOG_PROBABILITY;
+            ob.targets = targets->data;
+        }
+        if (idl_session_backward(s, &ob, wrt, n_wrt) != IDL_OK)
+            CASE_FAIL("run %s: backward (%s, %d tensors): %s", rlabel, OBJ_NAMES[obj], n_wrt,
+                      idl_last_error());
+        group_sum gs[16];
+        int n_gs = 0;
+        int64_t n_dirs = 0;
+        for (int i = 0; i < R->n_chk; i++) {
+            const check *c = &R->chk[i];
+            if (c->obj != obj) continue;
+            const idl_tensor *g = idl_session_grad(s, c->tensor);
+            double v;
+            if (c->directional) {
+                int64_t nd;
+                ok &= check_dir(cname, rlabel, c, g, batch, &v, &nd);
+                n_dirs += nd;
+            } else {
+                ok &= check_grad(cname, rlabel, c, g, &v);
+            }
+            group_add(gs, &n_gs, 16, c->group, c->directional, v);
+        }
+        for (int pass_dir = 0; pass_dir < 2; pass_dir++) {
+            int first = 1;
+            for (int i = 0; i < n_gs; i++) {
+                if (gs[i].directional != pass_dir) continue;
+                if (first) {
+                    if (pass_dir)
+                        LINE(" | directional %s x%lld:", OBJ_NAMES[obj], (long long)n_dirs);
+                    else
+                        LINE(" | grad_%s", OBJ_NAMES[obj]);
+                    first = 0;
+                }
+                if (gs[i].n > 1)
+                    LINE(" %s(%d)", gs[i].name, gs[i].n);
+                else
+                    LINE(" %s", gs[i].name);
+                LINE(pass_dir ? " %.2g" : " %.1e", gs[i].worst);
+            }
+            if (!first && pass_dir) LINE(" of tolerance");
+        }
+    }
+    if (ks.n)
+        LINE(" | kinks %lld aligned, %lld flipped, dev %.0e", (long long)ks.units, (long long)flips,
+             kdev);
+
+done:
+    for (int i = 0; i < ks.n; i++)
+        idl_session_set_tap(s, ks.t[i].name, NULL, NULL);
+    kinks_free(&ks);
+    if (ins)
+        for (int i = 0; i < R->n_in; i++)
+            idl_tensor_free(ins[i]);
+    free(ins);
+    free(wrt);
+    idl_tensor_free(targets);
+    idl_tensor_free(seed);
+    return ok;
+#undef LINE
+}
 
 /* Runs one case folder; returns 1 if everything in it passed. */
 static int run_case(const char *dir, const char *cname) {
@@ -325,164 +820,36 @@ static int run_case(const char *dir, const char *cname) {
     int ok = 1;
     idl_model *m = NULL;
     idl_session *s = NULL;
-    case_files c = { 0 };
-    kinkset ks = { 0 };
-    char path[4096], line[2048], sh1[128], sh2[128], err[512];
-    size_t ll = 0;
+    case_spec cs = { 0 };
+    char path[4096], line[4096], err[512];
     line[0] = 0;
-#define LINE(...) \
-    (ll += (size_t)snprintf(line + ll, ll < sizeof line ? sizeof line - ll : 0, __VA_ARGS__))
 
     join(path, sizeof path, dir, "model.onnx");
     if (idl_model_load(path, NULL, &m) != IDL_OK) CASE_FAIL("load %s: %s", path, idl_last_error());
+    join(path, sizeof path, dir, "case.txt");
+    if (is_file(path)) {
+        if (spec_parse(dir, path, &cs, err, sizeof err)) CASE_FAIL("%s", err);
+    } else {
+        if (idl_model_n_inputs(m) != 1)
+            CASE_FAIL("the model has %d graph inputs; a case without case.txt has exactly one",
+                      idl_model_n_inputs(m));
+        if (spec_legacy(dir, idl_model_input_name(m, 0), &cs)) CASE_FAIL("out of memory");
+    }
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = g_threads;
     if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
-    if (idl_model_n_inputs(m) != 1)
-        CASE_FAIL("the model has %d graph inputs; parity cases have exactly one",
-                  idl_model_n_inputs(m));
-    const char *in_name = idl_model_input_name(m, 0);
-
-    if (load_opt(cname, dir, "input.npy", &c.x) || load_opt(cname, dir, "logits.npy", &c.logits) ||
-        load_opt(cname, dir, "targets.npy", &c.targets) ||
-        load_opt(cname, dir, "dir.npy", &c.dir) || load_opt(cname, dir, "fd.npy", &c.fd) ||
-        load_opt(cname, dir, "fd_tol.npy", &c.fd_tol))
-        CASE_FAIL("unreadable reference file");
-    if (!c.x || !c.logits) CASE_FAIL("input.npy or logits.npy missing in %s", dir);
-    if (c.x->dtype != IDL_DT_F32 || c.logits->dtype != IDL_DT_F32 || c.x->ndim < 1)
-        CASE_FAIL("input.npy and logits.npy must be float32");
-    const int64_t batch = c.x->shape[0];
-    if (c.targets &&
-        (c.targets->dtype != IDL_DT_I64 || c.targets->ndim != 1 || c.targets->shape[0] != batch))
-        CASE_FAIL("targets.npy must be int64 of shape (%lld)", (long long)batch);
-
-    join(path, sizeof path, dir, "kinks.txt");
-    if (!g_no_kinks && is_file(path)) {
-        if (kinks_load(path, &ks, err, sizeof err)) CASE_FAIL("%s", err);
-        for (int i = 0; i < ks.n; i++)
-            if (idl_session_set_tap(s, ks.t[i].name, kink_tap, &ks.t[i]) != IDL_OK)
-                CASE_FAIL("kinks.txt names tensor '%s': %s", ks.t[i].name, idl_last_error());
-    }
-
-    /* forward */
-    const idl_tensor *ins[1] = { c.x };
-    kinks_reset_stats(&ks);
-    if (idl_session_forward(s, ins, NULL, 1) != IDL_OK) CASE_FAIL("forward: %s", idl_last_error());
-    const idl_tensor *y = idl_session_output(s, 0);
-    if (!y || y->dtype != IDL_DT_F32 || !same_shape(y, c.logits)) {
-        shape_str(c.logits, sh1, sizeof sh1);
-        if (y) shape_str(y, sh2, sizeof sh2);
-        CASE_FAIL("output 0 is %s, reference logits %s", y ? sh2 : "missing", sh1);
-    }
-    double maxref;
-    double e = rel_max_err(y->data, c.logits->data, idl_tensor_numel(y), &maxref);
-    int pass = e <= g_rtol;
-    LINE("forward %.1e", e);
-    CHECK_MSG(pass, "%s: forward max|ours - ref| = %.3g of max|ref| = %.3g (tolerance %.0e)", cname,
-              e, maxref, g_rtol);
-    ok &= pass;
-    int64_t flips = 0;
-    double kdev = 0;
-    if (ks.n) {
-        pass = kinks_verify(cname, &ks, &flips, &kdev);
-        CHECK(pass);
-        ok &= pass;
-    }
-
-    /* gradients, one backward per objective on the same forward */
-    for (size_t oi = 0; oi < sizeof OBJECTIVES / sizeof *OBJECTIVES; oi++) {
-        char fname[64];
-        snprintf(fname, sizeof fname, "grad_%s.npy", OBJECTIVES[oi]);
-        idl_tensor *ref = NULL;
-        if (load_opt(cname, dir, fname, &ref)) CASE_FAIL("unreadable %s", fname);
-        if (!ref) continue;
-        if (!c.targets) {
-            idl_tensor_free(ref);
-            CASE_FAIL("%s without targets.npy", fname);
-        }
-        idl_objective obj = idl_objective_default();
-        if (idl_objective_kind_parse(OBJECTIVES[oi], &obj.kind) != IDL_OK) {
-            idl_tensor_free(ref);
-            CASE_FAIL("objective %s: %s", OBJECTIVES[oi], idl_last_error());
-        }
-        obj.targets = c.targets->data;
-        const char *wrt[1] = { in_name };
-        if (idl_session_backward(s, &obj, wrt, 1) != IDL_OK) {
-            idl_tensor_free(ref);
-            CASE_FAIL("backward (%s): %s", OBJECTIVES[oi], idl_last_error());
-        }
-        const idl_tensor *g = idl_session_grad(s, in_name);
-        if (!g || g->dtype != IDL_DT_F32 || !same_shape(g, ref)) {
-            idl_tensor_free(ref);
-            CASE_FAIL("gradient (%s) missing or of the wrong shape", OBJECTIVES[oi]);
-        }
-        e = rel_max_err(g->data, ref->data, idl_tensor_numel(g), &maxref);
-        pass = e <= g_rtol;
-        LINE(" | grad_%s %.1e", OBJECTIVES[oi], e);
-        CHECK_MSG(pass, "%s: grad_%s max|ours - ref| = %.3g of max|ref| = %.3g (tolerance %.0e)",
-                  cname, OBJECTIVES[oi], e, maxref, g_rtol);
-        ok &= pass;
-        idl_tensor_free(ref);
-    }
-
-    /* directional derivatives against float64 finite differences (ONNX Runtime cases) */
-    if (c.dir || c.fd || c.fd_tol) {
-        if (!c.dir || !c.fd || !c.fd_tol || !c.targets)
-            CASE_FAIL("dir/fd/fd_tol/targets incomplete");
-        /* dir (K, N, ...) and fd, fd_tol (K, N); K = 1 may be left out */
-        int64_t k_dirs = c.dir->ndim == c.x->ndim + 1 ? c.dir->shape[0] : 1;
-        int shape_ok = c.dir->dtype == IDL_DT_F32 && c.fd->dtype == IDL_DT_F32 &&
-                       c.fd_tol->dtype == IDL_DT_F32 &&
-                       idl_tensor_numel(c.dir) == k_dirs * idl_tensor_numel(c.x) &&
-                       idl_tensor_numel(c.fd) == k_dirs * batch &&
-                       idl_tensor_numel(c.fd_tol) == k_dirs * batch;
-        for (int i = 0; shape_ok && i < c.x->ndim; i++)
-            shape_ok = c.dir->shape[c.dir->ndim - c.x->ndim + i] == c.x->shape[i];
-        if (!shape_ok)
-            CASE_FAIL("dir.npy must be (K,)+input shape, fd.npy and fd_tol.npy (K, N), float32");
-        idl_objective obj = idl_objective_default();
-        obj.kind = IDL_OBJ_LOGIT;
-        obj.targets = c.targets->data;
-        const char *wrt[1] = { in_name };
-        if (idl_session_backward(s, &obj, wrt, 1) != IDL_OK)
-            CASE_FAIL("backward (logit, directional): %s", idl_last_error());
-        const idl_tensor *g = idl_session_grad(s, in_name);
-        if (!g || !same_shape(g, c.x)) CASE_FAIL("gradient (logit) missing or of the wrong shape");
-        const int64_t per = idl_tensor_numel(g) / (batch ? batch : 1);
-        const float *gd = g->data, *fd = c.fd->data, *tol = c.fd_tol->data;
-        double worst = 0;
-        for (int64_t k = 0; k < k_dirs; k++)
-            for (int64_t b = 0; b < batch; b++) {
-                const float *dd = (const float *)c.dir->data + (k * batch + b) * per;
-                double dot = 0;
-                for (int64_t i = 0; i < per; i++)
-                    dot += (double)gd[b * per + i] * (double)dd[i];
-                double ref = fd[k * batch + b], t = tol[k * batch + b];
-                double diff = fabs(dot - ref);
-                if (!(diff / t <= worst)) worst = diff / t;
-                pass = diff <= t;
-                CHECK_MSG(pass,
-                          "%s: direction %lld, sample %lld: <grad, dir> = %.8g, finite "
-                          "difference %.8g (tolerance %.3g)",
-                          cname, (long long)k, (long long)b, dot, ref, t);
-                ok &= pass;
-            }
-        LINE(" | directional x%lld: %.2g of tolerance", (long long)(k_dirs * batch), worst);
-    }
-    if (ks.n)
-        LINE(" | kinks %lld aligned, %lld flipped, dev %.0e", (long long)ks.units, (long long)flips,
-             kdev);
+    /* all runs on one session: a new input shape re-plans it */
+    for (int r = 0; r < cs.n_runs; r++)
+        ok &= run_one(cname, s, &cs.runs[r], cs.legacy, line, sizeof line);
 
 done:
     printf("parity %-22s %s | %.1f s  %s  [rtol %.0e]\n", cname, line, now_s() - t0,
            ok ? "OK" : "FAIL", g_rtol);
     fflush(stdout);
-    kinks_free(&ks);
-    case_files_free(&c);
+    spec_free(&cs);
     idl_session_free(s);
     idl_model_free(m);
     return ok;
-#undef LINE
 }
 
 /* ---- folders ---- */

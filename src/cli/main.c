@@ -15,7 +15,9 @@ static const char *USAGE =
     "usage: interpretdl <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info MODEL.onnx                      inputs, outputs, op counts (supported?), layers\n"
+    "  info MODEL.onnx [--input x.npy]...   inputs, outputs, op counts (supported?), CAM layers,\n"
+    "                                       attention blocks (planned with --input shapes, or\n"
+    "                                       free dims set to 1 (batch), 224 (H, W), 16 (others))\n"
     "  run MODEL --input x.npy [--input name=y.npy]... --out y.npy [--out NAME=z.npy]...\n"
     "                                       forward pass; inputs by position or name=file;\n"
     "                                       --out FILE writes output 0, NAME=FILE a named tensor\n"
@@ -173,6 +175,9 @@ static void print_attention(idl_session *s) {
     }
 }
 
+static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const char **names,
+                       int *named);
+
 /* ---- info ---- */
 static int cmd_info(const args *a) {
     idl_model *m = NULL;
@@ -235,8 +240,13 @@ static int cmd_info(const args *a) {
     idl_session *s = NULL;
     int ok_plan = n_unsup == 0 && idl_session_new(m, NULL, &s) == IDL_OK;
     idl_tensor *ins[64] = { 0 };
-    int n_in = idl_model_n_inputs(m);
-    for (int i = 0; ok_plan && i < n_in && i < 64; i++) {
+    const char *in_names[MAX_ARGS];
+    int n_in = idl_model_n_inputs(m), named = 0;
+    if (a->n_inputs) { /* plan with the user's inputs */
+        int rc = load_inputs(a, m, ins, in_names, &named);
+        if (rc) ok_plan = 0;
+    }
+    for (int i = 0; ok_plan && !a->n_inputs && i < n_in && i < 64; i++) {
         idl_value_info vi;
         idl_model_input(m, i, &vi);
         int64_t shp[IDL_MAX_DIMS];
@@ -244,15 +254,21 @@ static int cmd_info(const args *a) {
             ok_plan = 0;
             break;
         }
-        /* free dimensions: 1 for the batch (axis 0), 16 for others (a sequence length) */
+        /* free dimensions: 1 for the batch (axis 0), 224 for the height and width of an image
+         * (N,C,H,W), 16 for the others (a sequence length); --input gives real shapes */
         for (int k = 0; k < vi.ndim; k++)
-            shp[k] = vi.shape[k] >= 0 ? vi.shape[k] : (k == 0 ? 1 : 16);
+            shp[k] = vi.shape[k] >= 0           ? vi.shape[k]
+                     : k == 0                   ? 1
+                     : (vi.ndim == 4 && k >= 2) ? 224
+                                                : 16;
         if (idl_tensor_new(vi.dtype == IDL_DT_UNDEFINED ? IDL_DT_F32 : vi.dtype, vi.ndim, shp,
                            &ins[i]))
             ok_plan = 0;
     }
-    if (ok_plan && idl_session_forward(s, (const idl_tensor *const *)ins, NULL, n_in) == IDL_OK) {
-        printf("layers (4-D activations, for CAM methods; shapes at batch 1):\n");
+    if (ok_plan && idl_session_forward(s, (const idl_tensor *const *)ins, named ? in_names : NULL,
+                                       n_in) == IDL_OK) {
+        printf("layers (4-D activations, for CAM methods; shapes at batch %lld):\n",
+               (long long)(ins[0] && ins[0]->ndim ? ins[0]->shape[0] : 1));
         const char *last = NULL;
         for (int i = 0; i < n; i++) {
             for (int k = 0; k < idl_model_node_n_outputs(m, i); k++) {
@@ -269,7 +285,7 @@ static int cmd_info(const args *a) {
         if (last) printf("default CAM layer: %s\n", last);
         print_attention(s);
     } else if (n_unsup == 0) {
-        printf("layers: (could not plan at batch 1: %s)\n", idl_last_error());
+        printf("layers: (could not plan: %s; give real inputs with --input)\n", idl_last_error());
     }
     for (int i = 0; i < 64; i++)
         idl_tensor_free(ins[i]);

@@ -32,6 +32,7 @@ mkdir -p "$OUT"
 "$SYSPY" "$HERE/make_torchvision.py" "$OUT"
 t2=$(date +%s)
 "$VENV/bin/python" "$HERE/make_paddle.py" "$OUT"
+"$VENV/bin/python" "$HERE/make_transformers.py" "$OUT" --hf-site "$BUILD/hf-site"
 t3=$(date +%s)
 echo "$stamp" >"$OUT/.stamp"
 echo "generate_all: venv $((t1 - t0)) s, torchvision $((t2 - t1)) s, paddle/ORT $((t3 - t2)) s -> $OUT ($(du -sh "$OUT" | cut -f1))"
