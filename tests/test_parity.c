@@ -724,6 +724,43 @@ static int run_one(const char *cname, idl_session *s, const run_spec *R, int leg
     }
     LINE(" forward %.1e", fwd_worst);
     if (R->n_out > 1) LINE(" (%d outputs)", R->n_out);
+
+    /* attention discovery, checked against the reference's own attention maps (groups attnNN, in
+     * block order) and embedding output (group emb), which the generator found by value */
+    {
+        const char *want[64] = { 0 }, *emb = NULL;
+        int nw = 0;
+        for (int i = 0; i < R->n_chk; i++) {
+            const check *c = &R->chk[i];
+            if (!strncmp(c->group, "attn", 4)) {
+                int k = atoi(c->group + 4);
+                if (k >= 0 && k < 64) {
+                    want[k] = c->tensor;
+                    if (k + 1 > nw) nw = k + 1;
+                }
+            } else if (!strcmp(c->group, "emb")) {
+                emb = c->tensor;
+            }
+        }
+        if (nw) {
+            const idl_attention_info *a = NULL;
+            int found = idl_session_attention(s, NULL, 0, &a) == IDL_OK;
+            int pass = found && a->n_blocks == nw;
+            for (int k = 0; pass && k < nw; k++)
+                pass = want[k] && a->blocks[k].probs && !strcmp(a->blocks[k].probs, want[k]);
+            if (pass && emb) pass = a->embedding && !strcmp(a->embedding, emb);
+            CHECK_MSG(
+                pass,
+                "%s %s: attention discovery found %d blocks (first probs '%s', embedding '%s'); "
+                "the reference has %d (first '%s', embedding '%s')",
+                cname, rlabel, found ? a->n_blocks : -1,
+                found && a->n_blocks ? a->blocks[0].probs : "-",
+                found && a->embedding ? a->embedding : "-", nw, want[0] ? want[0] : "-",
+                emb ? emb : "-");
+            ok &= pass;
+            LINE(" | attention: %d blocks%s found", nw, emb ? " + embedding" : "");
+        }
+    }
     int64_t flips = 0;
     double kdev = 0;
     if (ks.n) {
