@@ -71,8 +71,8 @@ idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl
             return idl__error(IDL_ERR_PARSE, "node '%s' (%s): output 0 is empty", n->name,
                               n->op_type);
     }
-    if (m->opset < 1 || m->opset > 18)
-        return idl__error(IDL_ERR_UNSUPPORTED, "opset %lld is outside the supported range 1..18",
+    if (m->opset < 1 || m->opset > 21)
+        return idl__error(IDL_ERR_UNSUPPORTED, "opset %lld is outside the supported range 1..21",
                           (long long)m->opset);
     idl_session *s = idl__calloc(1, sizeof *s);
     if (!s) return idl__error(IDL_ERR_NOMEM, "out of memory");
