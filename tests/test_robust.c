@@ -197,6 +197,33 @@ static void test_graph_errors(void) {
     free(buf);
 }
 
+/* a tensor whose declared size has no data behind it is refused before anything is allocated */
+static void *cap_malloc(size_t n, void *u) {
+    (void)u;
+    return n > ((size_t)1 << 28) ? NULL : malloc(n);
+}
+static void cap_free(void *p, void *u) {
+    (void)u;
+    free(p);
+}
+
+static void test_size_before_alloc(void) {
+    tb_model *b = tb_new(13);
+    tb_input(b, "x", IDL_DT_F32, 1, (int64_t[]){ 4 });
+    tb_init_raw(b, "w", 1, 2, (int64_t[]){ 1 << 20, 1 << 10 }, "abcd", 4); /* 4 GiB declared */
+    tb_node(b, "PRelu", "x,w", "y");
+    tb_output(b, "y");
+    size_t len;
+    uint8_t *buf = pack(b, &len);
+    idl_allocator a = { cap_malloc, cap_free, NULL };
+    idl_set_allocator(&a);
+    idl_model *m = NULL;
+    CHECK(idl_model_load_mem(buf, len, NULL, &m) == IDL_ERR_PARSE);
+    CHECK(strstr(idl_last_error(), "raw_data") != NULL);
+    idl_set_allocator(NULL);
+    free(buf);
+}
+
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     fwrite(data, 1, n, f);
@@ -301,5 +328,6 @@ int main(void) {
     test_graph_errors();
     test_external_data();
     test_memory_budget();
+    test_size_before_alloc();
     TEST_SUMMARY();
 }

@@ -80,8 +80,8 @@ const int64_t *idl__attr_ints(const idl__node *n, const char *name, int *count) 
 }
 
 /* ---- tensors ---- */
-static idl_status read_external(const Idlonnx__TensorProto *tp, const char *base_dir, void *dst,
-                                size_t bytes) {
+static idl_status read_external(const Idlonnx__TensorProto *tp, const char *base_dir, idl_dtype dt,
+                                int ndim, const int64_t *shape, size_t bytes, idl_tensor **out) {
     const char *loc = NULL;
     long long off = 0, len = -1;
     for (size_t i = 0; i < tp->n_external_data; i++) {
@@ -135,7 +135,9 @@ static idl_status read_external(const Idlonnx__TensorProto *tp, const char *base
             st = idl__error(IDL_ERR_PARSE,
                             "external data '%s': offset %lld + %zu bytes past its end (%lld)", path,
                             off, bytes, fsz);
-        else if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, bytes, f) != bytes)
+        else if ((st = idl_tensor_new(dt, ndim, shape, out))) /* allocated once the file holds it */
+            ;
+        else if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread((*out)->data, 1, bytes, f) != bytes)
             st = idl__error(IDL_ERR_IO, "cannot read '%s'", path);
     }
     fclose(f);
@@ -188,69 +190,61 @@ static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *
     int64_t bytes;
     if (!idl__mul_ok(n, (int64_t)idl_dtype_size(dt), &bytes) || bytes > ((int64_t)1 << 40))
         return idl__error(IDL_ERR_PARSE, "tensor '%s': size overflows", nm);
+    /* the data must be there before anything is allocated for it */
+    if (tp->has_data_location && tp->data_location == 1) {
+        idl_status st = read_external(tp, base_dir, dt, (int)tp->n_dims, shape, (size_t)bytes, out);
+        if (st) {
+            idl_tensor_free(*out);
+            *out = NULL;
+            return idl__error_prefix(st, "tensor '%s': ", nm);
+        }
+        return IDL_OK;
+    }
+    if (tp->has_raw_data && tp->raw_data.len != (size_t)bytes)
+        return idl__error(IDL_ERR_PARSE, "tensor '%s': raw_data has %zu bytes, shape needs %lld",
+                          nm, tp->raw_data.len, (long long)bytes);
+    if (!tp->has_raw_data) {
+        size_t have = src_dt == 1    ? tp->n_float_data
+                      : src_dt == 7  ? tp->n_int64_data
+                      : src_dt == 11 ? tp->n_double_data
+                                     : tp->n_int32_data;
+        if (have != (size_t)n)
+            return idl__error(IDL_ERR_PARSE, "tensor '%s': %zu values stored, shape needs %lld", nm,
+                              have, (long long)n);
+    }
     idl_status st = idl_tensor_new(dt, (int)tp->n_dims, shape, out);
     if (st) return idl__error_prefix(st, "tensor '%s': ", nm);
     idl_tensor *t = *out;
     size_t esz = idl_dtype_size(dt);
-    if (tp->has_data_location && tp->data_location == 1) {
-        st = read_external(tp, base_dir, t->data, (size_t)bytes);
-    } else if (tp->has_raw_data) {
-        if (tp->raw_data.len != (size_t)bytes)
-            st = idl__error(IDL_ERR_PARSE, "tensor '%s': raw_data has %zu bytes, shape needs %lld",
-                            nm, tp->raw_data.len, (long long)bytes);
-        else if (bytes)
-            memcpy(t->data, tp->raw_data.data, (size_t)bytes);
-    } else {
-        size_t have;
-        switch (src_dt) {
-        case 1:
-            have = tp->n_float_data;
-            break;
-        case 7:
-            have = tp->n_int64_data;
-            break;
-        case 11:
-            have = tp->n_double_data;
-            break;
-        default:
-            have = tp->n_int32_data;
-            break;
-        }
-        if (have != (size_t)n) {
-            st = idl__error(IDL_ERR_PARSE, "tensor '%s': %zu values stored, shape needs %lld", nm,
-                            have, (long long)n);
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                unsigned char *d = (unsigned char *)t->data + (size_t)i * esz;
-                switch (src_dt) {
-                case 1:
-                    memcpy(d, &tp->float_data[i], 4);
-                    break;
-                case 7:
-                    memcpy(d, &tp->int64_data[i], 8);
-                    break;
-                case 11:
-                    memcpy(d, &tp->double_data[i], 8);
-                    break;
-                case 6:
-                    memcpy(d, &tp->int32_data[i], 4);
-                    break;
-                case 2:
-                case 9:
-                    *d = (unsigned char)tp->int32_data[i];
-                    break;
-                case 3:
-                    *(int8_t *)d = (int8_t)tp->int32_data[i];
-                    break;
-                }
+    if (tp->has_raw_data) {
+        if (bytes) memcpy(t->data, tp->raw_data.data, (size_t)bytes);
+    } else { /* typed fields, count checked above */
+        for (int64_t i = 0; i < n; i++) {
+            unsigned char *d = (unsigned char *)t->data + (size_t)i * esz;
+            switch (src_dt) {
+            case 1:
+                memcpy(d, &tp->float_data[i], 4);
+                break;
+            case 7:
+                memcpy(d, &tp->int64_data[i], 8);
+                break;
+            case 11:
+                memcpy(d, &tp->double_data[i], 8);
+                break;
+            case 6:
+                memcpy(d, &tp->int32_data[i], 4);
+                break;
+            case 2:
+            case 9:
+                *d = (unsigned char)tp->int32_data[i];
+                break;
+            case 3:
+                *(int8_t *)d = (int8_t)tp->int32_data[i];
+                break;
             }
         }
     }
-    if (st) {
-        idl_tensor_free(t);
-        *out = NULL;
-    }
-    return st;
+    return IDL_OK;
 }
 
 idl_status idl__tensor_from_pb(const void *buf, size_t len, const char *base_dir,
