@@ -4,7 +4,7 @@
 # unit/robust/gradcheck/conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
 # and a short libFuzzer run on model loading.
 # Environment: IDL_SKIP_GENERATED=1 skips the generated-model parity run (fixtures still run);
-#              IDL_FUZZ_SECONDS (default 60).
+#              IDL_FUZZ_RUNS (default 20000 inputs, fixed seed: the same inputs every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -33,7 +33,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DIDL_SANITIZE=address,undefin
 cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -L 'unit|robust|gradcheck|conformance|parity' -E 'generated'
 
-echo "== fuzz (libFuzzer, ${IDL_FUZZ_SECONDS:-60} s)"
+echo "== fuzz (libFuzzer, ${IDL_FUZZ_RUNS:-20000} inputs, seed 1)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDL_BUILD_FUZZ=ON \
     -DIDL_SANITIZE=address,undefined -DIDL_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$JOBS" --target fuzz_load
@@ -42,7 +42,9 @@ for t in relu prelu_example clip conv_with_strides_padding gemm_all_attributes r
     f=/usr/share/libonnx-testdata/data/node/test_$t/model.onnx
     [ -f "$f" ] && cp "$f" "$corpus/$t.onnx"
 done
-(cd "$corpus" && ASAN_OPTIONS=allocator_may_return_null=1 "$OLDPWD/build-fuzz/tests/fuzz_load" -max_total_time="${IDL_FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -malloc_limit_mb=1048576 \
-    -timeout=20 "$corpus" 2>&1 | tail -n 3)
+cp tests/data/parity/small_cnn/model.onnx "$corpus/small_cnn.onnx"
+cp tests/data/parity/tiny_text/model.onnx "$corpus/tiny_text.onnx"
+(cd "$corpus" && ASAN_OPTIONS=allocator_may_return_null=1 "$OLDPWD/build-fuzz/tests/fuzz_load" -seed=1 -runs="${IDL_FUZZ_RUNS:-20000}" -rss_limit_mb=4096 -malloc_limit_mb=1048576 \
+    -timeout=300 "$corpus" 2>&1 | tail -n 3)
 rm -rf "$corpus"
 echo "== all tests passed"
