@@ -226,6 +226,22 @@ static idl_status need_data(const idl__op_ctx *c) {
     return IDL_OK;
 }
 
+/* A list of integers from input `input` (newer opsets) or from the attribute `attr` (older
+ * ones): Reshape's shape, Squeeze/Unsqueeze's axes. *n = -1 when neither is given. */
+static idl_status ints_input_or_attr(idl__op_ctx *c, int input, const char *attr, int64_t *out,
+                                     int cap, int *n) {
+    if (c->n_in > input && c->in[input]) return idl__const_ints(c, input, out, cap, n);
+    int k;
+    const int64_t *a = idl__attr_ints(c->node, attr, &k);
+    if (k > cap)
+        return idl__error(IDL_ERR_UNSUPPORTED, "attribute %s has %d values, above %d", attr, k,
+                          cap);
+    for (int i = 0; i < k; i++)
+        out[i] = a[i];
+    *n = k;
+    return IDL_OK;
+}
+
 /* Reshape: shape from input 1 (attribute before opset 5); 0 copies the input's dim unless
  * allowzero=1 (opset 14), one -1 is inferred. */
 static idl_status reshape_prepare(idl__op_ctx *c) {
@@ -234,18 +250,8 @@ static idl_status reshape_prepare(idl__op_ctx *c) {
     const idl_tensor *x = c->in[0];
     int64_t shp[IDL_MAX_DIMS];
     int n = 0;
-    if (c->n_in >= 2 && c->in[1]) {
-        if ((st = idl__const_ints(c, 1, shp, IDL_MAX_DIMS, &n))) return st;
-    } else {
-        int k;
-        const int64_t *a = idl__attr_ints(c->node, "shape", &k);
-        if (k < 0) return idl__error(IDL_ERR_INVALID_ARG, "Reshape needs a shape input");
-        if (k > IDL_MAX_DIMS)
-            return idl__error(IDL_ERR_UNSUPPORTED, "rank %d above %d", k, IDL_MAX_DIMS);
-        for (int i = 0; i < k; i++)
-            shp[i] = a[i];
-        n = k;
-    }
+    if ((st = ints_input_or_attr(c, 1, "shape", shp, IDL_MAX_DIMS, &n))) return st;
+    if (n < 0) return idl__error(IDL_ERR_INVALID_ARG, "Reshape needs a shape input");
     bool allowzero = c->opset >= 14 && idl__attr_int(c->node, "allowzero", 0) != 0;
     int neg = -1;
     int64_t known = 1;
@@ -300,25 +306,13 @@ static idl_status flatten_prepare(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-/* Axes from input 1 (opset 13) or the "axes" attribute; *n = -1 when neither is given. */
-static idl_status get_axes(idl__op_ctx *c, int input, int64_t *axes, int cap, int *n) {
-    if (c->n_in > input && c->in[input]) return idl__const_ints(c, input, axes, cap, n);
-    int k;
-    const int64_t *a = idl__attr_ints(c->node, "axes", &k);
-    if (k > cap) return idl__error(IDL_ERR_INVALID_ARG, "more than %d axes", cap);
-    for (int i = 0; i < k; i++)
-        axes[i] = a[i];
-    *n = k;
-    return IDL_OK;
-}
-
 static idl_status squeeze_prepare(idl__op_ctx *c) {
     idl_status st = need_data(c);
     if (st) return st;
     const idl_tensor *x = c->in[0];
     int64_t axes[IDL_MAX_DIMS];
     int n;
-    if ((st = get_axes(c, 1, axes, IDL_MAX_DIMS, &n))) return st;
+    if ((st = ints_input_or_attr(c, 1, "axes", axes, IDL_MAX_DIMS, &n))) return st;
     bool drop[IDL_MAX_DIMS] = { false };
     if (n < 0) { /* no axes: remove every 1 */
         for (int d = 0; d < x->ndim; d++)
@@ -348,7 +342,7 @@ static idl_status unsqueeze_prepare(idl__op_ctx *c) {
     const idl_tensor *x = c->in[0];
     int64_t axes[IDL_MAX_DIMS];
     int n;
-    if ((st = get_axes(c, 1, axes, IDL_MAX_DIMS, &n))) return st;
+    if ((st = ints_input_or_attr(c, 1, "axes", axes, IDL_MAX_DIMS, &n))) return st;
     if (n < 0) return idl__error(IDL_ERR_INVALID_ARG, "Unsqueeze needs axes");
     int r = x->ndim + n;
     if (r > IDL_MAX_DIMS)
