@@ -4,6 +4,7 @@
 
 static const int64_t S234[3] = { 2, 3, 4 }, S31[2] = { 3, 1 }, S4[1] = { 4 };
 static const int64_t S214[3] = { 2, 1, 4 }, S131[3] = { 1, 3, 1 }, S34[2] = { 3, 4 };
+static const int64_t S11[2] = { 1, 1 }, S111[3] = { 1, 1, 1 }, S1[1] = { 1 };
 
 /* y = OP(a, b) with a, b graph inputs of shapes SA, SB */
 #define BIN_CASE(fn, OP, NA, SA, NB, SB)      \
@@ -26,6 +27,38 @@ BIN_CASE(b_pow_bcast, "Pow", 3, S234, 2, S31)
 BIN_CASE(b_max2, "Max", 3, S234, 2, S31)
 BIN_CASE(b_min2, "Min", 3, S214, 3, S131)
 BIN_CASE(b_sum2, "Sum", 3, S234, 1, S4)
+/* one-element outputs (every axis has size 1: a batch-1 LayerNorm statistic times a scalar) */
+BIN_CASE(b_mul_one, "Mul", 2, S11, 0, S4)
+BIN_CASE(b_add_one, "Add", 3, S111, 1, S1)
+BIN_CASE(b_sub_one, "Sub", 0, S4, 2, S11)
+BIN_CASE(b_div_one, "Div", 2, S11, 3, S111)
+BIN_CASE(b_pow_one, "Pow", 1, S1, 0, S4)
+BIN_CASE(b_max_one, "Max", 2, S11, 1, S1)
+/* a one-element branch joining a larger tensor: y = x * (sum(x*x) + 1), x (1,4) */
+static void b_one_branch(tb_model *b) {
+    const int64_t xs[2] = { 1, 4 }, axes[1] = { -1 }, none[1] = { 0 };
+    const float one = 1.0f;
+    tb_input(b, "x", IDL_DT_F32, 2, xs);
+    tb_init_i64(b, "axes", 1, S1, axes);
+    tb_init_f32(b, "one", 0, none, &one);
+    tb_node(b, "Mul", "x,x", "sq");
+    tb_node(b, "ReduceSum", "sq,axes", "s");
+    tb_node(b, "Add", "s,one", "t");
+    tb_node(b, "Mul", "x,t", "y");
+    tb_output(b, "y");
+}
+/* Where with a one-element output */
+static void b_where_one(tb_model *b) {
+    const float cv[1] = { 1 }, zero = 0;
+    const int64_t none[1] = { 0 };
+    tb_init_f32(b, "cv", 2, S11, cv);
+    tb_init_f32(b, "zero", 0, none, &zero);
+    tb_node(b, "Greater", "cv,zero", "cond");
+    tb_input(b, "x", IDL_DT_F32, 2, S11);
+    tb_input(b, "y", IDL_DT_F32, 0, S4);
+    tb_node(b, "Where", "cond,x,y", "out");
+    tb_output(b, "out");
+}
 
 /* per-channel operand: (2,3,2,2) * (3,1,1), the fast path of a bias or scale */
 static void b_mul_channel(tb_model *b) {
@@ -110,4 +143,12 @@ const gc_case gc_cases_binary[] = { { "Add/same", "Add", b_add_same, 0, 0 },
                                     { "Min/3 inputs", "Min", b_min3, 0, 0 },
                                     { "Sum/2 inputs", "Sum", b_sum2, 0, 0 },
                                     { "Sum/3 inputs", "Sum", b_sum3, 0, 0 },
+                                    { "Mul/one element (1,1)*()", "Mul", b_mul_one, 0, 0 },
+                                    { "Add/one element (1,1,1)+(1)", "Add", b_add_one, 0, 0 },
+                                    { "Sub/one element ()-(1,1)", "Sub", b_sub_one, 0, 0 },
+                                    { "Div/one element", "Div", b_div_one, GC_POSITIVE, 0 },
+                                    { "Pow/one element", "Pow", b_pow_one, GC_POSITIVE, 0 },
+                                    { "Max/one element", "Max", b_max_one, 0, 0 },
+                                    { "Mul/one-element branch", "Mul", b_one_branch, 0, 0 },
+                                    { "Where/one element", "Where", b_where_one, 0, 0 },
                                     GC_END };

@@ -48,10 +48,14 @@ static void iter_init(iter *it, int ndo, const int64_t *oshape, int nop, const i
     }
     memset(it, 0, sizeof *it);
     it->nop = nop;
-    if (nd == 0) {
+    if (nd == 0) { /* one element: every operand has exactly one, at offset 0 */
         it->nd = 1;
         it->shape[0] = 1;
         it->rows = it->inner = 1;
+        /* stride 1, not 0: iter_grad's `full` path adds into the target only when its stride
+         * is 1 (with 0 it would compute the row sum and drop it: a lost gradient) */
+        for (int k = 0; k < nop; k++)
+            it->str[k][0] = 1;
         return;
     }
     /* merge axis d into the current (outer) axis when every operand steps through both as one */

@@ -7,8 +7,10 @@
  * ONNX semantics: out = floor or ceil((in + pad_begin + pad_end - ((k-1)*d+1)) / s) + 1, and with
  * ceil_mode the last window must start inside the input or the left padding. Padded positions
  * never win a max; AveragePool divides by the number of real elements (count_include_pad=0) or by
- * the number of window taps inside the explicitly padded extent (count_include_pad=1, the
- * PyTorch / ONNX Runtime rule, so windows that ceil_mode lets run past the padding count less).
+ * the number of window taps inside the explicitly padded extent (count_include_pad=1, PyTorch's
+ * rule, so windows that ceil_mode lets run past the padding count less; ONNX Runtime 1.26 and
+ * onnx.reference divide such a last window by the whole kernel instead: the two differ only there,
+ * and the models we run come from PyTorch).
  * MaxPool backward routes each output's gradient to the first maximum of its window (row-major
  * order), recomputed from x; AveragePool backward spreads it evenly over the counted taps.
  * Types: float32; MaxPool also uint8 and int8 (opset 12, forward only). A window with no real
