@@ -46,6 +46,11 @@ expect 2 "--target needs class indices" -- "$CLI" grad "$MODEL" --input "$INPUT"
 expect 1 "no tensor named 'no_such_layer'" -- "$CLI" grad "$MODEL" --input "$INPUT" --wrt no_such_layer --out "$T/g.npy"
 expect 0 "target 1 objective" -- "$CLI" grad "$MODEL" --input "$INPUT" --target 1 --objective logit --out "$T/g.npy"
 expect 0 "wrote" -- "$CLI" grad "$MODEL" --input "$INPUT" --out "$T/g.npy"
+# --seed: sum(output * seed) for any output shape; the logit objective equals a one-hot seed
+"$CLI" run "$MODEL" --input "$INPUT" --out "$T/y.npy" >/dev/null 2>&1
+expect 2 "replaces --target" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/y.npy" --target 1 --out "$T/gs.npy"
+expect 1 "cannot read --seed" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/none.npy" --out "$T/gs.npy"
+expect 0 "sample 0: objective" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/y.npy" --out "$T/gs.npy"
 # a failing run leaves an existing output untouched
 cp "$T/g.npy" "$T/keep.npy"
 "$CLI" grad "$MODEL" --input "$INPUT" --target 99999 --out "$T/g.npy" >/dev/null 2>&1

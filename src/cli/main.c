@@ -23,9 +23,11 @@ static const char *USAGE =
     "                                       --out FILE writes output 0, NAME=FILE a named tensor\n"
     "  grad MODEL --input x.npy [--target K[,K...]|top1] [--objective "
     "logit|probability|log_probability]\n"
-    "       [--wrt input|TENSOR]... --out g.npy\n"
+    "       [--seed s.npy] [--wrt input|TENSOR]... --out g.npy\n"
     "                                       gradient of the per-sample objective (summed over the\n"
-    "                                       batch) w.r.t. the input or any named tensor\n"
+    "                                       batch) w.r.t. the input or any named tensor; --seed\n"
+    "                                       differentiates sum(output * s) instead (any output\n"
+    "                                       shape, e.g. segmentation maps)\n"
     "\n"
     "common options:\n"
     "  --threads N      kernel threads (default: all cores)\n"
@@ -63,6 +65,7 @@ typedef struct args {
     int n_wrt;
     const char *target;
     const char *objective;
+    const char *seed;
     int threads;
     int output_index;
 } args;
@@ -99,6 +102,9 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (!strcmp(o, "--target")) {
             NEED_VAL
             a->target = val;
+        } else if (!strcmp(o, "--seed")) {
+            NEED_VAL
+            a->seed = val;
         } else if (!strcmp(o, "--objective")) {
             NEED_VAL
             a->objective = val;
@@ -429,11 +435,16 @@ static int cmd_grad(const args *a) {
             i == 0)
             fprintf(stderr, "interpretdl: note: --wrt input means the first graph input '%s'\n",
                     wrt[i]);
-        if (!idl_model_has_tensor(m, w) && strcmp(w, "input") != 0) {
-            /* let the library produce the close-match message */
-        }
     }
     if (!rc && a->n_outs != n_wrt) rc = usage_error("%s", "give one --out per --wrt");
+    idl_tensor *seed = NULL;
+    if (!rc && a->seed && (a->target || a->objective))
+        rc = usage_error("%s", "--seed replaces --target and --objective; give one or the other");
+    if (!rc && a->seed) {
+        if (idl_npy_load(a->seed, &seed)) rc = runtime_error("cannot read --seed");
+        obj.kind = IDL_OBJ_SEED;
+        obj.seed = seed;
+    }
     if (!rc &&
         idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
         rc = runtime_error("forward failed");
@@ -477,10 +488,14 @@ static int cmd_grad(const args *a) {
         for (int64_t b = 0; b < nt; b++)
             printf("sample %lld: target %lld objective %.6g\n", (long long)b, (long long)t[b],
                    ov ? (double)((const float *)ov->data)[b] : 0.0);
+        for (int64_t b = 0; !nt && ov && b < idl_tensor_numel(ov); b++)
+            printf("sample %lld: objective %.6g\n", (long long)b,
+                   (double)((const float *)ov->data)[b]);
         for (int i = 0; i < n_wrt; i++)
             printf("wrote %s (d objective / d %s)\n", a->outs[i], wrt[i]);
     }
     free(targets);
+    idl_tensor_free(seed);
     for (int i = 0; i < MAX_ARGS; i++)
         idl_tensor_free(in[i]);
     idl_session_free(s);
