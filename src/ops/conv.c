@@ -169,27 +169,6 @@ static void port_done(idl__backend *be, port *p) {
 
 /* ---- geometry ---- */
 
-static idl_status read_ints(const idl__node *n, const char *name, int want, int64_t dflt,
-                            int64_t min, int64_t *out) {
-    int cnt;
-    const int64_t *v = idl__attr_ints(n, name, &cnt);
-    if (cnt < 0) {
-        for (int i = 0; i < want; i++)
-            out[i] = dflt;
-        return IDL_OK;
-    }
-    if (cnt != want)
-        return idl__error(IDL_ERR_INVALID_ARG, "attribute %s has %d values, expected %d", name, cnt,
-                          want);
-    for (int i = 0; i < want; i++) {
-        if (v[i] < min)
-            return idl__error(IDL_ERR_INVALID_ARG, "attribute %s[%d] = %lld must be >= %lld", name,
-                              i, (long long)v[i], (long long)min);
-        out[i] = v[i];
-    }
-    return IDL_OK;
-}
-
 static int64_t floordiv(int64_t a, int64_t b) {
     int64_t q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
@@ -265,16 +244,16 @@ static idl_status parse_geom(const idl__op_ctx *c, bool transpose, geom *g) {
     int64_t ks[MAX_SP], pads[2 * MAX_SP], op[MAX_SP];
     int cnt;
     if (idl__attr_ints(n, "kernel_shape", &cnt) && cnt >= 0) {
-        if ((st = read_ints(n, "kernel_shape", ns, 1, 1, ks))) return st;
+        if ((st = idl__attr_ints_n(n, "kernel_shape", ns, 1, 1, ks, false))) return st;
         for (int i = 0; i < ns; i++)
             if (ks[i] != g->k[i])
                 return idl__error(IDL_ERR_SHAPE,
                                   "kernel_shape[%d] = %lld but the weights have %lld", i,
                                   (long long)ks[i], (long long)g->k[i]);
     }
-    if ((st = read_ints(n, "strides", ns, 1, 1, g->s))) return st;
-    if ((st = read_ints(n, "dilations", ns, 1, 1, g->d))) return st;
-    if ((st = read_ints(n, "pads", 2 * ns, 0, 0, pads))) return st;
+    if ((st = idl__attr_ints_n(n, "strides", ns, 1, 1, g->s, false))) return st;
+    if ((st = idl__attr_ints_n(n, "dilations", ns, 1, 1, g->d, false))) return st;
+    if ((st = idl__attr_ints_n(n, "pads", 2 * ns, 0, 0, pads, false))) return st;
     int ap = 0;
     if ((st = read_auto_pad(n, &ap))) return st;
     g->bias = c->n_in > 2 && c->in[2];
@@ -308,7 +287,7 @@ static idl_status parse_geom(const idl__op_ctx *c, bool transpose, geom *g) {
     }
 
     /* ConvTranspose: full = s*(in-1) + keff is the output before padding is cropped. */
-    if ((st = read_ints(n, "output_padding", ns, 0, 0, op))) return st;
+    if ((st = idl__attr_ints_n(n, "output_padding", ns, 0, 0, op, false))) return st;
     int64_t os[2 * MAX_SP + 2];
     const int64_t *osv = idl__attr_ints(n, "output_shape", &cnt);
     bool have_os = osv && cnt >= 0;

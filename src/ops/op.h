@@ -65,6 +65,10 @@ void idl__set_out(idl_tensor *out, idl_dtype dt, int ndim, const int64_t *shape)
 idl_status idl__need_f32(const idl__op_ctx *c, int i);
 /* Requires in[i] to be known at plan time (shape arithmetic); the message explains. */
 idl_status idl__need_const(const idl__op_ctx *c, int i);
+/* Reads an ints attribute of exactly `want` values, each >= min, into out; absent: every value is
+ * dflt, or an error when required. Messages name the attribute. */
+idl_status idl__attr_ints_n(const idl__node *n, const char *name, int want, int64_t dflt,
+                            int64_t min, int64_t *out, bool required);
 /* Reads a constant integer tensor (i32 or i64) into out[0..n), n <= cap. */
 idl_status idl__const_ints(const idl__op_ctx *c, int i, int64_t *out, int cap, int *n);
 

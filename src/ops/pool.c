@@ -74,28 +74,6 @@ static int64_t ceildiv(int64_t a, int64_t b) {
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
-static idl_status read_ints(const idl__node *n, const char *name, int want, int64_t dflt,
-                            int64_t min, int64_t *out, bool required) {
-    int cnt;
-    const int64_t *v = idl__attr_ints(n, name, &cnt);
-    if (cnt < 0) {
-        if (required) return idl__error(IDL_ERR_INVALID_ARG, "attribute %s is required", name);
-        for (int i = 0; i < want; i++)
-            out[i] = dflt;
-        return IDL_OK;
-    }
-    if (cnt != want)
-        return idl__error(IDL_ERR_INVALID_ARG, "attribute %s has %d values, expected %d", name, cnt,
-                          want);
-    for (int i = 0; i < want; i++) {
-        if (v[i] < min)
-            return idl__error(IDL_ERR_INVALID_ARG, "attribute %s[%d] = %lld must be >= %lld", name,
-                              i, (long long)v[i], (long long)min);
-        out[i] = v[i];
-    }
-    return IDL_OK;
-}
-
 static idl_status check_input(const idl__op_ctx *c, int min_rank, bool int8_ok) {
     const idl_tensor *x = c->in[0];
     bool i8 = x && (x->dtype == IDL_DT_U8 || x->dtype == IDL_DT_I8);
@@ -133,10 +111,10 @@ static idl_status pool_prepare(idl__op_ctx *c, int kind) {
         return IDL_OK;
     }
     int64_t k[3], str[3], dil[3], pads[6];
-    if ((st = read_ints(n, "kernel_shape", ns, 1, 1, k, true))) return st;
-    if ((st = read_ints(n, "strides", ns, 1, 1, str, false))) return st;
-    if ((st = read_ints(n, "dilations", ns, 1, 1, dil, false))) return st;
-    if ((st = read_ints(n, "pads", 2 * ns, 0, 0, pads, false))) return st;
+    if ((st = idl__attr_ints_n(n, "kernel_shape", ns, 1, 1, k, true))) return st;
+    if ((st = idl__attr_ints_n(n, "strides", ns, 1, 1, str, false))) return st;
+    if ((st = idl__attr_ints_n(n, "dilations", ns, 1, 1, dil, false))) return st;
+    if ((st = idl__attr_ints_n(n, "pads", 2 * ns, 0, 0, pads, false))) return st;
     int64_t ceil_mode = idl__attr_int(n, "ceil_mode", 0);
     s->count_pad = idl__attr_int(n, "count_include_pad", 0) != 0;
     s->storage_order = (int)idl__attr_int(n, "storage_order", 0);

@@ -91,3 +91,25 @@ idl_status idl__const_ints(const idl__op_ctx *c, int i, int64_t *out, int cap, i
     *n = (int)k;
     return IDL_OK;
 }
+
+idl_status idl__attr_ints_n(const idl__node *n, const char *name, int want, int64_t dflt,
+                            int64_t min, int64_t *out, bool required) {
+    int cnt;
+    const int64_t *v = idl__attr_ints(n, name, &cnt);
+    if (cnt < 0) {
+        if (required) return idl__error(IDL_ERR_INVALID_ARG, "attribute %s is required", name);
+        for (int i = 0; i < want; i++)
+            out[i] = dflt;
+        return IDL_OK;
+    }
+    if (cnt != want)
+        return idl__error(IDL_ERR_INVALID_ARG, "attribute %s has %d values, expected %d", name, cnt,
+                          want);
+    for (int i = 0; i < want; i++) {
+        if (v[i] < min)
+            return idl__error(IDL_ERR_INVALID_ARG, "attribute %s[%d] = %lld must be >= %lld", name,
+                              i, (long long)v[i], (long long)min);
+        out[i] = v[i];
+    }
+    return IDL_OK;
+}
