@@ -51,6 +51,13 @@ expect 0 "wrote" -- "$CLI" grad "$MODEL" --input "$INPUT" --out "$T/g.npy"
 expect 2 "replaces --target" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/y.npy" --target 1 --out "$T/gs.npy"
 expect 1 "cannot read --seed" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/none.npy" --out "$T/gs.npy"
 expect 0 "sample 0: objective" -- "$CLI" grad "$MODEL" --input "$INPUT" --seed "$T/y.npy" --out "$T/gs.npy"
+# a text model fed token ids: --wrt input means the discovered embedding output
+TXT=$(dirname "$MODEL")/../tiny_text
+TI="--input input_ids=$TXT/t8/input_ids.npy --input token_type_ids=$TXT/t8/token_type_ids.npy --input attention_mask=$TXT/t8/attention_mask.npy"
+# shellcheck disable=SC2086
+expect 0 "embedding output '/emb_norm/Add_1_output_0'" -- "$CLI" grad "$TXT/model.onnx" $TI --out "$T/ge.npy"
+# shellcheck disable=SC2086
+expect 0 "attention: 2 blocks" -- "$CLI" info "$TXT/model.onnx" $TI
 # a failing run leaves an existing output untouched
 cp "$T/g.npy" "$T/keep.npy"
 "$CLI" grad "$MODEL" --input "$INPUT" --target 99999 --out "$T/g.npy" >/dev/null 2>&1

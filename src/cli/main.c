@@ -35,7 +35,8 @@ static const char *USAGE =
     "  -h, --help       this text;  --version  library version\n"
     "\n"
     "defaults: --target top1 (argmax of the clean pass), --objective probability, --wrt input\n"
-    "(the first graph input). With several --wrt, give as many --out files in the same order.\n";
+    "(the first float32 graph input; for a model fed token ids, the embedding output found by\n"
+    "attention discovery). With several --wrt, give as many --out files in the same order.\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...);
 static int usage_error(const char *fmt, ...) {
@@ -413,6 +414,33 @@ static int cmd_run(const args *a) {
     return rc;
 }
 
+/* `--wrt input`: the first float32 graph input; for a model fed only integers (token ids), the
+ * embedding output found by attention discovery. Says which on stderr when there is a choice. */
+static const char *resolve_input_keyword(const idl_model *m, idl_session *s) {
+    int n = idl_model_n_inputs(m);
+    for (int k = 0; k < n; k++) {
+        const char *name = idl_model_input_name(m, k);
+        const idl_tensor *t = idl_session_tensor(s, name);
+        if (t && t->dtype == IDL_DT_F32) {
+            if (n > 1)
+                fprintf(stderr, "interpretdl: note: --wrt input means the graph input '%s'\n",
+                        name);
+            return name;
+        }
+    }
+    const idl_attention_info *att = NULL;
+    if (idl_session_attention(s, NULL, 0, &att) == IDL_OK && att->embedding) {
+        fprintf(stderr,
+                "interpretdl: note: the inputs are integers; --wrt input means the embedding "
+                "output '%s'\n",
+                att->embedding);
+        return att->embedding;
+    }
+    fprintf(stderr, "interpretdl: no float32 graph input and no embedding output found; name the "
+                    "tensor with --wrt (`interpretdl info` lists them)\n");
+    return NULL;
+}
+
 /* ---- grad ---- */
 static int cmd_grad(const args *a) {
     idl_model *m = NULL;
@@ -430,11 +458,8 @@ static int cmd_grad(const args *a) {
     int n_wrt = a->n_wrt ? a->n_wrt : 1;
     for (int i = 0; !rc && i < n_wrt; i++) {
         const char *w = a->n_wrt ? a->wrt[i] : "input";
-        wrt[i] = !strcmp(w, "input") ? idl_model_input_name(m, 0) : w;
-        if (!strcmp(w, "input") && !idl_model_has_tensor(m, "input") && idl_model_n_inputs(m) > 1 &&
-            i == 0)
-            fprintf(stderr, "interpretdl: note: --wrt input means the first graph input '%s'\n",
-                    wrt[i]);
+        /* "input" (unless a tensor has that name) is resolved after the forward pass */
+        wrt[i] = !strcmp(w, "input") && !idl_model_has_tensor(m, "input") ? NULL : w;
     }
     if (!rc && a->n_outs != n_wrt) rc = usage_error("%s", "give one --out per --wrt");
     idl_tensor *seed = NULL;
@@ -448,6 +473,8 @@ static int cmd_grad(const args *a) {
     if (!rc &&
         idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
         rc = runtime_error("forward failed");
+    for (int i = 0; !rc && i < n_wrt; i++)
+        if (!wrt[i] && !(wrt[i] = resolve_input_keyword(m, s))) rc = EXIT_RUNTIME;
     if (!rc && a->target && strcmp(a->target, "top1") != 0) {
         const idl_tensor *y = idl_session_output(s, a->output_index);
         int64_t n = y && y->ndim ? y->shape[0] : 1;
