@@ -1,6 +1,8 @@
 /* elementwise.c — unary element-wise ops, forward and backward: Relu, LeakyRelu, Elu, PRelu, Clip,
  * Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus, Erf, Exp, Log, Neg, Sqrt, Abs, Reciprocal,
- * Identity, Dropout (inference), Not.
+ * Identity, Dropout (inference), Not; Selu, Celu, Softsign, ThresholdedRelu, Acos, Asin, Atan,
+ * Cosh, Sinh, Tan (float32, with gradients); Ceil, Floor, Round (half to even), Sign (float32,
+ * piecewise constant: their backward adds nothing).
  * x, y, dy, dx all share one shape (N elements, contiguous); PRelu's slope broadcasts to x. */
 #include "ops/op.h"
 
@@ -24,12 +26,26 @@ typedef enum {
     U_ABS,
     U_RECIP,
     U_CLIP,
+    U_SELU,
+    U_CELU,
+    U_SOFTSIGN,
+    U_THRELU,
+    U_ACOS,
+    U_ASIN,
+    U_ATAN,
+    U_COSH,
+    U_SINH,
+    U_TAN,
+    U_CEIL, /* U_CEIL..U_SIGN are piecewise constant (zero gradient); keep them last */
+    U_FLOOR,
+    U_ROUND,
+    U_SIGN,
 } unary_kind;
 
 typedef struct unary_state {
     unary_kind kind;
-    float alpha,
-        beta; /* LeakyRelu/Elu alpha; HardSigmoid alpha, beta; Clip min (alpha), max (beta) */
+    float alpha, beta; /* LeakyRelu/Elu/Celu/ThresholdedRelu alpha; HardSigmoid alpha, beta; Clip
+                        * min (alpha), max (beta); Selu alpha, gamma (beta) */
 } unary_state;
 
 static void free_state(void *s) {
@@ -83,6 +99,34 @@ static inline float unary_f(const unary_state *s, float x) {
         return 1.0f / x;
     case U_CLIP:
         return fminf(fmaxf(x, s->alpha), s->beta);
+    case U_SELU:
+        return x > 0 ? s->beta * x : s->beta * s->alpha * expm1f(x);
+    case U_CELU:
+        return x > 0 ? x : s->alpha * expm1f(x / s->alpha);
+    case U_SOFTSIGN:
+        return x / (1.0f + fabsf(x));
+    case U_THRELU:
+        return x > s->alpha ? x : 0.0f;
+    case U_ACOS:
+        return acosf(x);
+    case U_ASIN:
+        return asinf(x);
+    case U_ATAN:
+        return atanf(x);
+    case U_COSH:
+        return coshf(x);
+    case U_SINH:
+        return sinhf(x);
+    case U_TAN:
+        return tanf(x);
+    case U_CEIL:
+        return ceilf(x);
+    case U_FLOOR:
+        return floorf(x);
+    case U_ROUND:
+        return rintf(x); /* default rounding mode: to nearest, ties to even */
+    case U_SIGN:
+        return x > 0 ? 1.0f : x < 0 ? -1.0f : x; /* 0 stays 0, NaN stays NaN */
     }
     return x;
 }
@@ -124,6 +168,33 @@ static inline float unary_df(const unary_state *s, float x, float y) {
         return -y * y;
     case U_CLIP:
         return x >= s->alpha && x <= s->beta ? 1.0f : 0.0f; /* PyTorch's clamp rule */
+    case U_SELU:
+        return x > 0 ? s->beta : y + s->beta * s->alpha;
+    case U_CELU:
+        return x > 0 ? 1.0f : expf(x / s->alpha);
+    case U_SOFTSIGN: {
+        float d = 1.0f + fabsf(x);
+        return 1.0f / (d * d);
+    }
+    case U_THRELU:
+        return x > s->alpha ? 1.0f : 0.0f;
+    case U_ACOS:
+        return -1.0f / sqrtf(1.0f - x * x);
+    case U_ASIN:
+        return 1.0f / sqrtf(1.0f - x * x);
+    case U_ATAN:
+        return 1.0f / (1.0f + x * x);
+    case U_COSH:
+        return sinhf(x);
+    case U_SINH:
+        return coshf(x);
+    case U_TAN:
+        return 1.0f + y * y;
+    case U_CEIL:
+    case U_FLOOR:
+    case U_ROUND:
+    case U_SIGN:
+        return 0.0f;
     }
     return 1.0f;
 }
@@ -160,6 +231,7 @@ static void unary_forward(idl__op_ctx *c) {
 static idl_status unary_backward(idl__op_ctx *c) {
     const unary_state *s = c->state;
     if (!c->din[0] || !c->dout[0]) return IDL_OK;
+    if (s->kind >= U_CEIL) return IDL_OK; /* piecewise constant: zero gradient, nothing to add */
     const float *x = c->in[0]->data, *y = c->out[0]->data, *dy = c->dout[0]->data;
     float *dx = c->din[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
@@ -192,6 +264,40 @@ SIMPLE_UNARY(exp, "Exp", U_EXP)
 SIMPLE_UNARY(log, "Log", U_LOG)
 SIMPLE_UNARY(sqrt, "Sqrt", U_SQRT)
 SIMPLE_UNARY(reciprocal, "Reciprocal", U_RECIP)
+SIMPLE_UNARY(softsign, "Softsign", U_SOFTSIGN)
+SIMPLE_UNARY(acos, "Acos", U_ACOS)
+SIMPLE_UNARY(asin, "Asin", U_ASIN)
+SIMPLE_UNARY(atan, "Atan", U_ATAN)
+SIMPLE_UNARY(cosh, "Cosh", U_COSH)
+SIMPLE_UNARY(sinh, "Sinh", U_SINH)
+SIMPLE_UNARY(tan, "Tan", U_TAN)
+SIMPLE_UNARY(ceil, "Ceil", U_CEIL)
+SIMPLE_UNARY(floor, "Floor", U_FLOOR)
+SIMPLE_UNARY(round, "Round", U_ROUND)
+SIMPLE_UNARY(sign, "Sign", U_SIGN)
+
+static idl_status selu_prepare(idl__op_ctx *c) {
+    return unary_prepare(c, U_SELU, idl__attr_float(c->node, "alpha", 1.67326319217681884765625f),
+                         idl__attr_float(c->node, "gamma", 1.05070102214813232421875f));
+}
+const idl__op_def idl__op_selu = { "Selu",         1,         1, 1, 1, selu_prepare, unary_forward,
+                                   unary_backward, free_state };
+
+static idl_status celu_prepare(idl__op_ctx *c) {
+    float alpha = idl__attr_float(c->node, "alpha", 1.0f);
+    if (alpha == 0.0f) return idl__error(IDL_ERR_INVALID_ARG, "Celu alpha must be nonzero");
+    return unary_prepare(c, U_CELU, alpha, 0.0f);
+}
+const idl__op_def idl__op_celu = { "Celu",         1,         1, 1, 1, celu_prepare, unary_forward,
+                                   unary_backward, free_state };
+
+static idl_status thresholdedrelu_prepare(idl__op_ctx *c) {
+    return unary_prepare(c, U_THRELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
+}
+const idl__op_def idl__op_thresholdedrelu = {
+    "ThresholdedRelu", 1,         1, 1, 1, thresholdedrelu_prepare, unary_forward,
+    unary_backward,    free_state
+};
 
 static idl_status leakyrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_LEAKY, idl__attr_float(c->node, "alpha", 0.01f), 0.0f);

@@ -1,18 +1,19 @@
-/* reduce.c — reductions over a set of axes: ReduceSum, ReduceMean, ReduceMax, ReduceMin (forward
- * and backward), and ArgMax (forward only, int64 indices). x: (d0, ..., d{r-1}); y: x's shape with
- * the reduced axes set to 1 (keepdims=1, the default) or removed (keepdims=0). Axes come from the
- * `axes` attribute, or from input 1 (ReduceSum from opset 13, the others from opset 18; it must be
- * known at plan time). No axes: reduce all, unless noop_with_empty_axes=1, then y = x. Types:
- * float32 (with gradients); int64/int32 for ReduceSum/Max/Min (forward only). ReduceMean of
- * integers is refused. Gradients of Max/Min go to the first arg-extremum (row-major order over the
- * reduced axes).
- * The kernels work on a coalesced view: size-1 axes dropped, adjacent axes of the same kind (kept
- * or reduced) merged. When the innermost group is reduced each output reduces in order over its
- * elements (float sums in double); when it is kept, whole rows of the innermost kept group are
- * accumulated at once (vectorized), reduced elements in the same order. Results do not depend on
- * the thread count.
- * ArgMax: x viewed as (outer, n, inner) around `axis`; y: (outer, [1], inner) int64; ties give the
- * first index, or the last with select_last_index=1. */
+/* reduce.c — reductions over a set of axes: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL1,
+ * ReduceL2, ReduceSumSquare, ReduceLogSumExp, ReduceProd (forward and backward), and ArgMax
+ * (forward only, int64 indices). x: (d0, ..., d{r-1}); y: x's shape with the reduced axes set to 1
+ * (keepdims=1, the default) or removed (keepdims=0). Axes come from the `axes` attribute, or from
+ * input 1 (ReduceSum from opset 13, the others from opset 18; it must be known at plan time). No
+ * axes: reduce all, unless noop_with_empty_axes=1, then y = x. Types: float32 (with gradients);
+ * int64/int32 for ReduceSum/Max/Min (forward only). ReduceMean of integers is refused;
+ * ReduceL1/L2/SumSquare/LogSumExp/Prod are float32 only (each output reduces its elements in order,
+ * in double; ReduceProd's gradient handles zeros exactly). Gradients of Max/Min go to the first
+ * arg-extremum (row-major order over the reduced axes). The kernels work on a coalesced view:
+ * size-1 axes dropped, adjacent axes of the same kind (kept or reduced) merged. When the innermost
+ * group is reduced each output reduces in order over its elements (float sums in double); when it
+ * is kept, whole rows of the innermost kept group are accumulated at once (vectorized), reduced
+ * elements in the same order. Results do not depend on the thread count. ArgMax: x viewed as
+ * (outer, n, inner) around `axis`; y: (outer, [1], inner) int64; ties give the first index, or the
+ * last with select_last_index=1. */
 #include "ops/op.h"
 
 #include <math.h>
@@ -20,9 +21,12 @@
 
 #define CHUNK 4096 /* kept-row elements per parallel work item */
 
-typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN } rkind;
+/* R_L1 and later: float32 only, computed by the generic kernels (red_gen_*) */
+typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_L1, R_L2, R_SUMSQ, R_LSE, R_PROD } rkind;
 
-static const char *const rkind_name[] = { "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin" };
+static const char *const rkind_name[] = { "ReduceSum",       "ReduceMean",      "ReduceMax",
+                                          "ReduceMin",       "ReduceL1",        "ReduceL2",
+                                          "ReduceSumSquare", "ReduceLogSumExp", "ReduceProd" };
 
 typedef struct red_state {
     rkind kind;
@@ -99,10 +103,10 @@ static idl_status red_prepare(idl__op_ctx *c, rkind kind) {
     const idl_tensor *x = c->in[0];
     if (!x) return idl__error(IDL_ERR_INVALID_ARG, "input 0 is required");
     const idl_dtype dt = x->dtype;
-    if (dt != IDL_DT_F32 && !((dt == IDL_DT_I64 || dt == IDL_DT_I32) && kind != R_MEAN))
+    const bool ints_ok = kind == R_SUM || kind == R_MAX || kind == R_MIN;
+    if (dt != IDL_DT_F32 && !((dt == IDL_DT_I64 || dt == IDL_DT_I32) && ints_ok))
         return idl__error(IDL_ERR_UNSUPPORTED, "%s on %s is not supported (float32%s)",
-                          rkind_name[kind], idl_dtype_name(dt),
-                          kind == R_MEAN ? "" : ", int64, int32");
+                          rkind_name[kind], idl_dtype_name(dt), ints_ok ? ", int64, int32" : "");
     bool red[IDL_MAX_DIMS], noop;
     idl_status st = red_axes(c, kind, red, &noop);
     if (st) return st;
@@ -154,7 +158,8 @@ static idl_status red_prepare(idl__op_ctx *c, rkind kind) {
             last = 0;
         }
     }
-    s->copy = s->nr == 0;
+    /* the generic kinds apply their function even when nothing is reduced (|x|, x*x, ...) */
+    s->copy = s->nr == 0 && kind < R_L1;
     s->last_kept = last == 0;
     idl__set_out(c->out[0], dt, ny, yshape);
     return IDL_OK;
@@ -234,10 +239,109 @@ RED_COLS(cols_f, float)
 RED_COLS(cols_l, int64_t)
 RED_COLS(cols_i, int32_t)
 
+/* ---- generic float32 kinds (R_L1 ..): each output reduces its elements in order, in double ----
+ */
+static void red_gen_forward(const red_state *s, const float *x, float *y) {
+    const rkind kind = s->kind;
+#pragma omp parallel for if (s->nout * s->count > IDL_OMP_MIN) schedule(static)
+    for (int64_t o = 0; o < s->nout; o++) {
+        const float *xb = x + dims_offset(o, s->nk, s->kshape, s->kstr);
+        double a = kind == R_PROD ? 1.0 : 0.0;
+        if (kind == R_LSE) {
+            double m = -INFINITY;
+            for (int64_t r = 0; r < s->count; r++) {
+                const double v = xb[dims_offset(r, s->nr, s->rshape, s->rstr)];
+                m = v > m || v != v ? v : m;
+            }
+            if (!isfinite(m)) { /* all -inf, some +inf, or NaN */
+                y[o] = (float)m;
+                continue;
+            }
+            for (int64_t r = 0; r < s->count; r++)
+                a += exp(xb[dims_offset(r, s->nr, s->rshape, s->rstr)] - m);
+            y[o] = (float)(m + log(a));
+            continue;
+        }
+        for (int64_t r = 0; r < s->count; r++) {
+            const double v = xb[dims_offset(r, s->nr, s->rshape, s->rstr)];
+            switch (kind) {
+            case R_L1:
+                a += fabs(v);
+                break;
+            case R_L2:
+            case R_SUMSQ:
+                a += v * v;
+                break;
+            default: /* R_PROD */
+                a *= v;
+            }
+        }
+        y[o] = (float)(kind == R_L2 ? sqrt(a) : a);
+    }
+}
+
+static void red_gen_backward(const red_state *s, const float *x, const float *y, const float *dy,
+                             float *dx) {
+    const rkind kind = s->kind;
+#pragma omp parallel for if (s->nout * s->count > IDL_OMP_MIN) schedule(static)
+    for (int64_t o = 0; o < s->nout; o++) {
+        const int64_t base = dims_offset(o, s->nk, s->kshape, s->kstr);
+        const float g = dy[o];
+        if (kind == R_PROD) { /* product of the others: nonzero product and count of zeros */
+            double pnz = 1.0;
+            int64_t nz = 0;
+            for (int64_t r = 0; r < s->count; r++) {
+                const double v = x[base + dims_offset(r, s->nr, s->rshape, s->rstr)];
+                if (v == 0)
+                    nz++;
+                else
+                    pnz *= v;
+            }
+            if (nz > 1) continue; /* every "product of the others" contains a zero */
+            for (int64_t r = 0; r < s->count; r++) {
+                const int64_t i = base + dims_offset(r, s->nr, s->rshape, s->rstr);
+                if (nz == 0)
+                    dx[i] += (float)(g * (pnz / x[i]));
+                else if (x[i] == 0)
+                    dx[i] += (float)(g * pnz);
+            }
+            continue;
+        }
+        const double yo = y[o];
+        for (int64_t r = 0; r < s->count; r++) {
+            const int64_t i = base + dims_offset(r, s->nr, s->rshape, s->rstr);
+            const float v = x[i];
+            switch (kind) {
+            case R_L1:
+                dx[i] += v > 0 ? g : v < 0 ? -g : 0.0f;
+                break;
+            case R_L2:
+                dx[i] += yo > 0 ? (float)(g * (v / yo)) : 0.0f;
+                break;
+            case R_SUMSQ:
+                dx[i] += 2.0f * v * g;
+                break;
+            default: /* R_LSE */
+                dx[i] += (float)(g * exp((double)v - yo));
+            }
+        }
+    }
+}
+
 static void red_forward(idl__op_ctx *c) {
     const red_state *s = c->state;
     const void *x = c->in[0]->data;
     void *y = c->out[0]->data;
+    if (s->kind >= R_L1 && !s->copy) {
+        if (s->nout == 0) return;
+        if (s->count == 0) { /* the reduction of an empty set */
+            for (int64_t o = 0; o < s->nout; o++)
+                ((float *)y)[o] = s->kind == R_LSE ? -INFINITY : s->kind == R_PROD ? 1.0f : 0.0f;
+            return;
+        }
+        red_gen_forward(s, x, y);
+        return;
+    }
     if (s->copy) {
         size_t b = idl__tensor_bytes(c->in[0]);
         if (b) memcpy(y, x, b);
@@ -293,6 +397,10 @@ static idl_status red_backward(idl__op_ctx *c) {
         return IDL_OK;
     }
     if (s->nout == 0 || s->count == 0) return IDL_OK;
+    if (s->kind >= R_L1) {
+        red_gen_backward(s, x, y, dy, dx);
+        return IDL_OK;
+    }
     const int64_t rl = s->rshape[s->nr - 1], rs = s->rstr[s->nr - 1], nrow = s->count / rl;
     if (s->kind == R_MAX || s->kind == R_MIN) { /* the first arg-extremum of each output */
 #pragma omp parallel for if (s->nout * s->count > IDL_OMP_MIN) schedule(static)
@@ -355,6 +463,11 @@ REDUCE_OP(reducesum, "ReduceSum", R_SUM)
 REDUCE_OP(reducemean, "ReduceMean", R_MEAN)
 REDUCE_OP(reducemax, "ReduceMax", R_MAX)
 REDUCE_OP(reducemin, "ReduceMin", R_MIN)
+REDUCE_OP(reducel1, "ReduceL1", R_L1)
+REDUCE_OP(reducel2, "ReduceL2", R_L2)
+REDUCE_OP(reducesumsquare, "ReduceSumSquare", R_SUMSQ)
+REDUCE_OP(reducelogsumexp, "ReduceLogSumExp", R_LSE)
+REDUCE_OP(reduceprod, "ReduceProd", R_PROD)
 
 /* ---- ArgMax ---- */
 typedef struct argmax_state {
