@@ -97,6 +97,18 @@ static inline void iter_offsets(const iter *it, int64_t r, int64_t *off) {
     }
 }
 
+/* Row r of it from column c0: each operand's offsets (off), its stride along the row (s, 0 or 1)
+ * and its start pointer (p). */
+static void row_start(const iter *it, const void *const *src, const size_t *esz, int64_t r,
+                      int64_t c0, int64_t *off, int64_t *s, const void **p) {
+    const int last = it->nd - 1;
+    iter_offsets(it, r, off);
+    for (int k = 0; k < it->nop; k++) {
+        s[k] = it->str[k][last];
+        p[k] = (const char *)src[k] + (size_t)(off[k] + c0 * s[k]) * esz[k];
+    }
+}
+
 /* A row kernel: y[0..n) = f(p[0][i*s[0]], p[1][i*s[1]], ...), s[k] in {0, 1}. */
 typedef void (*row_fn)(const void *const *p, const int64_t *s, void *y, int64_t n);
 
@@ -109,18 +121,13 @@ static void iter_run(const iter *it, const void *const *src, const size_t *esz, 
     const int64_t ch = inner > CHUNK ? CHUNK : inner;
     const int64_t nch = (inner + ch - 1) / ch;
     const int64_t nw = rows * nch;
-    const int last = it->nd - 1;
 #pragma omp parallel for if (rows * inner > IDL_OMP_MIN) schedule(static)
     for (int64_t w = 0; w < nw; w++) {
         const int64_t r = w / nch, c0 = (w % nch) * ch;
         const int64_t len = IDL_MIN(ch, inner - c0);
         int64_t off[MAXOP], s[MAXOP];
         const void *p[MAXOP];
-        iter_offsets(it, r, off);
-        for (int k = 0; k < it->nop; k++) {
-            s[k] = it->str[k][last];
-            p[k] = (const char *)src[k] + (size_t)(off[k] + c0 * s[k]) * esz[k];
-        }
+        row_start(it, src, esz, r, c0, off, s, p);
         f(p, s, (char *)y + (size_t)(r * inner + c0) * ey, len);
     }
 }
@@ -149,11 +156,7 @@ static idl_status iter_grad(const iter *it, const void *const *src, const size_t
             const int64_t len = IDL_MIN(ch, inner - c0);
             int64_t off[MAXOP], s[MAXOP];
             const void *p[MAXOP];
-            iter_offsets(it, r, off);
-            for (int k = 0; k < it->nop; k++) {
-                s[k] = it->str[k][last];
-                p[k] = (const char *)src[k] + (size_t)(off[k] + c0 * s[k]) * esz[k];
-            }
+            row_start(it, src, esz, r, c0, off, s, p);
             const int64_t o = r * inner + c0;
             f(p, s, y + o, dy + o, dk + off[tgt] + c0 * sk, sk, len);
         }
@@ -166,11 +169,7 @@ static idl_status iter_grad(const iter *it, const void *const *src, const size_t
         for (int64_t r = 0; r < rows; r++) {
             int64_t off[MAXOP], s[MAXOP];
             const void *p[MAXOP];
-            iter_offsets(it, r, off);
-            for (int k = 0; k < it->nop; k++) {
-                s[k] = it->str[k][last];
-                p[k] = (const char *)src[k] + (size_t)off[k] * esz[k];
-            }
+            row_start(it, src, esz, r, 0, off, s, p);
             part[r] = f(p, s, y + r * inner, dy + r * inner, NULL, 0, inner);
         }
         for (int64_t r = 0; r < rows; r++) {
@@ -184,11 +183,7 @@ static idl_status iter_grad(const iter *it, const void *const *src, const size_t
     for (int64_t r = 0; r < rows; r++) { /* rows overlap in the target: serial, in order */
         int64_t off[MAXOP], s[MAXOP];
         const void *p[MAXOP];
-        iter_offsets(it, r, off);
-        for (int k = 0; k < it->nop; k++) {
-            s[k] = it->str[k][last];
-            p[k] = (const char *)src[k] + (size_t)off[k] * esz[k];
-        }
+        row_start(it, src, esz, r, 0, off, s, p);
         f(p, s, y + r * inner, dy + r * inner, dk + off[tgt], 1, inner);
     }
     return IDL_OK;
