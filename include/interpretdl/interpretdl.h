@@ -97,6 +97,7 @@ IDL_API void idl_set_allocator(const idl_allocator *a);
 #endif
 
 #include "interpretdl/attention.h"
+#include "interpretdl/explain.h"
 #include "interpretdl/model.h"
 #include "interpretdl/session.h"
 #include "interpretdl/tensor.h"

@@ -97,6 +97,21 @@ static idl_status ensure_grad(idl__plan *p, int v) {
     return IDL_OK;
 }
 
+static void relu_rule_backward(idl__op_ctx *c, int rule) {
+    const float *y = c->out[0]->data, *dy = c->dout[0]->data;
+    float *dx = c->din[0]->data;
+    int64_t n = idl_tensor_numel(c->out[0]);
+#pragma omp parallel for if (n > IDL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float g = dy[i] > 0 ? dy[i] : 0.0f;
+        dx[i] += rule == IDL__RELU_DECONV || y[i] > 0 ? g : 0.0f;
+    }
+}
+
+void idl__session_set_relu_rule(idl_session *s, int rule) {
+    s->relu_rule = rule;
+}
+
 idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wrt, int n_wrt) {
     const idl_model *m = s->m;
     idl__plan *p = s->plan;
@@ -169,6 +184,10 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         if (s->abort_cb && s->abort_cb(s->abort_user))
             return idl__error(IDL_ERR_ABORTED, "backward aborted");
         const idl__op_def *def = idl__ops[n->op];
+        if (s->relu_rule != IDL__RELU_DEFAULT && !strcmp(def->name, "Relu")) {
+            relu_rule_backward(c, s->relu_rule);
+            continue;
+        }
         if (!def->backward)
             return idl__error(IDL_ERR_UNSUPPORTED,
                               "node '%s' (%s) lies on the gradient path but %s has no "

@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
@@ -69,6 +72,11 @@ typedef struct args {
     const char *seed;
     int threads;
     int output_index;
+    const char *sets[MAX_ARGS];
+    int n_sets;
+    const char *layer;
+    const char *json;
+    const char *method; /* explain */
 } args;
 
 static int parse_int(const char *s, long lo, long hi, long *out) {
@@ -109,6 +117,21 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (!strcmp(o, "--objective")) {
             NEED_VAL
             a->objective = val;
+        } else if (!strcmp(o, "--set")) {
+            NEED_VAL
+            if (a->n_sets == MAX_ARGS) return usage_error("too many %s", o);
+            if (!strchr(val, '=')) return usage_error("--set needs key=value, got '%s'", val);
+            a->sets[a->n_sets++] = val;
+        } else if (!strcmp(o, "--layer")) {
+            NEED_VAL
+            a->layer = val;
+        } else if (!strcmp(o, "--json")) {
+            NEED_VAL
+            a->json = val;
+        } else if (!strcmp(o, "--model") && !strcmp(argv[1], "explain")) {
+            NEED_VAL
+            if (a->model) return usage_error("%s", "the model is given twice");
+            a->model = val;
         } else if (!strcmp(o, "--threads")) {
             NEED_VAL
             long v;
@@ -123,13 +146,17 @@ static int parse_args(int argc, char **argv, args *a) {
             a->output_index = (int)v;
         } else if (o[0] == '-' && o[1]) {
             return usage_error("unknown option '%s'", o);
-        } else if (!a->model) {
+        } else if (!strcmp(argv[1], "explain") && !a->method) {
+            a->method = o;
+        } else if (!a->model && strcmp(argv[1], "explain") != 0) {
             a->model = o;
         } else {
             return usage_error("unexpected argument '%s'", o);
         }
 #undef NEED_VAL
     }
+    if (!strcmp(argv[1], "explain") && !a->method)
+        return usage_error("%s", "missing METHOD (interpretdl explain --help lists them)");
     if (!a->model) return usage_error("%s", "missing MODEL");
     return 0;
 }
@@ -441,6 +468,40 @@ static const char *resolve_input_keyword(const idl_model *m, idl_session *s) {
     return NULL;
 }
 
+/* --target K[,K...]: one class for every sample or one per sample. Returns 0 or an exit code. */
+static int parse_targets(const char *spec, int64_t n, int64_t **out) {
+    int64_t *targets = calloc((size_t)n + 1, sizeof *targets);
+    const char *p = spec;
+    int64_t k = 0;
+    int rc = targets ? 0 : runtime_error("out of memory");
+    while (!rc && *p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v < 0)
+            rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+        else if (k < n)
+            targets[k++] = v;
+        else
+            rc = usage_error("--target gives more classes than the batch has samples: '%s'", spec);
+        p = *end == ',' ? end + 1 : end;
+        if (!rc && *end && *end != ',')
+            rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+    }
+    if (!rc && k == 0) rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+    if (!rc && k == 1)
+        for (int64_t b = 1; b < n; b++)
+            targets[b] = targets[0];
+    else if (!rc && k != n)
+        rc = usage_error("--target gives a class for some samples only: '%s'", spec);
+    if (rc) {
+        free(targets);
+        targets = NULL;
+    }
+    *out = targets;
+    return rc;
+}
+
 /* ---- grad ---- */
 static int cmd_grad(const args *a) {
     idl_model *m = NULL;
@@ -477,30 +538,7 @@ static int cmd_grad(const args *a) {
         if (!wrt[i] && !(wrt[i] = resolve_input_keyword(m, s))) rc = EXIT_RUNTIME;
     if (!rc && a->target && strcmp(a->target, "top1") != 0) {
         const idl_tensor *y = idl_session_output(s, a->output_index);
-        int64_t n = y && y->ndim ? y->shape[0] : 1;
-        targets = calloc((size_t)n + 1, sizeof *targets);
-        const char *p = a->target;
-        int64_t k = 0;
-        while (!rc && targets && *p) {
-            char *end;
-            errno = 0;
-            long long v = strtoll(p, &end, 10);
-            if (errno || end == p || v < 0)
-                rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
-            else if (k < n)
-                targets[k++] = v;
-            else
-                rc = usage_error("--target gives more classes than the batch has samples: '%s'",
-                                 a->target);
-            p = *end == ',' ? end + 1 : end;
-            if (!rc && *end && *end != ',')
-                rc = usage_error("--target needs class indices or top1, got '%s'", a->target);
-        }
-        if (!rc && k == 1)
-            for (int64_t b = 1; b < n; b++)
-                targets[b] = targets[0];
-        else if (!rc && k != n)
-            rc = usage_error("--target gives a class for some samples only: '%s'", a->target);
+        rc = parse_targets(a->target, y && y->ndim ? y->shape[0] : 1, &targets);
         obj.targets = targets;
     }
     if (!rc && idl_session_backward(s, &obj, wrt, n_wrt)) rc = runtime_error("gradient failed");
@@ -530,6 +568,176 @@ static int cmd_grad(const args *a) {
     return rc;
 }
 
+/* ---- explain ---- */
+static void json_str(FILE *f, const char *v) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)v; p && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
+ * to a temporary name and renamed. */
+static int write_json(const args *a, const idl_explanation *e, const int64_t *targets_given,
+                      double seconds) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp)
+        return usage_error("%s", "--json path too long");
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    fprintf(f, "{\n  \"method\": ");
+    json_str(f, a->method);
+    fprintf(f, ",\n  \"model\": ");
+    json_str(f, a->model);
+    fprintf(f, ",\n  \"library\": ");
+    json_str(f, idl_version());
+    fprintf(f, ",\n  \"settings\": {");
+    for (int i = 0; i < a->n_sets; i++) {
+        const char *eq = strchr(a->sets[i], '=');
+        char key[256];
+        size_t l =
+            (size_t)(eq - a->sets[i]) < sizeof key - 1 ? (size_t)(eq - a->sets[i]) : sizeof key - 1;
+        memcpy(key, a->sets[i], l);
+        key[l] = 0;
+        fprintf(f, "%s", i ? ", " : "");
+        json_str(f, key);
+        fprintf(f, ": ");
+        json_str(f, eq + 1);
+    }
+    fprintf(f, "},\n  \"objective\": ");
+    json_str(f, a->objective ? a->objective : "probability");
+    fprintf(f, ",\n  \"seed\": %s", a->seed ? a->seed : "0");
+    fprintf(f, ",\n  \"targets_given\": %s", targets_given ? "true" : "false");
+    fprintf(f, ",\n  \"wrt\": ");
+    json_str(f, e->wrt);
+    fprintf(f, ",\n  \"layer\": ");
+    json_str(f, e->layer);
+    fprintf(f, ",\n  \"shape\": [");
+    for (int k = 0; k < e->attribution->ndim; k++)
+        fprintf(f, "%s%lld", k ? ", " : "", (long long)e->attribution->shape[k]);
+    fprintf(f, "],\n  \"passes\": %lld,\n  \"seconds\": %.4f,\n  \"samples\": [",
+            (long long)e->passes, seconds);
+    for (int64_t b = 0; b < e->n; b++) {
+        fprintf(f, "%s\n    {\"target\": %lld, \"score\": %.9g", b ? "," : "",
+                (long long)e->targets[b], (double)e->score[b]);
+        if (e->baseline_score)
+            fprintf(f, ", \"baseline_score\": %.9g", (double)e->baseline_score[b]);
+        if (e->delta) fprintf(f, ", \"completeness_error\": %.9g", e->delta[b]);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, a->json)) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", a->json, strerror(errno));
+        remove(tmp);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static int progress_bar(int64_t done, int64_t total, void *user) {
+    (void)user;
+    if (total <= 0) return 0;
+    int w = 40, k = (int)(w * done / total);
+    fprintf(stderr, "\r[%.*s%*s] %lld/%lld", k, "########################################", w - k,
+            "", (long long)done, (long long)total);
+    if (done >= total) fprintf(stderr, "\n");
+    return 0;
+}
+
+static int cmd_explain(const args *a) {
+    const char *const *methods = idl_explain_methods();
+    bool known = false;
+    for (int i = 0; methods[i]; i++)
+        known = known || !strcmp(methods[i], a->method);
+    if (!known) {
+        fprintf(stderr, "interpretdl: unknown method '%s'; methods:", a->method);
+        for (int i = 0; methods[i]; i++)
+            fprintf(stderr, " %s", methods[i]);
+        fprintf(stderr, "\n");
+        return EXIT_USAGE;
+    }
+    if (a->n_outs != 1) return usage_error("%s", "explain needs one --out FILE.npy");
+    idl_model *m = NULL;
+    idl_session *s = NULL;
+    idl_tensor *in[MAX_ARGS] = { 0 };
+    const char *names[MAX_ARGS];
+    int64_t *targets = NULL;
+    int named = 0, rc = open_model(a, &m, &s);
+    if (!rc) rc = load_inputs(a, m, in, names, &named);
+    idl_explain_request rq = idl_explain_request_default();
+    rq.inputs = (const idl_tensor *const *)in;
+    rq.input_names = named ? names : NULL;
+    rq.n_inputs = a->n_inputs;
+    rq.output = a->output_index;
+    rq.layer = a->layer;
+    if (!rc && a->objective && idl_objective_kind_parse(a->objective, &rq.objective))
+        rc = usage_error("%s", idl_last_error());
+    if (!rc && a->objective && rq.objective == IDL_OBJ_SEED)
+        rc = usage_error("%s", "explain takes --objective logit, probability or log_probability");
+    if (!rc && a->seed) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(a->seed, &end, 10);
+        if (errno || !*a->seed || *end || a->seed[0] == '-')
+            rc = usage_error("--seed needs a non-negative integer, got '%s'", a->seed);
+        rq.seed = v;
+    }
+    if (!rc && a->target && strcmp(a->target, "top1") != 0) {
+        int64_t n = 1;
+        for (int i = 0; i < a->n_inputs; i++)
+            if (in[i]->ndim >= 1 && idl_tensor_numel(in[i]) > 16) {
+                n = in[i]->shape[0];
+                break;
+            }
+        rc = parse_targets(a->target, n, &targets);
+        rq.targets = targets;
+    }
+    if (!rc && isatty(2)) rq.progress = progress_bar;
+    idl_explanation e = { 0 };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc && idl_explain(s, a->method, &rq, a->sets, a->n_sets, &e)) {
+        int code = strstr(idl_last_error(), "setting") ? EXIT_USAGE : EXIT_RUNTIME;
+        fprintf(stderr, "interpretdl: explain %s: %s\n", a->method, idl_last_error());
+        rc = code;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc && idl_npy_save(a->outs[0], e.attribution)) rc = runtime_error("cannot write --out");
+    if (!rc && a->json) rc = write_json(a, &e, targets, secs);
+    if (!rc) {
+        for (int64_t b = 0; b < e.n; b++) {
+            printf("sample %lld: target %lld score %.6g", (long long)b, (long long)e.targets[b],
+                   (double)e.score[b]);
+            if (e.delta)
+                printf(" baseline %.6g completeness error %.3g", (double)e.baseline_score[b],
+                       e.delta[b]);
+            printf("\n");
+        }
+        printf("wrote %s", a->outs[0]);
+        print_summary("", e.attribution);
+        if (e.layer[0]) printf("layer %s\n", e.layer);
+        printf("%lld passes in %.3f s\n", (long long)e.passes, secs);
+    }
+    idl_explanation_clear(&e);
+    free(targets);
+    for (int i = 0; i < MAX_ARGS; i++)
+        idl_tensor_free(in[i]);
+    idl_session_free(s);
+    idl_model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
@@ -551,5 +759,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "info")) return cmd_info(&a);
     if (!strcmp(argv[1], "run")) return cmd_run(&a);
     if (!strcmp(argv[1], "grad")) return cmd_grad(&a);
+    if (!strcmp(argv[1], "explain")) return cmd_explain(&a);
     return usage_error("unknown command '%s'", argv[1]);
 }

@@ -47,12 +47,20 @@ struct idl_session {
     idl_tensor *obj_values; /* (N) */
     int64_t *targets;
     int64_t n_targets;
+    int relu_rule; /* IDL__RELU_* : backward rule of Relu nodes (guided backprop, deconvnet) */
     /* attention discovery (attention.c) */
     idl_attention_info attn;
     idl_attention_block *attn_blocks;
     char *attn_strings[64]; /* override names kept alive */
     int n_attn_strings;
 };
+
+/* Backward rules of Relu nodes, overridable per session (autodiff/backward.c):
+ *   DEFAULT  dx = dy * (x > 0)
+ *   GUIDED   dx = max(dy, 0) * (x > 0)   guided backpropagation (Springenberg et al.)
+ *   DECONV   dx = max(dy, 0)             DeconvNet (Zeiler & Fergus) */
+enum { IDL__RELU_DEFAULT = 0, IDL__RELU_GUIDED = 1, IDL__RELU_DECONV = 2 };
+void idl__session_set_relu_rule(idl_session *s, int rule);
 
 /* Frees the attention discovery results. */
 void idl__attention_clear(idl_session *s);

@@ -1,0 +1,99 @@
+/* interpret_internal.h — what the explanation methods (src/interpret/) share: the run context
+ * (inputs in model order, batch, targets, the tensor attributed to and its clean value) and the
+ * batched evaluator that computes the gradient of the objective at many points of the wrt
+ * tensor, internal_batch rows per forward/backward. */
+#pragma once
+
+#include "core/internal.h"
+#include "interpretdl/explain.h"
+#include "session/session_internal.h"
+
+#define IDL__XMAX_IN 64
+
+typedef struct idl__xrun {
+    idl_session *s;
+    const idl_explain_request *rq;
+    const idl_tensor *in[IDL__XMAX_IN]; /* graph inputs in model order (borrowed) */
+    int n_in;
+    int64_t N;               /* samples */
+    idl_objective_kind kind; /* objective */
+    int output;              /* graph output with the class scores */
+    int64_t n_classes;
+    int64_t *targets; /* (N) */
+    float *score;     /* (N) objective at the clean input */
+    /* the tensor attributed to (idl__x_begin with need_wrt) */
+    char wrt[256];
+    int wrt_input; /* index of the graph input, or -1: an intermediate (tapped) */
+    int64_t numel; /* elements of one sample */
+    int wrt_ndim;
+    int64_t wrt_shape[IDL_MAX_DIMS]; /* with the batch axis */
+    float *x;                        /* (N * numel) clean value */
+    int rows;                        /* rows per internal pass */
+    int64_t passes, total;           /* progress */
+    /* chunk buffers */
+    idl_tensor *bin[IDL__XMAX_IN];
+    int64_t bin_rows;
+    float *pts; /* tap source (intermediate wrt) */
+    int64_t *btargets;
+} idl__xrun;
+
+/* Rows to evaluate: row r belongs to sample sample(r); point(r, dst) writes the wrt value of that
+ * row (numel floats); take(r, grad, obj) receives the gradient (NULL when no gradient was asked
+ * for) and the objective value of the row. Rows are visited in increasing order. */
+typedef struct idl__xrows {
+    int64_t n;
+    void *u;
+    int64_t (*sample)(void *u, int64_t row);
+    void (*point)(void *u, int64_t row, float *dst);
+    void (*take)(void *u, int64_t row, const float *grad, float obj);
+} idl__xrows;
+
+/* Orders and checks the inputs, runs the clean forward pass, fixes targets and clean scores; with
+ * need_wrt resolves and copies the wrt tensor. On failure everything is released. */
+idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq, bool need_wrt);
+void idl__x_end(idl__xrun *r);
+/* Evaluates the rows (gradients when want_grad). Honours progress and the abort callback. The
+ * clean pass's results on the session are overwritten. */
+idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad);
+/* The objective of this run with its targets (borrowed from r). */
+idl_objective idl__x_objective(const idl__xrun *r);
+/* Objective value of one score row. */
+float idl__objective_value(const float *row, int64_t n_classes, int64_t t, idl_objective_kind k);
+/* Fills e->n, targets, score, wrt from the run and allocates the attribution of the given shape
+ * (zeroed). */
+idl_status idl__x_result(const idl__xrun *r, idl_explanation *e, int ndim, const int64_t *shape);
+/* Per-sample noise standard deviation: noise_abs if > 0, else noise * (max - min) of the sample. */
+void idl__x_sigma(const idl__xrun *r, float noise, float noise_abs, float *sigma);
+/* The word-embedding Gather output of a token-id model: a Gather whose data is a 2-D float
+ * initializer and whose indices derive from the first integer graph input. NULL if none. */
+const char *idl__word_embedding(const idl_model *m);
+
+/* Random streams: distinct purposes never share a stream. */
+enum {
+    IDL__STREAM_NOISE = 1,
+    IDL__STREAM_ALPHA = 2,
+    IDL__STREAM_BASELINE = 3,
+    IDL__STREAM_PICK = 4
+};
+#define IDL__STREAM(purpose, k) (((uint64_t)(purpose) << 48) | (uint64_t)(k))
+
+/* Baselines (gradient.c): the baseline of trial t for sample i into dst (numel floats). */
+idl_status idl__baseline_check(const idl__xrun *r, const idl_baseline *b, int *trials);
+idl_status idl__baseline_fill(const idl__xrun *r, const idl_baseline *b, int t, int64_t i,
+                              float *dst);
+
+/* Noise of draw s for sample i (numel floats): the replay tensor's, or sigma[i] * N(0, 1) keyed by
+ * (seed, s) — the same pattern for every sample of a batch. */
+void idl__draw_noise(const idl__xrun *r, const idl_tensor *replay, const float *sigma, int64_t s,
+                     int64_t i, float *dst);
+/* Checks a replay tensor: (draws, wrt shape) when per_row == numel, (draws, N) when per_row == 1.
+ */
+idl_status idl__check_replay(const idl__xrun *r, const idl_tensor *t, int64_t draws,
+                             const char *what, int64_t per_row);
+
+/* Integrated Gradients quadrature: alpha and weight of each of n steps. */
+idl_status idl__ig_quadrature(idl_ig_method m, int n, double *alpha, double *w);
+
+/* Parses the baseline setting value: zero, black, uniform, blur, random or a .npy path (loaded
+ * into *owned). */
+idl_status idl__baseline_parse(const char *v, idl_baseline *b, idl_tensor **owned);

@@ -1,0 +1,661 @@
+/* registry.c — methods by name with "key=value" settings: the one path shared by the command line,
+ * batch runs and bindings. Also the two composite methods, noise_tunnel (any method averaged over
+ * noisy copies of the input, Captum's NoiseTunnel) and consensus (one method over several models,
+ * each map reduced and normalised, then averaged: Li et al.'s Consensus; InterpretDL returns the
+ * raw maps and leaves this aggregation to the user). */
+#include "interpret/interpret_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SET 64
+
+typedef struct kv {
+    char key[64];
+    const char *val;
+    bool used;
+} kv;
+
+typedef struct kvs {
+    kv v[MAX_SET];
+    int n;
+    idl_tensor *owned[8]; /* tensors loaded from files */
+    int n_owned;
+    const char *method;
+} kvs;
+
+static void kvs_free(kvs *k) {
+    for (int i = 0; i < k->n_owned; i++)
+        idl_tensor_free(k->owned[i]);
+    k->n_owned = 0;
+}
+
+static idl_status kvs_parse(kvs *k, const char *method, const char *const *set, int n) {
+    memset(k, 0, sizeof *k);
+    k->method = method;
+    if (n < 0 || (n && !set)) return idl__error(IDL_ERR_INVALID_ARG, "bad settings array");
+    if (n > MAX_SET) return idl__error(IDL_ERR_INVALID_ARG, "more than %d settings", MAX_SET);
+    for (int i = 0; i < n; i++) {
+        const char *eq = set[i] ? strchr(set[i], '=') : NULL;
+        if (!eq || eq == set[i] || (size_t)(eq - set[i]) >= sizeof k->v[0].key)
+            return idl__error(IDL_ERR_INVALID_ARG, "setting '%s' is not key=value",
+                              set[i] ? set[i] : "(null)");
+        memcpy(k->v[i].key, set[i], (size_t)(eq - set[i]));
+        k->v[i].key[eq - set[i]] = 0;
+        k->v[i].val = eq + 1;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(k->v[j].key, k->v[i].key))
+                return idl__error(IDL_ERR_INVALID_ARG, "setting '%s' given twice", k->v[i].key);
+    }
+    k->n = n;
+    return IDL_OK;
+}
+
+static const char *kv_get(kvs *k, const char *key) {
+    for (int i = 0; i < k->n; i++)
+        if (!strcmp(k->v[i].key, key)) {
+            k->v[i].used = true;
+            return k->v[i].val;
+        }
+    return NULL;
+}
+
+static idl_status bad(kvs *k, const char *key, const char *val, const char *want) {
+    return idl__error(IDL_ERR_INVALID_ARG, "%s: setting %s=%s: expected %s", k->method, key, val,
+                      want);
+}
+
+static idl_status get_int(kvs *k, const char *key, int *out, long lo, long hi) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi) {
+        char want[96];
+        snprintf(want, sizeof want, "an integer in %ld..%ld", lo, hi);
+        return bad(k, key, v, want);
+    }
+    *out = (int)x;
+    return IDL_OK;
+}
+
+static idl_status get_u64(kvs *k, const char *key, uint64_t *out) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || *v == '-') return bad(k, key, v, "a non-negative integer");
+    *out = (uint64_t)x;
+    return IDL_OK;
+}
+
+static idl_status get_float(kvs *k, const char *key, float *out, double lo, double hi) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x) || x < lo || x > hi) {
+        char want[96];
+        snprintf(want, sizeof want, "a number in [%g, %g]", lo, hi);
+        return bad(k, key, v, want);
+    }
+    *out = (float)x;
+    return IDL_OK;
+}
+
+static idl_status get_bool(kvs *k, const char *key, int *out) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+        *out = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+        *out = 0;
+    else
+        return bad(k, key, v, "0 or 1");
+    return IDL_OK;
+}
+
+static idl_status get_enum(kvs *k, const char *key, const char *const *names, int n, int *out) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    char want[256] = "one of";
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            return IDL_OK;
+        }
+        snprintf(want + strlen(want), sizeof want - strlen(want), " %s", names[i]);
+    }
+    return bad(k, key, v, want);
+}
+
+static idl_status get_npy(kvs *k, const char *key, const idl_tensor **out) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    if (k->n_owned >= 8) return idl__error(IDL_ERR_INVALID_ARG, "too many file settings");
+    idl_status st = idl_npy_load(v, &k->owned[k->n_owned]);
+    if (st) return idl__error_prefix(st, "%s: setting %s=%s: ", k->method, key, v);
+    *out = k->owned[k->n_owned++];
+    return IDL_OK;
+}
+
+static idl_status get_floats(kvs *k, const char *key, float *out, int n) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    const char *p = v;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || !isfinite(x)) return bad(k, key, v, "comma-separated numbers");
+        out[i] = (float)x;
+        p = end;
+        if (*p == ',')
+            p++;
+        else {
+            if (*p || i != n - 1) {
+                if (!*p && i < n - 1) { /* fewer values: repeat the last */
+                    for (int j = i + 1; j < n; j++)
+                        out[j] = out[i];
+                    return IDL_OK;
+                }
+                return bad(k, key, v, "comma-separated numbers");
+            }
+        }
+    }
+    return IDL_OK;
+}
+
+static idl_status get_baseline(kvs *k, idl_baseline *b) {
+    const char *v = kv_get(k, "baseline");
+    idl_status st = IDL_OK;
+    if (v) {
+        if (k->n_owned >= 8) return idl__error(IDL_ERR_INVALID_ARG, "too many file settings");
+        idl_tensor *t = NULL;
+        st = idl__baseline_parse(v, b, &t);
+        if (t) k->owned[k->n_owned++] = t;
+        if (st) return idl__error_prefix(st, "%s: ", k->method);
+    }
+    if (!st) st = get_float(k, "blur_sigma", &b->blur_sigma, 1e-3, 1e4);
+    if (!st) st = get_int(k, "trials", &b->trials, 1, 100000);
+    if (!st) st = get_floats(k, "mean", b->mean, 4);
+    if (!st) st = get_floats(k, "std", b->std, 4);
+    return st;
+}
+
+/* Settings every method takes; they override the request's fields. */
+static idl_status common(kvs *k, idl_explain_request *rq) {
+    static const char *const objs[] = { "logit", "probability", "log_probability" };
+    int o = (int)rq->objective;
+    idl_status st = get_enum(k, "objective", objs, 3, &o);
+    rq->objective = (idl_objective_kind)o;
+    if (!st) st = get_int(k, "output", &rq->output, 0, 1 << 20);
+    if (!st) st = get_int(k, "internal_batch", &rq->internal_batch, 0, 1 << 20);
+    if (!st) st = get_u64(k, "seed", &rq->seed);
+    const char *w = kv_get(k, "wrt");
+    if (w) rq->wrt = w;
+    const char *l = kv_get(k, "layer");
+    if (l) rq->layer = l;
+    return st;
+}
+
+static idl_status all_used(kvs *k, const char *help) {
+    for (int i = 0; i < k->n; i++)
+        if (!k->v[i].used)
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "%s does not take the setting '%s'; it takes: %s (and objective, "
+                              "output, internal_batch, seed, wrt, layer)",
+                              k->method, k->v[i].key, help);
+    return IDL_OK;
+}
+
+/* ---- the table ---- */
+
+typedef idl_status (*run_fn)(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                             idl_explanation *out);
+
+typedef struct method {
+    const char *name;
+    run_fn run;
+    const char *keys; /* for errors */
+    const char *help; /* one line per key */
+} method;
+
+static const method *find_method(const char *name);
+
+static idl_status run_saliency(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                               idl_explanation *out) {
+    idl_saliency_params p = idl_saliency_params_default();
+    idl_status st = get_bool(k, "abs", &p.abs);
+    if (!st) st = all_used(k, "abs");
+    if (!strcmp(name, "input_x_gradient")) return st ? st : idl_input_x_gradient(s, rq, out);
+    return st ? st : idl_saliency(s, rq, &p, out);
+}
+
+static idl_status smooth_settings(kvs *k, idl_smooth_params *p) {
+    idl_status st = get_int(k, "n_samples", &p->n_samples, 1, 1 << 24);
+    if (!st) st = get_float(k, "noise", &p->noise, 0, 1e6);
+    if (!st) st = get_float(k, "noise_abs", &p->noise_abs, 0, 1e9);
+    if (!st) st = get_npy(k, "noise_file", &p->noise_tensor);
+    return st;
+}
+
+static idl_status run_smoothgrad(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                                 idl_explanation *out) {
+    idl_smooth_params p = idl_smooth_params_default();
+    p.kind = !strcmp(name, "smoothgrad_sq") ? IDL_SMOOTH_SQ
+             : !strcmp(name, "vargrad")     ? IDL_SMOOTH_VAR
+                                            : IDL_SMOOTH_MEAN;
+    idl_status st = smooth_settings(k, &p);
+    if (!st) st = all_used(k, "n_samples, noise, noise_abs, noise_file");
+    return st ? st : idl_smoothgrad(s, rq, &p, out);
+}
+
+static idl_status run_ig(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                         idl_explanation *out) {
+    (void)name;
+    static const char *const methods[] = { "gausslegendre",  "riemann_left",      "riemann_right",
+                                           "riemann_middle", "riemann_trapezoid", "linspace",
+                                           "trapezoid" };
+    idl_ig_params p = idl_ig_params_default();
+    int m = (int)p.method;
+    idl_status st = get_int(k, "steps", &p.steps, 1, 100000);
+    if (!st) st = get_enum(k, "method", methods, 7, &m);
+    p.method = (idl_ig_method)m;
+    if (!st) st = get_baseline(k, &p.baseline);
+    if (!st) st = all_used(k, "steps, method, baseline, trials, blur_sigma, mean, std");
+    return st ? st : idl_integrated_gradients(s, rq, &p, out);
+}
+
+static idl_status run_gradshap(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                               idl_explanation *out) {
+    (void)name;
+    idl_gradient_shap_params p = idl_gradient_shap_params_default();
+    idl_status st = get_int(k, "n_samples", &p.n_samples, 1, 1 << 24);
+    if (!st) st = get_float(k, "noise", &p.noise, 0, 1e6);
+    if (!st) st = get_float(k, "noise_abs", &p.noise_abs, 0, 1e9);
+    if (!st) st = get_npy(k, "noise_file", &p.noise_tensor);
+    if (!st) st = get_npy(k, "alpha_file", &p.alpha_tensor);
+    if (!st) st = get_baseline(k, &p.baseline);
+    if (!st)
+        st = all_used(k, "n_samples, noise, noise_abs, noise_file, alpha_file, baseline, "
+                         "blur_sigma, mean, std");
+    return st ? st : idl_gradient_shap(s, rq, &p, out);
+}
+
+static idl_status run_guided(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                             idl_explanation *out) {
+    idl_guided_params p = { !strcmp(name, "deconvnet") };
+    idl_status st = all_used(k, "(none)");
+    return st ? st : idl_guided_backprop(s, rq, &p, out);
+}
+
+static idl_status run_cam(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                          idl_explanation *out) {
+    idl_cam_params p = idl_cam_params_default();
+    p.kind = !strcmp(name, "cam")                 ? IDL_CAM
+             : !strcmp(name, "gradcam_plus_plus") ? IDL_GRADCAM_PLUS_PLUS
+             : !strcmp(name, "xgradcam")          ? IDL_XGRADCAM
+             : !strcmp(name, "layercam")          ? IDL_LAYERCAM
+                                                  : IDL_GRADCAM;
+    idl_status st = get_bool(k, "relu", &p.relu);
+    if (!st) st = get_bool(k, "normalize", &p.normalize);
+    if (!st) st = get_bool(k, "upsample", &p.upsample);
+    if (!st) st = all_used(k, "relu, normalize, upsample");
+    return st ? st : idl_cam(s, rq, &p, out);
+}
+
+static idl_status run_guided_gradcam(idl_session *s, const char *name, idl_explain_request *rq,
+                                     kvs *k, idl_explanation *out) {
+    (void)name;
+    static const char *const modes[] = { "nearest", "bilinear" };
+    idl_guided_gradcam_params p = { 0 };
+    idl_status st = get_enum(k, "interpolate", modes, 2, &p.bilinear);
+    if (!st) st = all_used(k, "interpolate");
+    return st ? st : idl_guided_gradcam(s, rq, &p, out);
+}
+
+/* Collects the settings not consumed so far as "key=value" strings for a base method. */
+static int rest(kvs *k, char (*buf)[320], const char **ptrs) {
+    int n = 0;
+    for (int i = 0; i < k->n; i++)
+        if (!k->v[i].used) {
+            snprintf(buf[n], 320, "%s=%s", k->v[i].key, k->v[i].val);
+            ptrs[n] = buf[n];
+            k->v[i].used = true;
+            n++;
+        }
+    return n;
+}
+
+static idl_status run_noise_tunnel(idl_session *s, const char *name, idl_explain_request *rq,
+                                   kvs *k, idl_explanation *out) {
+    (void)name;
+    static const char *const types[] = { "smoothgrad", "smoothgrad_sq", "vargrad" };
+    idl_smooth_params p = idl_smooth_params_default();
+    int kind = 0;
+    const char *base = kv_get(k, "base");
+    idl_status st = smooth_settings(k, &p);
+    if (!st) st = get_enum(k, "nt_type", types, 3, &kind);
+    if (st) return st;
+    if (!base) return idl__error(IDL_ERR_INVALID_ARG, "noise_tunnel needs base=METHOD");
+    const method *bm = find_method(base);
+    if (!bm || !strcmp(base, "noise_tunnel") || !strcmp(base, "consensus"))
+        return idl__error(IDL_ERR_INVALID_ARG, "noise_tunnel: base=%s is not a method it can wrap",
+                          base);
+    char buf[MAX_SET][320];
+    const char *ptrs[MAX_SET];
+    int nb = rest(k, buf, ptrs);
+
+    idl__xrun r;
+    if ((st = idl__x_begin(&r, s, rq, true))) return st;
+    if (r.wrt_input < 0) {
+        idl__x_end(&r);
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "noise_tunnel adds noise to a graph input; '%s' is an intermediate "
+                          "tensor (use smoothgrad for embeddings)",
+                          r.wrt);
+    }
+    if (p.noise_tensor &&
+        (st = idl__check_replay(&r, p.noise_tensor, p.n_samples, "noise_file", r.numel))) {
+        idl__x_end(&r);
+        return st;
+    }
+    int64_t n = r.N * r.numel;
+    float *sigma = idl__calloc((size_t)r.N, sizeof(float));
+    idl_tensor *noisy = NULL;
+    double *sum = NULL, *sum2 = NULL;
+    int64_t an = 0;
+    if (!sigma) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+    if (!st) st = idl_tensor_clone(r.in[r.wrt_input], &noisy);
+    idl_explain_request rq2 = *rq;
+    const idl_tensor *ins[IDL__XMAX_IN];
+    for (int i = 0; i < r.n_in; i++)
+        ins[i] = i == r.wrt_input ? noisy : r.in[i];
+    rq2.inputs = ins;
+    rq2.input_names = NULL;
+    rq2.n_inputs = r.n_in;
+    rq2.targets = r.targets;
+    rq2.progress = NULL;
+    if (!st) idl__x_sigma(&r, p.noise, p.noise_abs, sigma);
+    for (int64_t d = 0; !st && d < p.n_samples; d++) {
+        float *xv = noisy->data;
+        for (int64_t i = 0; i < r.N; i++) {
+            idl__draw_noise(&r, p.noise_tensor, sigma, d, i, xv + i * r.numel);
+            for (int64_t j = 0; j < r.numel; j++)
+                xv[i * r.numel + j] += r.x[i * r.numel + j];
+        }
+        idl_explanation e;
+        if ((st = idl_explain(s, base, &rq2, ptrs, nb, &e))) break;
+        if (!sum) {
+            an = idl_tensor_numel(e.attribution);
+            sum = idl__calloc((size_t)an, sizeof(double));
+            sum2 = idl__calloc((size_t)an, sizeof(double));
+            if (!sum || !sum2) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+            if (!st) st = idl__x_result(&r, out, e.attribution->ndim, e.attribution->shape);
+            if (!st) strcpy(out->layer, e.layer), strcpy(out->wrt, e.wrt[0] ? r.wrt : "");
+        }
+        if (!st) {
+            const float *a = e.attribution->data;
+            for (int64_t j = 0; j < an; j++)
+                sum[j] += a[j], sum2[j] += (double)a[j] * a[j];
+            out->passes += e.passes;
+        }
+        idl_explanation_clear(&e);
+        if (!st && rq->progress && rq->progress(d + 1, p.n_samples, rq->progress_user))
+            st = idl__error(IDL_ERR_ABORTED, "aborted by the progress callback");
+    }
+    (void)n;
+    if (!st) {
+        float *a = out->attribution->data;
+        for (int64_t j = 0; j < an; j++) {
+            double m = sum[j] / p.n_samples, m2 = sum2[j] / p.n_samples;
+            a[j] = (float)(kind == 0 ? m : kind == 1 ? m2 : m2 - m * m);
+        }
+    } else {
+        idl_explanation_clear(out);
+    }
+    idl_tensor_free(noisy);
+    idl__free(sigma);
+    idl__free(sum);
+    idl__free(sum2);
+    idl__x_end(&r);
+    return st;
+}
+
+/* (N, H, W) map of one model's explanation: sum over channels of |a| for (N, C, H, W), a CAM map
+ * resized bilinearly to (H, W); then min-max per sample. */
+static idl_status consensus_map(const idl_explanation *e, int64_t H, int64_t W, float *dst) {
+    const idl_tensor *a = e->attribution;
+    int64_t N = a->shape[0];
+    if (a->ndim == 4 && a->shape[2] == H && a->shape[3] == W) {
+        int64_t C = a->shape[1];
+        const float *v = a->data;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t q = 0; q < H * W; q++) {
+                float s = 0;
+                for (int64_t c = 0; c < C; c++)
+                    s += fabsf(v[(i * C + c) * H * W + q]);
+                dst[i * H * W + q] = s;
+            }
+    } else if (a->ndim == 3) {
+        int64_t h = a->shape[1], w = a->shape[2];
+        const float *v = a->data;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t y = 0; y < H; y++) {
+                double fy = (y + 0.5) * ((double)h / H) - 0.5;
+                fy = fy < 0 ? 0 : fy;
+                int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
+                for (int64_t x = 0; x < W; x++) {
+                    double fx = (x + 0.5) * ((double)w / W) - 0.5;
+                    fx = fx < 0 ? 0 : fx;
+                    int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+                    const float *p = v + i * h * w;
+                    double ay = fy - y0, ax = fx - x0;
+                    dst[(i * H + y) * W + x] =
+                        (float)((p[y0 * w + x0] * (1 - ax) + p[y0 * w + x1] * ax) * (1 - ay) +
+                                (p[y1 * w + x0] * (1 - ax) + p[y1 * w + x1] * ax) * ay);
+                }
+            }
+    } else {
+        char b[128];
+        return idl__error(IDL_ERR_SHAPE,
+                          "consensus: an explanation of shape %s cannot be put on the image grid",
+                          idl__shape_str(a->ndim, a->shape, b, sizeof b));
+    }
+    for (int64_t i = 0; i < N; i++) {
+        float *m = dst + i * H * W, lo = m[0], hi = m[0];
+        for (int64_t q = 1; q < H * W; q++)
+            lo = m[q] < lo ? m[q] : lo, hi = m[q] > hi ? m[q] : hi;
+        for (int64_t q = 0; q < H * W; q++)
+            m[q] = hi > lo ? (m[q] - lo) / (hi - lo) : 0.0f;
+    }
+    return IDL_OK;
+}
+
+static idl_status run_consensus(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                                idl_explanation *out) {
+    (void)name;
+    const char *base = kv_get(k, "base");
+    const char *models = kv_get(k, "models");
+    if (!base) return idl__error(IDL_ERR_INVALID_ARG, "consensus needs base=METHOD");
+    const method *bm = find_method(base);
+    if (!bm || !strcmp(base, "consensus"))
+        return idl__error(IDL_ERR_INVALID_ARG, "consensus: base=%s is not a method", base);
+    char buf[MAX_SET][320];
+    const char *ptrs[MAX_SET];
+    int nb = rest(k, buf, ptrs);
+    /* image size: the first float 4-D input */
+    int64_t H = 0, W = 0, N = 0;
+    for (int i = 0; i < rq->n_inputs && rq->inputs; i++)
+        if (rq->inputs[i] && rq->inputs[i]->dtype == IDL_DT_F32 && rq->inputs[i]->ndim == 4) {
+            N = rq->inputs[i]->shape[0], H = rq->inputs[i]->shape[2], W = rq->inputs[i]->shape[3];
+            break;
+        }
+    if (!H) return idl__error(IDL_ERR_INVALID_ARG, "consensus needs an image input (N, C, H, W)");
+    float *acc = idl__calloc((size_t)(N * H * W), sizeof(float));
+    float *one = idl__calloc((size_t)(N * H * W), sizeof(float));
+    if (!acc || !one) {
+        idl__free(acc);
+        idl__free(one);
+        return idl__error(IDL_ERR_NOMEM, "out of memory");
+    }
+    idl_status st = IDL_OK;
+    int n_models = 0;
+    const char *p = models;
+    memset(out, 0, sizeof *out);
+    for (int mi = 0; !st; mi++) {
+        idl_session *ms = s;
+        idl_model *mm = NULL;
+        char path[1024];
+        if (mi > 0) {
+            if (!p || !*p) break;
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len == 0 || len >= sizeof path) {
+                st = idl__error(IDL_ERR_INVALID_ARG, "consensus: bad models list '%s'", models);
+                break;
+            }
+            memcpy(path, p, len);
+            path[len] = 0;
+            p = comma ? comma + 1 : p + len;
+            if ((st = idl_model_load(path, NULL, &mm))) {
+                st = idl__error_prefix(st, "consensus: model %s: ", path);
+                break;
+            }
+            idl_session_opts so = s->opts;
+            if ((st = idl_session_new(mm, &so, &ms))) {
+                idl_model_free(mm);
+                break;
+            }
+        }
+        idl_explanation e;
+        st = idl_explain(ms, base, rq, ptrs, nb, &e);
+        if (!st) st = consensus_map(&e, H, W, one);
+        if (!st) {
+            for (int64_t j = 0; j < N * H * W; j++)
+                acc[j] += one[j];
+            n_models++;
+            if (mi == 0) {
+                *out = e; /* keep targets and scores of the first model */
+                idl_tensor_free(out->attribution);
+                out->attribution = NULL;
+                e.targets = NULL, e.score = NULL, e.baseline_score = NULL, e.delta = NULL;
+                memset(&e, 0, sizeof e);
+            } else {
+                out->passes += e.passes;
+            }
+        }
+        idl_explanation_clear(&e);
+        if (mi > 0) {
+            idl_session_free(ms);
+            idl_model_free(mm);
+        }
+    }
+    if (!st) {
+        int64_t shape[3] = { N, H, W };
+        st = idl_tensor_new(IDL_DT_F32, 3, shape, &out->attribution);
+    }
+    if (!st) {
+        float *a = out->attribution->data;
+        for (int64_t j = 0; j < N * H * W; j++)
+            a[j] = acc[j] / (float)n_models;
+    } else {
+        idl_explanation_clear(out);
+    }
+    idl__free(acc);
+    idl__free(one);
+    return st;
+}
+
+static const method g_methods[] = {
+    { "saliency", run_saliency, "abs", "abs=1  1: |gradient| (Captum's default); 0: signed\n" },
+    { "input_x_gradient", run_saliency, "", "(no settings) gradient times input\n" },
+    { "smoothgrad", run_smoothgrad, "",
+      "n_samples=50  noisy copies\n"
+      "noise=0.1  sigma = noise * (max - min) of each sample\n"
+      "noise_abs=0  > 0: sigma itself\n"
+      "noise_file=F.npy  replay: noise of shape (n_samples, input shape)\n" },
+    { "smoothgrad_sq", run_smoothgrad, "", "as smoothgrad; mean of squared gradients\n" },
+    { "vargrad", run_smoothgrad, "", "as smoothgrad; variance of the gradients\n" },
+    { "noise_tunnel", run_noise_tunnel, "",
+      "base=METHOD  the method averaged over noisy inputs (its settings pass through)\n"
+      "nt_type=smoothgrad  smoothgrad | smoothgrad_sq | vargrad\n"
+      "n_samples=50, noise=0.1, noise_abs=0, noise_file=F.npy  as smoothgrad\n" },
+    { "integrated_gradients", run_ig, "",
+      "steps=50\n"
+      "method=gausslegendre  gausslegendre | riemann_left | riemann_right | riemann_middle | "
+      "riemann_trapezoid (Captum's) | trapezoid (exact) | linspace (InterpretDL's)\n"
+      "baseline=zero  zero | black | uniform | blur | random | F.npy\n"
+      "trials=10  random baselines averaged (baseline=random)\n"
+      "blur_sigma=10  pixels (baseline=blur)\n"
+      "mean=0.485,0.456,0.406 std=0.229,0.224,0.225  normalisation (baseline=black)\n" },
+    { "gradient_shap", run_gradshap, "",
+      "n_samples=5\n"
+      "noise=0  relative noise added to the input (InterpretDL: 0.1); noise_abs=0\n"
+      "baseline=zero  as integrated_gradients; F.npy of (K, sample shape) is a distribution\n"
+      "noise_file=F.npy (n_samples, input shape), alpha_file=F.npy (n_samples, N)  replay\n" },
+    { "guided_backprop", run_guided, "", "(no settings) ReLU backward = relu(dy) * (x > 0)\n" },
+    { "deconvnet", run_guided, "", "(no settings) ReLU backward = relu(dy)\n" },
+    { "cam", run_cam, "",
+      "relu=0, normalize=0, upsample=0  (layer=NAME: the input of the global pooling)\n" },
+    { "gradcam", run_cam, "",
+      "layer=NAME  default: the input of the last global average pooling\n"
+      "relu=1  0: Captum's LayerGradCam default\n"
+      "normalize=0  1: min-max per sample\n"
+      "upsample=0  1: bilinear to the input size\n" },
+    { "gradcam_plus_plus", run_cam, "", "as gradcam\n" },
+    { "xgradcam", run_cam, "", "as gradcam\n" },
+    { "layercam", run_cam, "", "as gradcam\n" },
+    { "guided_gradcam", run_guided_gradcam, "",
+      "layer=NAME  as gradcam\n"
+      "interpolate=nearest  nearest (Captum) | bilinear (the paper)\n" },
+    { "consensus", run_consensus, "",
+      "base=METHOD  the method run on every model (its settings pass through)\n"
+      "models=B.onnx,C.onnx  the other models (the session's model comes first)\n" },
+};
+#define N_METHODS ((int)(sizeof g_methods / sizeof *g_methods))
+
+static const method *find_method(const char *name) {
+    for (int i = 0; i < N_METHODS; i++)
+        if (!strcmp(g_methods[i].name, name)) return &g_methods[i];
+    return NULL;
+}
+
+const char *const *idl_explain_methods(void) {
+    static const char *names[N_METHODS + 1];
+    for (int i = 0; i < N_METHODS; i++)
+        names[i] = g_methods[i].name;
+    names[N_METHODS] = NULL;
+    return names;
+}
+
+const char *idl_explain_help(const char *name) {
+    const method *m = name ? find_method(name) : NULL;
+    return m ? m->help : NULL;
+}
+
+idl_status idl_explain(idl_session *s, const char *name, const idl_explain_request *rq,
+                       const char *const *settings, int n_settings, idl_explanation *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!s || !name || !rq || !out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
+    const method *m = find_method(name);
+    if (!m) {
+        char close[256];
+        const char *const *names = idl_explain_methods();
+        idl__close_matches(name, names, N_METHODS, close, sizeof close);
+        return idl__error(IDL_ERR_NOT_FOUND, "unknown method '%s'%s%s", name,
+                          close[0] ? "; did you mean " : "", close);
+    }
+    kvs k;
+    idl_status st = kvs_parse(&k, name, settings, n_settings);
+    idl_explain_request r = *rq;
+    if (!st) st = common(&k, &r);
+    if (!st) st = m->run(s, name, &r, &k, out);
+    kvs_free(&k);
+    return st;
+}
