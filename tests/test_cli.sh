@@ -62,5 +62,22 @@ expect 0 "attention: 2 blocks" -- "$CLI" info "$TXT/model.onnx" $TI
 cp "$T/g.npy" "$T/keep.npy"
 "$CLI" grad "$MODEL" --input "$INPUT" --target 99999 --out "$T/g.npy" >/dev/null 2>&1
 cmp -s "$T/g.npy" "$T/keep.npy" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: output overwritten on failure"; }
+# explain: the contract `interpretdl explain METHOD --model M --input x.npy --target K --set objective=logit --out a.npy`
+expect 0 "integrated_gradients" -- "$CLI" explain --help
+expect 2 "missing METHOD" -- "$CLI" explain
+expect 2 "unknown method 'saliancy'" -- "$CLI" explain saliancy --model "$MODEL" --input "$INPUT" --out "$T/a.npy"
+expect 2 "missing MODEL" -- "$CLI" explain saliency --input "$INPUT" --out "$T/a.npy"
+expect 2 "needs one --out" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT"
+expect 2 "--set needs key=value" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --set abs --out "$T/a.npy"
+expect 2 "does not take the setting 'stepz'" -- "$CLI" explain integrated_gradients --model "$MODEL" --input "$INPUT" --set stepz=3 --out "$T/a.npy"
+expect 2 "steps=-1: expected an integer" -- "$CLI" explain integrated_gradients --model "$MODEL" --input "$INPUT" --set steps=-1 --out "$T/a.npy"
+expect 1 "no tensor named 'nope'" -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --layer nope --out "$T/a.npy"
+expect 2 "--seed needs a non-negative integer" -- "$CLI" explain smoothgrad --model "$MODEL" --input "$INPUT" --seed x --out "$T/a.npy"
+[ -f "$T/a.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
+expect 0 "completeness error" -- "$CLI" explain integrated_gradients --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --set steps=8 --out "$T/a.npy" --json "$T/a.json"
+grep -q '"completeness_error"' "$T/a.json" && grep -q '"target": 1' "$T/a.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: explain --json lacks fields"; }
+expect 0 "layer " -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --out "$T/c.npy"
+# shellcheck disable=SC2086
+expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

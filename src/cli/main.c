@@ -1,4 +1,4 @@
-/* main.c — the interpretdl command line (public API only): info, run, grad.
+/* main.c — the interpretdl command line (public API only): info, run, grad, explain.
  * Exit status: 0 success, 1 runtime error, 2 usage error. */
 #include "interpretdl/interpretdl.h"
 
@@ -31,6 +31,10 @@ static const char *USAGE =
     "                                       batch) w.r.t. the input or any named tensor; --seed\n"
     "                                       differentiates sum(output * s) instead (any output\n"
     "                                       shape, e.g. segmentation maps)\n"
+    "  explain METHOD --model MODEL --input x.npy [--target K] [--set key=value]... --out a.npy\n"
+    "                                       an explanation (saliency, smoothgrad,\n"
+    "                                       integrated_gradients, gradcam, ...): `interpretdl\n"
+    "                                       explain --help` lists the methods and settings\n"
     "\n"
     "common options:\n"
     "  --threads N      kernel threads (default: all cores)\n"
@@ -40,6 +44,20 @@ static const char *USAGE =
     "defaults: --target top1 (argmax of the clean pass), --objective probability, --wrt input\n"
     "(the first float32 graph input; for a model fed token ids, the embedding output found by\n"
     "attention discovery). With several --wrt, give as many --out files in the same order.\n";
+
+static const char *EXPLAIN_USAGE =
+    "usage: interpretdl explain METHOD --model MODEL --input x.npy [--input name=y.npy]...\n"
+    "       [--target K[,K...]|top1] [--objective logit|probability|log_probability]\n"
+    "       [--layer TENSOR] [--seed S] [--set key=value]... --out attribution.npy [--json "
+    "run.json]\n"
+    "\n"
+    "Explains the prediction for every sample of the batch at once. Defaults: the argmax class of\n"
+    "the clean pass, the probability objective (InterpretDL's), seed 0. --json writes the "
+    "targets,\n"
+    "scores, completeness error (path methods), layer, settings and timing. Settings every method\n"
+    "takes: objective, output, internal_batch (rows per internal pass, default 16), seed, wrt\n"
+    "(tensor attributed to: default the first float32 input, or the word-embedding output of a\n"
+    "token-id model), layer. Methods and their own settings (defaults shown):\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...);
 static int usage_error(const char *fmt, ...) {
@@ -738,6 +756,24 @@ static int cmd_explain(const args *a) {
     return rc;
 }
 
+/* interpretdl explain [METHOD] --help: the methods and their settings */
+static int explain_help(const char *method) {
+    const char *const *m = idl_explain_methods();
+    printf("%s", EXPLAIN_USAGE);
+    for (int i = 0; m[i]; i++) {
+        if (method && strcmp(method, m[i]) != 0) continue;
+        printf("\n%s\n", m[i]);
+        const char *h = idl_explain_help(m[i]);
+        while (h && *h) {
+            const char *nl = strchr(h, '\n');
+            int len = nl ? (int)(nl - h) : (int)strlen(h);
+            printf("    %.*s\n", len, h);
+            h += len + (nl ? 1 : 0);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
@@ -750,6 +786,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            if (!strcmp(argv[1], "explain")) return explain_help(i > 2 ? argv[2] : NULL);
             fputs(USAGE, stdout);
             return 0;
         }
