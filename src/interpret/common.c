@@ -8,7 +8,23 @@
 #include <math.h>
 #include <string.h>
 
-#define IDL__DEFAULT_ROWS 16
+/* Automatic internal batch: as many rows as keep one pass's activations within ~32 MB (a
+ * cache-sized working set), between 1 and 16. On 2 cores resnet50 runs forward + backward in 151 ms
+ * per row at batch 1 but 400 ms at batch 12 (its 100 MB of activations per sample stream through
+ * memory); small models gain from batching their per-pass overhead. */
+#define IDL__MAX_ROWS   16
+#define IDL__ROWS_BYTES (32u << 20)
+
+static int auto_rows(const idl_session *s, int64_t n) {
+    const idl__plan *p = s->plan;
+    uint64_t bytes = 0;
+    for (int v = 0; v < p->n_values; v++)
+        if (s->m->values[v].kind != IDL__VAL_INIT && !p->vconst[v])
+            bytes += idl__tensor_bytes(&p->vals[v]);
+    uint64_t per = bytes / (uint64_t)(n > 0 ? n : 1);
+    uint64_t rows = per ? IDL__ROWS_BYTES / per : IDL__MAX_ROWS;
+    return (int)(rows < 1 ? 1 : rows > IDL__MAX_ROWS ? IDL__MAX_ROWS : rows);
+}
 
 idl_explain_request idl_explain_request_default(void) {
     idl_explain_request rq;
@@ -176,13 +192,13 @@ idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request 
                           rq->output, s->m->n_outputs);
     if (rq->internal_batch < 0)
         return idl__error(IDL_ERR_INVALID_ARG, "internal_batch must be >= 0");
-    r->rows = rq->internal_batch ? rq->internal_batch : IDL__DEFAULT_ROWS;
     idl_status st = order_inputs(r);
     if (!st) st = idl_session_forward(s, r->in, NULL, r->n_in);
     if (st) {
         idl__x_end(r);
         return st;
     }
+    r->rows = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N);
     const idl_tensor *y = idl_session_output(s, rq->output);
     int64_t nc = y->ndim >= 2 ? y->shape[y->ndim - 1] : 0;
     if (y->dtype != IDL_DT_F32 || y->ndim < 2 || y->shape[0] != r->N ||
@@ -300,7 +316,13 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
         }
         if ((st = idl_session_forward(r->s, bins, NULL, r->n_in))) break;
         const float *g = NULL, *ov = NULL;
-        if (want_grad) {
+        bool grad_here = want_grad;
+        if (grad_here && rows->need_grad) {
+            grad_here = false;
+            for (int64_t j = 0; j < cnt && !grad_here; j++)
+                grad_here = rows->need_grad(rows->u, r0 + j);
+        }
+        if (grad_here) {
             idl_objective o = idl__x_objective(r);
             o.targets = r->btargets;
             if ((st = idl_session_backward(r->s, &o, &wrt, 1))) break;

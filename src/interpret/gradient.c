@@ -325,7 +325,7 @@ idl_status idl_smoothgrad(idl_session *s, const idl_explain_request *rq, const i
     if (!st) {
         idl__x_sigma(&r, p->noise, p->noise_abs, sigma);
         sg_ctx c = { &r, p, sigma, sum, sum2 };
-        idl__xrows rows = { p->n_samples * r.N, &c, sg_sample, sg_point, sg_take };
+        idl__xrows rows = { p->n_samples * r.N, &c, sg_sample, sg_point, sg_take, NULL };
         r.total = r.passes + rows.n;
         st = idl__x_eval(&r, &rows, true);
     }
@@ -449,6 +449,10 @@ static void ig_point(void *u, int64_t row, float *dst) {
     for (int64_t j = 0; j < r->numel; j++)
         dst[j] = b[j] + a * (x[j] - b[j]);
 }
+static bool ig_need_grad(void *u, int64_t row) {
+    ig_ctx *c = u;
+    return (row / c->r->N) % (c->S + 1) != c->S;
+}
 static void ig_take(void *u, int64_t row, const float *g, float obj) {
     ig_ctx *c = u;
     idl__xrun *r = c->r;
@@ -497,8 +501,9 @@ idl_status idl_integrated_gradients(idl_session *s, const idl_explain_request *r
             st = idl__baseline_fill(&r, &p->baseline, t, i, base + (t * r.N + i) * r.numel);
     if (!st) {
         ig_ctx c = { &r, p->steps, trials, alpha, w, base, acc, fb };
-        idl__xrows rows = { (int64_t)trials * (p->steps + 1) * r.N, &c, ig_sample, ig_point,
-                            ig_take };
+        idl__xrows rows = {
+            (int64_t)trials * (p->steps + 1) * r.N, &c, ig_sample, ig_point, ig_take, ig_need_grad
+        };
         r.total = r.passes + rows.n;
         st = idl__x_eval(&r, &rows, true);
     }
@@ -651,7 +656,7 @@ idl_status idl_gradient_shap(idl_session *s, const idl_explain_request *rq,
     if (!st) {
         idl__x_sigma(&r, p->noise, p->noise_abs, sigma);
         c.sigma = sigma;
-        idl__xrows rows = { p->n_samples * r.N, &c, gs_sample, gs_point, gs_take };
+        idl__xrows rows = { p->n_samples * r.N, &c, gs_sample, gs_point, gs_take, NULL };
         r.total = r.passes + rows.n;
         st = idl__x_eval(&r, &rows, true);
         if (!st) st = c.st;

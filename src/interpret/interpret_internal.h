@@ -46,6 +46,9 @@ typedef struct idl__xrows {
     int64_t (*sample)(void *u, int64_t row);
     void (*point)(void *u, int64_t row, float *dst);
     void (*take)(void *u, int64_t row, const float *grad, float obj);
+    /* optional: whether a row needs its gradient (a pack of rows that need none runs forward
+     * only, and take gets grad == NULL) */
+    bool (*need_grad)(void *u, int64_t row);
 } idl__xrows;
 
 /* Orders and checks the inputs, runs the clean forward pass, fixes targets and clean scores; with

@@ -117,6 +117,35 @@ static void set_threads(const idl_session *s) {
 #endif
 }
 
+/* Denormals: activations and gradients of deep networks at inputs near zero (the start of an
+ * Integrated Gradients path) underflow into subnormal floats, which x86 handles in microcode, up
+ * to 10x slower (resnet50 forward+backward 1.3 s instead of 0.14 s at alpha = 0.1). Passes run with
+ * flush-to-zero and denormals-are-zero on the calling thread and the OpenMP team (the caller's mode
+ * is restored afterwards); the values lost are below 1.2e-38. */
+#if defined(__SSE__) || defined(__x86_64__)
+#    include <xmmintrin.h>
+#    define IDL__FTZ_DAZ 0x8040u
+static unsigned fp_enter(void) {
+    unsigned old = _mm_getcsr();
+#    pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | IDL__FTZ_DAZ);
+    _mm_setcsr(old | IDL__FTZ_DAZ);
+    return old;
+}
+static void fp_leave(unsigned old) {
+#    pragma omp parallel
+    _mm_setcsr((_mm_getcsr() & ~IDL__FTZ_DAZ) | (old & IDL__FTZ_DAZ));
+    _mm_setcsr(old);
+}
+#else
+static unsigned fp_enter(void) {
+    return 0;
+}
+static void fp_leave(unsigned old) {
+    (void)old;
+}
+#endif
+
 idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
                                const char *const *names, int n) {
     if (!s || (!inputs && n)) return idl__error(IDL_ERR_INVALID_ARG, "session or inputs is NULL");
@@ -193,7 +222,10 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
         idl_tensor *dst = &s->plan->vals[m->inputs[i]];
         if (idl__tensor_bytes(dst)) memcpy(dst->data, ord[i]->data, idl__tensor_bytes(dst));
     }
-    if ((st = idl__plan_forward(s))) return st;
+    unsigned fp = fp_enter();
+    st = idl__plan_forward(s);
+    fp_leave(fp);
+    if (st) return st;
     s->have_forward = true;
     return IDL_OK;
 }
@@ -241,7 +273,9 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
     }
     s->n_wrt = n_wrt;
     set_threads(s);
+    unsigned fp = fp_enter();
     idl_status st = idl__backward(s, obj, s->wrt, n_wrt);
+    fp_leave(fp);
     if (st) {
         clear_backward(s);
         return st;
