@@ -15,6 +15,14 @@
 #   rapidocr-onnxruntime 1.4.4  ships the pretrained PaddleOCR text-direction classifier
 #                               (installed --no-deps: only its .onnx files are used, so opencv etc.
 #                               are not needed)
+#   captum 0.7.0, grad-cam 1.5.5 (pytorch_grad_cam), ttach 0.0.3
+#                               independent references for the explanation methods
+#                               (make_explain.py), installed --no-deps so that pip brings no second
+#                               torch/numpy/opencv wheel. What they import at module level comes
+#                               from Debian (scripts/install_deps.sh --test): captum.attr imports
+#                               matplotlib (its visualization module); pytorch_grad_cam imports
+#                               cv2 (python3-opencv), matplotlib, sklearn (KernelPCA, NMF; pulls
+#                               scipy, joblib, threadpoolctl), tqdm, PIL, torchvision and ttach.
 set -euo pipefail
 
 VENV=${1:?usage: setup_venv.sh VENV}
@@ -24,7 +32,7 @@ PINS="onnxruntime==1.26.0 paddlepaddle==3.3.1 paddle2onnx==2.1.0 \
 onnx==1.17.0 onnxoptimizer==0.3.13 polygraphy==0.53.6 safetensors==0.8.0 flatbuffers==25.12.19 \
 opt-einsum==3.3.0 httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 networkx==3.6.1 \
 packaging==26.4 typing_extensions==4.16.0"
-NODEPS="rapidocr-onnxruntime==1.4.4"
+NODEPS="rapidocr-onnxruntime==1.4.4 captum==0.7.0 grad-cam==1.5.5 ttach==0.0.3"
 STAMP_TEXT="$PINS | $NODEPS"
 
 # Only the pinned packages may live in the venv. Anything else is removed: in particular a numpy 2
@@ -61,6 +69,10 @@ fi
     echo "setup_venv: Debian packages missing: apt-get install python3-torch python3-torchvision python3-onnx python3-numpy" >&2
     exit 1
 }
+"$PY" -c 'import cv2, matplotlib, sklearn, scipy, tqdm, PIL' || {
+    echo "setup_venv: Debian packages missing (captum / pytorch_grad_cam import them): apt-get install python3-opencv python3-matplotlib python3-sklearn python3-scipy python3-tqdm python3-pil (or scripts/install_deps.sh --test)" >&2
+    exit 1
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv --system-site-packages "$VENV"
@@ -85,10 +97,12 @@ prune_venv
 # (onnx before torch: Debian's torch registers ONNX protobuf descriptors that clash with onnx 1.17)
 "$VENV/bin/python" - <<'PYEOF'
 import importlib.util, onnx, numpy, torch, onnxruntime, paddle, paddle2onnx
+import captum, captum.attr, pytorch_grad_cam
 spec = importlib.util.find_spec("rapidocr_onnxruntime")
 assert spec is not None, "rapidocr_onnxruntime not importable"
 assert numpy.__version__.startswith("1."), numpy.__file__
 print("setup_venv: numpy", numpy.__version__, "onnx", onnx.__version__, "torch", torch.__version__, "onnxruntime",
-      onnxruntime.__version__, "paddle", paddle.__version__, "paddle2onnx", paddle2onnx.__version__)
+      onnxruntime.__version__, "paddle", paddle.__version__, "paddle2onnx", paddle2onnx.__version__,
+      "captum", captum.__version__)
 PYEOF
 echo "$STAMP_TEXT" >"$VENV/.idl_stamp"
