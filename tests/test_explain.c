@@ -326,6 +326,41 @@ static void test_cnn(void) {
     idl_explanation_clear(&b);
     idl_explanation_clear(&g);
 
+    /* consensus of a model with itself = its own normalised map: min-max of sum_c |saliency| */
+    {
+        char set2[1200];
+        snprintf(set2, sizeof set2, "base=saliency models=%s/%s/model.onnx objective=logit", g_data,
+                 dir);
+        CHECK_OK(explain1(s, "consensus", x, NULL, IDL_OBJ_LOGIT, set2, &a));
+        CHECK_OK(explain1(s, "saliency", x, NULL, IDL_OBJ_LOGIT, NULL, &b));
+        if (a.attribution && b.attribution) {
+            int64_t C = x->shape[1], HW = x->shape[2] * x->shape[3];
+            float *want = calloc((size_t)(N * HW), sizeof(float));
+            for (int64_t i = 0; i < N; i++) {
+                float lo = 1e30f, hi = -1e30f;
+                for (int64_t q = 0; q < HW; q++) {
+                    float v = 0;
+                    for (int64_t c = 0; c < C; c++)
+                        v += fabsf(((float *)b.attribution->data)[(i * C + c) * HW + q]);
+                    want[i * HW + q] = v;
+                    lo = fminf(lo, v), hi = fmaxf(hi, v);
+                }
+                for (int64_t q = 0; q < HW; q++)
+                    want[i * HW + q] = (want[i * HW + q] - lo) / (hi - lo);
+            }
+            CHECK_EQ_INT(a.attribution->ndim, 3);
+            th_allclose("consensus of a model with itself", a.attribution->data, want, N * HW, 1e-6,
+                        0);
+            free(want);
+        }
+        idl_explanation_clear(&a);
+        idl_explanation_clear(&b);
+        CHECK_EQ_INT(explain1(s, "consensus", x, NULL, IDL_OBJ_LOGIT,
+                              "base=saliency models=/nonexistent.onnx", &a),
+                     IDL_ERR_IO);
+        CHECK(strstr(idl_last_error(), "nonexistent") != NULL);
+    }
+
     /* errors on a real model */
     CHECK_EQ_INT(explain1(s, "gradcam", x, NULL, IDL_OBJ_LOGIT, "layer=/no/such", &a),
                  IDL_ERR_NOT_FOUND);
