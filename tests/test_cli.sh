@@ -78,6 +78,7 @@ expect 0 "completeness error" -- "$CLI" explain integrated_gradients --model "$M
 grep -q '"completeness_error"' "$T/a.json" && grep -q '"target": 1' "$T/a.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: explain --json lacks fields"; }
 expect 0 "layer " -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --out "$T/c.npy"
 # shellcheck disable=SC2086
-expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy"
+expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy" --json "$T/t.json"
+grep -q '"token_scores"' "$T/t.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: no token_scores for a text model"; }
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

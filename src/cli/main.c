@@ -603,7 +603,7 @@ static void json_str(FILE *f, const char *v) {
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
  * to a temporary name and renamed. */
 static int write_json(const args *a, const idl_explanation *e, const int64_t *targets_given,
-                      double seconds) {
+                      double seconds, bool token_scores) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp)
         return usage_error("%s", "--json path too long");
@@ -650,6 +650,18 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
         if (e->baseline_score)
             fprintf(f, ", \"baseline_score\": %.9g", (double)e->baseline_score[b]);
         if (e->delta) fprintf(f, ", \"completeness_error\": %.9g", e->delta[b]);
+        if (token_scores) { /* (N, T, D) on a token-id model: one score per token, sum over D */
+            const idl_tensor *t = e->attribution;
+            int64_t T = t->shape[1], D = t->shape[2];
+            fprintf(f, ", \"token_scores\": [");
+            for (int64_t k = 0; k < T; k++) {
+                double v = 0;
+                for (int64_t d = 0; d < D; d++)
+                    v += ((const float *)t->data)[(b * T + k) * D + d];
+                fprintf(f, "%s%.9g", k ? ", " : "", v);
+            }
+            fprintf(f, "]");
+        }
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
@@ -732,7 +744,10 @@ static int cmd_explain(const args *a) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!rc && idl_npy_save(a->outs[0], e.attribution)) rc = runtime_error("cannot write --out");
-    if (!rc && a->json) rc = write_json(a, &e, targets, secs);
+    bool tokens = e.attribution && e.attribution->ndim == 3 && e.wrt[0];
+    for (int i = 0; tokens && i < a->n_inputs; i++)
+        tokens = in[i]->dtype != IDL_DT_F32;
+    if (!rc && a->json) rc = write_json(a, &e, targets, secs, tokens);
     if (!rc) {
         for (int64_t b = 0; b < e.n; b++) {
             printf("sample %lld: target %lld score %.6g", (long long)b, (long long)e.targets[b],
