@@ -30,6 +30,22 @@ meta.json):
               (the token nn.Embedding, before position / type embeddings are added): Integrated
               Gradients (zero word vectors as the baseline, positions and types intact) and
               SmoothGrad, with wrt=<the Gather output> and without (automatic).
+  vit_tiny    torchvision VisionTransformer(image_size=32, patch_size=8, num_layers=2,
+              num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5): a 4x4 patch grid plus the
+              class token. Head weight N(0, 0.5^2) (torchvision zero-initialises it), class token
+              and LayerNorms / attention re-initialised as make_transformers.py; every parameter
+              requires gradients (no fused attention in the export: one Softmax per block, checked
+              against PyTorch's); opset 14, input "x", dynamic batch. Saliency (signed),
+              Integrated Gradients (Gauss-Legendre, 20 steps), SmoothGrad and GradientSHAP
+              (4 replayed draws; both replay noise.npy), and the Grad-CAM family at the automatic
+              layer of the C code, the residual stream entering the last attention block
+              (encoder.layers[0]'s output, /encoder/layers/encoder_layer_0/Add_1_output_0, found
+              by value): tokens (N, 17, 16) -> (N, 16, 4, 4), class token dropped, token
+              1 + y*4 + x at (y, x) (pytorch-grad-cam's reshape_transform). Grad-CAM raw with no
+              layer key and with layer=, Grad-CAM normalised and upsampled, Grad-CAM++ and
+              LayerCAM raw. The input is redrawn until the two targets differ, every map is
+              positive on >= 10% of the grid, and Grad-CAM++ is away from its pole
+              (vit_gpp_margin: signed token activations make its denominator cross 0).
 
 case.txt, one line per check ('#' comments):  METHOD EXPECTED.npy [key=value]...
   tol=R (default 1e-4: max|ours - ref| <= R * max|ref|), targets=argmax (no targets; default
@@ -415,15 +431,17 @@ def cam_targets(t, kind):
 
 
 def layer_of(model, label):
-    return getattr(model.features, label)
+    """cnn_*: the name of a module of model.features; vit_tiny: a function of the model."""
+    return label(model) if callable(label) else getattr(model.features, label)
 
 
-def pgc_raw(cls, model, label, x, t, kind):
+def pgc_raw(cls, model, label, x, t, kind, reshape=None):
     """pytorch-grad-cam's map before min-max / resize (see the module comment); also returns the
-    max difference to get_cam_image on the captured activations / gradients."""
+    max difference to get_cam_image on the captured activations / gradients (which the library
+    stores after its reshape_transform)."""
     layer = layer_of(model, label)
     targets = cam_targets(t, kind)
-    with cls(model=model, target_layers=[layer]) as cam:
+    with cls(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
         orig = pgc_base.scale_cam_image
         pgc_base.scale_cam_image = lambda img, target_size=None: np.asarray(img)
         try:
@@ -449,8 +467,9 @@ def cam_positive_fractions(model, x, t, top):
     return res
 
 
-def pgc_full(cls, model, label, x, t, kind):
-    with cls(model=model, target_layers=[layer_of(model, label)]) as cam:
+def pgc_full(cls, model, label, x, t, kind, reshape=None):
+    with cls(model=model, target_layers=[layer_of(model, label)],
+             reshape_transform=reshape) as cam:
         return cam(input_tensor=x, targets=cam_targets(t, kind))
 
 
@@ -1027,7 +1046,295 @@ def make_text(outdir):
                        "that is not the argmax; every line names its objective"])
 
 
-CASES = {"cnn_relu": make_cnn_relu, "cnn_smooth": make_cnn_smooth, "text": make_text}
+# ---------------------------------------------------------------- vit_tiny
+
+VIT = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+           num_classes=5)
+VIT_GRID = VIT["image_size"] // VIT["patch_size"]  # 4x4 patch tokens after the class token
+VIT_OPSET = 14
+VIT_LAYER = "/encoder/layers/encoder_layer_0/Add_1_output_0"  # expected; checked by value
+N_VIT = 4  # SmoothGrad / GradientSHAP draws
+GPP_MARGIN = 0.25  # vit_tiny: distance of Grad-CAM++'s denominators from their pole (see below)
+
+
+def vit_tokens_to_grid(t):
+    """pytorch-grad-cam reshape_transform: tokens (N, 1 + h*w, D) -> (N, D, h, w), the class
+    token dropped; token 1 + y*w + x goes to grid position (y, x)."""
+    g = t[:, 1:, :].reshape(t.size(0), VIT_GRID, VIT_GRID, t.size(2))
+    return g.permute(0, 3, 1, 2)
+
+
+def vit_layer(m):
+    """The automatic Grad-CAM layer of the C code on a ViT: the residual stream entering the last
+    attention block, i.e. the output of the block before it."""
+    return m.encoder.layers[VIT["num_layers"] - 2]
+
+
+def own_vit_cam(method, tgs):
+    """Grad-CAM / Grad-CAM++ / LayerCAM at vit_layer in plain torch (cross-check)."""
+    def fn(m, xx):
+        rec = {}
+        h = vit_layer(m).register_forward_hook(lambda mod, i, o: rec.__setitem__("a", o))
+        out = m(xx)
+        h.remove()
+        (g,) = torch.autograd.grad(objective_sum(out, torch.from_numpy(tgs), "logit"), rec["a"])
+        a, g = vit_tokens_to_grid(rec["a"].detach()), vit_tokens_to_grid(g)
+        if method == "gradcam":
+            cam = torch.einsum("nk,nkhw->nhw", g.mean(dim=(2, 3)), a)
+        elif method == "gradcam_plus_plus":
+            g2 = g * g
+            al = g2 / (2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g + 1e-6)
+            al = torch.where(g != 0, al, torch.zeros_like(al))
+            cam = torch.einsum("nk,nkhw->nhw", (torch.relu(g) * al).sum(dim=(2, 3)), a)
+        else:  # layercam
+            cam = (torch.relu(g) * a).sum(dim=1)
+        return torch.relu(cam)
+    return fn
+
+
+def vit_gpp_margin(m, x, t):
+    """Grad-CAM++'s weights are sum_hw ReLU(g) a, a = g^2 / (2 g^2 + S g^3 + eps) = 1 / q with
+    q = 2 + S g + eps / g^2, S = sum_hw A of the channel. On a CNN after a ReLU, S >= 0 and q > 2
+    where g > 0; the residual stream of a transformer is signed, so q crosses 0 for some g > 0 and
+    near it the map is ill-conditioned (seen: |q| = 0.04 on one of 244 positive-gradient
+    elements, and 1e-6 relative noise on A and G moved the map by up to 1.3e-4 of its max).
+    Returns min |q| over the elements with g > 0 (float64)."""
+    rec = {}
+    h = vit_layer(m).register_forward_hook(lambda mod, i, o: rec.__setitem__("a", o))
+    out = m(x)
+    h.remove()
+    (g,) = torch.autograd.grad(objective_sum(out, t, "logit"), rec["a"])
+    a, g = vit_tokens_to_grid(rec["a"].detach()), vit_tokens_to_grid(g)
+    pos = g > 0
+    q = 2 + a.sum(dim=(2, 3), keepdim=True) * g + 1e-6 / torch.where(pos, g * g, 1.0)
+    return float(q.abs()[pos].min())
+
+
+def make_vit_tiny(outdir):
+    import torchvision
+    t0 = time.time()
+    name = "vit_tiny"
+    case = Case(outdir, name)
+    seed = seed_of(name)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = torchvision.models.VisionTransformer(**VIT)
+    with torch.no_grad():
+        # torchvision zero-initialises the head (every logit would be the bias) and the class
+        # token
+        model.heads.head.weight.normal_(0.0, 0.5, generator=gen)
+        model.heads.head.bias.normal_(0.0, 0.1, generator=gen)
+        model.class_token.normal_(0.0, 0.2, generator=gen)
+    n_ln = mtr.jitter_layernorms(model, gen)
+    n_mha = mtr.sharpen_attention(model, gen)
+    # every parameter requires gradients (nn.MultiheadAttention's fused fast path is taken only
+    # when none does, and only without grad mode: every forward here runs with grad enabled)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
+    m32 = copy.deepcopy(model)
+    m64 = copy.deepcopy(model).double()
+
+    # the input: redrawn until the two samples have different targets (a mix-up of samples
+    # would show), every sample's Grad-CAM-family maps (automatic layer, logit objective, the
+    # targets) are positive on >= MIN_POSITIVE of the 4x4 positions, and Grad-CAM++ is
+    # GPP_MARGIN away from its pole (vit_gpp_margin)
+    tries = []
+    for k in range(MAX_TRIES):
+        gx = torch.Generator().manual_seed(seed * 100 + k)
+        x = torch.randn((BATCH, 3, VIT["image_size"], VIT["image_size"]), generator=gx)
+        logits64 = m64(x.double()).detach()
+        t = pick_targets(logits64, gx)
+        pos = {}
+        for method in ("gradcam", "gradcam_plus_plus", "layercam"):
+            raw, _ = pgc_raw(CAMS[method], m64, vit_layer, x.double(), t.numpy(), "logit",
+                             vit_tokens_to_grid)
+            pos[method] = float((raw > 0).reshape(len(raw), -1).mean(1).min())
+        tries.append({"input_seed": seed * 100 + k, "min_positive_fraction": min(pos.values())})
+        tries[-1]["targets"] = t.tolist()
+        tries[-1]["gradcam_plus_plus_margin"] = vit_gpp_margin(m64, x.double(), t)
+        if (min(pos.values()) >= MIN_POSITIVE and len(set(t.tolist())) == BATCH
+                and tries[-1]["gradcam_plus_plus_margin"] >= GPP_MARGIN):
+            break
+    else:
+        raise RuntimeError("vit_tiny: no suitable input in %d tries" % MAX_TRIES)
+    xn = x.numpy()
+    tn = t.numpy()
+    tt = t
+
+    # export (input "x", dynamic batch); one Softmax per block, equal to PyTorch's
+    path = os.path.join(case.d, "model.onnx")
+    torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=VIT_OPSET,
+                      do_constant_folding=True, training=torch.onnx.TrainingMode.EVAL)
+    om = onnx.load(path)
+    ops = mtr.count_ops(om)
+    if ops.get("Softmax", 0) != VIT["num_layers"]:
+        raise RuntimeError("vit_tiny: %d Softmax nodes for %d blocks (fused attention exported?)"
+                           % (ops.get("Softmax", 0), VIT["num_layers"]))
+    feeds = {"x": xn}
+    with mtr.SoftmaxCapture() as cap:
+        m64(x.double())
+    attn, attn_err = mtr.match_softmax(om, feeds, cap.probs)
+    outs, _ = mtr.ort_run(om, feeds)
+    ort_err = rel_err(outs[0], logits64.numpy())
+    if ort_err > 1e-5:
+        raise RuntimeError("vit_tiny: ONNX Runtime vs float64 logits %g" % ort_err)
+    # the layer's ONNX name: the unique float tensor equal to the block's output
+    rec = {}
+    h = vit_layer(m64).register_forward_hook(lambda mod, i, o: rec.__setitem__("a", np_(o)))
+    m64(x.double())
+    h.remove()
+    cands = mtr.float_tensors(om)
+    _, vals = mtr.ort_run(om, feeds, cands)
+    hits = [(c, rel_err(vals[c], rec["a"])) for c in cands
+            if vals.get(c) is not None and vals[c].shape == rec["a"].shape
+            and rel_err(vals[c], rec["a"]) < 1e-5]
+    if [c for c, _ in hits] != [VIT_LAYER]:
+        raise RuntimeError("vit_tiny: ONNX tensors equal to encoder.layers[0]'s output: %s "
+                           "(expected only %s)" % (hits, VIT_LAYER))
+    layer_err = hits[0][1]
+
+    case.save("input.npy", xn)
+    case.save("targets.npy", tn.astype(np.int64))
+    rng = np.random.default_rng(seed)
+    sigma = NOISE_REL * (xn.reshape(BATCH, -1).max(1) - xn.reshape(BATCH, -1).min(1))
+    noise = (rng.standard_normal((N_VIT,) + xn.shape) *
+             sigma[None, :, None, None, None]).astype(np.float32)
+    case.save("noise.npy", noise)
+    base = (0.5 * rng.standard_normal(xn.shape)).astype(np.float32)
+    case.save("base.npy", base)
+    alpha = rng.random((N_VIT, BATCH)).astype(np.float32)
+    case.save("alpha.npy", alpha)
+    lg = "objective=logit"
+
+    # --- gradient methods
+    case.comment("gradient methods w.r.t. the image (Captum; plain torch float64)")
+    r = both(lambda m, xx: ca.Saliency(m).attribute(xx, target=tt, abs=False), m32, m64, xn)
+    own = np_(grad_at(m64, x.double(), t, "logit"))
+    case.add("saliency", "saliency_signed_logit.npy", ["abs=0", lg], *r,
+             "captum.attr.Saliency(model).attribute(x, target=targets, abs=False)",
+             cross={"torch.autograd.grad": rel_err(own, r[0])})
+
+    def ig(m, xx):
+        return ca.IntegratedGradients(m).attribute(xx, target=tt, n_steps=20,
+                                                   method="gausslegendre")
+    r = both(ig, m32, m64, xn)
+    z, w = np.polynomial.legendre.leggauss(20)
+    with default_dtype(torch.float64):
+        x64 = x.double()
+        acc = torch.zeros_like(x64)
+        for a, wk in zip(0.5 * (z + 1), 0.5 * w):
+            acc += wk * grad_at(m64, a * x64, t, "logit")
+        own = np_(x64 * acc)
+    case.add("integrated_gradients", "ig_gausslegendre_logit.npy",
+             ["steps=20", "method=gausslegendre", lg], *r,
+             "captum.attr.IntegratedGradients(model).attribute(x, target=targets, n_steps=20, "
+             "method='gausslegendre') (zero baseline)",
+             cross={"own Gauss-Legendre quadrature in torch float64": rel_err(own, r[0])})
+
+    case.comment("noise.npy (%d, N, C, H, W), sigma = %g * (max - min) of each sample, numpy "
+                 "seed %d; GradientSHAP replays the same noise, alpha.npy (%d, N) uniform [0, 1), "
+                 "base.npy one baseline per sample" % (N_VIT, NOISE_REL, seed, N_VIT))
+
+    def sg(m, xx, nz):
+        return torch.stack([grad_at(m, xx + nz[s], tt, "logit")
+                            for s in range(nz.shape[0])]).mean(0)
+    r = both(sg, m32, m64, xn, noise)
+    with default_dtype(torch.float64):
+        with replay_normal(torch.from_numpy(noise).double()):
+            c = np_(ca.NoiseTunnel(ca.Saliency(m64)).attribute(
+                x.double(), nt_type="smoothgrad", nt_samples=N_VIT, stdevs=1.0, target=tt,
+                abs=False))
+    case.add("smoothgrad", "smoothgrad_logit.npy",
+             ["n_samples=%d" % N_VIT, "noise_file=noise.npy", lg], *r,
+             "torch float64: mean over s of grad(x + noise[s]) (signed)",
+             cross={"captum NoiseTunnel(Saliency, abs=False, nt_type='smoothgrad'), noise "
+                    "replayed": rel_err(c, r[0])})
+
+    def gshap(m, xx, nz, al, bb):
+        acc = torch.zeros_like(xx)
+        for s in range(nz.shape[0]):
+            xt = xx + nz[s]
+            a = al[s].view(-1, 1, 1, 1)
+            acc += grad_at(m, bb + a * (xt - bb), tt, "logit") * (xt - bb)
+        return acc / nz.shape[0]
+    r = both(gshap, m32, m64, xn, noise, alpha, base)
+    case.add("gradient_shap", "gradient_shap_logit.npy",
+             ["n_samples=%d" % N_VIT, "noise_file=noise.npy", "alpha_file=alpha.npy",
+              "baseline=base.npy", lg], *r,
+             "torch float64: mean_s grad(b + alpha[s,n] (x + noise[s] - b)) * (x + noise[s] - b)")
+
+    # --- the Grad-CAM family at the automatic layer
+    case.comment("Grad-CAM family at %s (encoder.layers[0]'s output = the residual stream "
+                 "entering the last attention block: the automatic layer), tokens (N, 17, 16) "
+                 "laid out as (N, 16, 4, 4) without the class token; pytorch-grad-cam with "
+                 "reshape_transform" % VIT_LAYER)
+    raw_checks = {}
+    pgc_call = ("pytorch_grad_cam.%s(model, target_layers=[model.encoder.layers[0]], "
+                "reshape_transform=tokens[:, 1:].reshape(N, 4, 4, D).permute(0, 3, 1, 2))(x, "
+                "targets=[ClassifierOutputTarget(t) for t in targets])")
+    for method in ("gradcam", "gradcam_plus_plus", "layercam"):
+        cls = CAMS[method]
+        fname = "%s_raw.npy" % method
+
+        def fn(m, xx, cls=cls, key=fname):
+            raw, d = pgc_raw(cls, m, vit_layer, xx, tn, "logit", vit_tokens_to_grid)
+            raw_checks.setdefault(key, []).append(d)
+            return raw
+        r = both(fn, m32, m64, xn)
+        with default_dtype(torch.float64):
+            own = np_(own_vit_cam(method, tn)(m64, x.double()))
+        call = (pgc_call % cls.__name__) + (" with pytorch_grad_cam.base_cam.scale_cam_image "
+                                            "replaced by the identity")
+        cross = {"get_cam_image_vs_call": max(raw_checks[fname]),
+                 "own torch float64 (hook on encoder.layers[0])": rel_err(own, r[0])}
+        case.add(method, fname, [lg], *r, call + "; no layer key: the automatic layer", cross=cross)
+        if method == "gradcam":
+            case.add(method, fname, ["layer=" + VIT_LAYER, lg], *r, call + "; layer named",
+                     cross=cross)
+
+            def full(m, xx):
+                return pgc_full(pgc.GradCAM, m, vit_layer, xx, tn, "logit", vit_tokens_to_grid)
+            rf = both(full, m32, m64, xn)
+            up = F.interpolate(minmax(torch.from_numpy(r[0]))[:, None],
+                               size=(VIT["image_size"],) * 2, mode="bilinear",
+                               align_corners=False)[:, 0]
+            case.add(method, "gradcam_full.npy", ["normalize=1", "upsample=1", lg], *rf,
+                     (pgc_call % "GradCAM") + " (min-max per sample, cv2.resize INTER_LINEAR to "
+                     "32x32, min-max again; float32 from scale_cam_image on)",
+                     cross={"minmax(bilinear(minmax(raw))) in torch float64":
+                            rel_err(minmax(up).numpy(), rf[0])})
+
+    meta = {"source": "tests/reference/make_explain.py:make_vit_tiny: torchvision.models."
+            "VisionTransformer(%s); head weight N(0, 0.5^2), head bias N(0, 0.1^2), class token "
+            "N(0, 0.2^2), LayerNorms jittered and attention sharpened as make_transformers.py"
+            % ", ".join("%s=%s" % kv for kv in VIT.items()),
+            "seed": seed, "input_tries": tries, "gradcam_plus_plus_margin_required": GPP_MARGIN,
+            "opset": VIT_OPSET, "ops": ops,
+            "graph_inputs": ["x"], "layernorms_jittered": n_ln,
+            "attention_blocks_sharpened": n_mha, "attention_probabilities": attn,
+            "attention_onnxruntime_max_abs_diff": attn_err, "automatic_layer": VIT_LAYER,
+            "automatic_layer_rel_diff_onnxruntime": layer_err,
+            "layer_layout": "tokens (N, 17, 16) -> (N, 16, 4, 4): class token dropped, token "
+                            "1 + y*4 + x at (y, x)",
+            "targets": tn.tolist(), "argmax": logits64.argmax(dim=1).tolist(),
+            "logits_fp64": logits64.tolist(), "onnxruntime_vs_fp64_logits": ort_err,
+            "noise_sigma": sigma.tolist(),
+            "files": {"noise.npy": "(%d, N, C, H, W) standard normal * sigma[n] (SmoothGrad and "
+                                   "GradientSHAP)" % N_VIT,
+                      "base.npy": "0.5 * standard normal", "alpha.npy": "(%d, N) uniform [0, 1)"
+                      % N_VIT, "order": "numpy default_rng(seed): noise, base, alpha"},
+            "reference": "float64 (model.double()), stored as float32", **versions()}
+    meta["seconds"] = round(time.time() - t0, 2)
+    case.finish(meta, ["model: torchvision VisionTransformer, 32x32 input, 8x8 patches (4x4 "
+                       "grid + class token), 2 blocks, 2 heads, D=16, 5 classes; opset 14, "
+                       "input 'x'", "targets.npy: per sample a seeded class that is not the "
+                       "argmax; every line names its objective"])
+
+
+CASES = {"cnn_relu": make_cnn_relu, "cnn_smooth": make_cnn_smooth, "text": make_text,
+         "vit_tiny": make_vit_tiny}
 
 
 def main():
