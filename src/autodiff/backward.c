@@ -165,6 +165,20 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     if (!p->active[yv]) return IDL_OK; /* objective does not depend on any wrt tensor: zeros */
 
     if ((st = seed_objective(s, obj, &p->vals[yv], &p->grads[yv]))) return st;
+    /* values with exactly one contributing (node, input slot): that kernel may overwrite */
+    int *contrib = idl__calloc((size_t)nv + 1, sizeof(int));
+    if (!contrib) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nn; i++) {
+        const idl__node *n = &m->nodes[i];
+        bool any_out = false;
+        for (int k = 0; k < n->n_out; k++)
+            any_out = any_out || (n->out[k] >= 0 && p->active[n->out[k]]);
+        for (int k = 0; any_out && k < n->n_in; k++)
+            if (n->in[k] >= 0 && p->active[n->in[k]]) contrib[n->in[k]]++;
+    }
+    for (int v = 0; v < nv; v++)
+        p->fresh[v] = p->active[v] && contrib[v] == 1 && v != yv;
+    idl__free(contrib);
     for (int i = nn - 1; i >= 0; i--) {
         const idl__node *n = &m->nodes[i];
         idl__op_ctx *c = &p->ctx[i];

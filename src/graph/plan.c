@@ -34,6 +34,7 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p->consts);
     idl__free(p->grads);
     idl__free(p->active);
+    idl__free(p->fresh);
     idl__free(p->in_shapes);
     idl__free(p->in_value);
     idl__free(p);
@@ -77,10 +78,11 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     p->consts = idl__calloc(n_ptrs + 1, sizeof(bool));
     p->grads = idl__calloc(nv, sizeof *p->grads);
     p->active = idl__calloc(nv, sizeof(bool));
+    p->fresh = idl__calloc(nv, sizeof(bool));
     p->in_shapes = idl__calloc((size_t)m->n_inputs + 1, sizeof *p->in_shapes);
     p->in_value = idl__calloc((size_t)m->n_inputs + 1, sizeof(int));
     if (!p->vals || !p->vconst || !p->folded || !p->ctx || !p->ptrs || !p->consts || !p->grads ||
-        !p->active || !p->in_shapes || !p->in_value) {
+        !p->active || !p->fresh || !p->in_shapes || !p->in_value) {
         idl__plan_free(p);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
@@ -117,6 +119,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
         c->node = n;
         c->opset = m->opset;
         c->be = &s->be;
+        c->din_fresh = p->fresh;
         c->n_in = n->n_in;
         c->n_out = n->n_out;
         c->in = p->ptrs + off;

@@ -68,9 +68,9 @@ typedef struct conv_state {
     bool wei_static; /* f_wei already holds the reordered constant weights */
     /* backward data (lazy) */
     dnnl_primitive_t bd;
-    port bd_ddst, bd_wei, bd_dsrc;
-    bool bd_wei_from_fwd; /* bd uses f_wei's reordered weights as they are */
-    bool bd_wei_static;   /* bd_wei already holds the constant weights in bd's layout */
+    port bd_ddst, bd_wei, bd_dsrc, bd_dsrc_w; /* bd_dsrc adds into din, bd_dsrc_w writes it */
+    bool bd_wei_from_fwd;                     /* bd uses f_wei's reordered weights as they are */
+    bool bd_wei_static; /* bd_wei already holds the constant weights in bd's layout */
     /* backward weights and bias (lazy) */
     dnnl_primitive_t bw;
     port bw_src, bw_ddst, bw_dwei, bw_dbias;
@@ -447,8 +447,8 @@ static void conv_free(void *p) {
     if (s->bd) dnnl_primitive_destroy(s->bd);
     if (s->bw) dnnl_primitive_destroy(s->bw);
     if (s->f_bias) dnnl_memory_destroy(s->f_bias);
-    port *ports[] = { &s->f_src,   &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,
-                      &s->bd_dsrc, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
+    port *ports[] = { &s->f_src,     &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,  &s->bd_dsrc,
+                      &s->bd_dsrc_w, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         port_free(ports[i]);
     idl__free(s);
@@ -588,6 +588,9 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
     if (!st)
         st = port_init(&s->bd_dsrc, &u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_ACC, eng,
                        s->pool, 0);
+    if (!st) /* the same without the addition, for a gradient this node alone writes */
+        st = port_init(&s->bd_dsrc_w, &u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_OUT, eng,
+                       s->pool, 0);
     if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->bd, pd), "backward-data primitive");
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (hint) dnnl_primitive_desc_destroy(hint);
@@ -653,12 +656,13 @@ static idl_status conv_backward(idl__op_ctx *c) {
         dnnl_memory_t wei = s->bd_wei_from_fwd ? fwd_weights(s)
                             : s->bd_wei_static ? (s->bd_wei.prim ? s->bd_wei.prim : s->bd_wei.user)
                                                : port_in(c->be, &s->bd_wei, c->in[1]->data);
-        dnnl_memory_t dsrc = port_out(&s->bd_dsrc, c->din[0]->data);
+        port *dp = idl__din_fresh(c, 0) ? &s->bd_dsrc_w : &s->bd_dsrc;
+        dnnl_memory_t dsrc = port_out(dp, c->din[0]->data);
         dnnl_exec_arg_t a[3] = { { DNNL_ARG_DIFF_DST, ddst },
                                  { DNNL_ARG_WEIGHTS, wei },
                                  { DNNL_ARG_DIFF_SRC, dsrc } };
         idl__dnnl_exec(c->be, s->bd, 3, a);
-        port_done(c->be, &s->bd_dsrc);
+        port_done(c->be, dp);
     }
     if (want_w) {
         dnnl_memory_t src = port_in(c->be, &s->bw_src, c->in[0]->data);

@@ -235,6 +235,16 @@ static idl_status unary_backward(idl__op_ctx *c) {
     const float *x = c->in[0]->data, *y = c->out[0]->data, *dy = c->dout[0]->data;
     float *dx = c->din[0]->data;
     int64_t n = idl_tensor_numel(c->in[0]);
+    if (idl__din_fresh(c, 0) && (s->kind == U_RELU || s->kind == U_CLIP)) {
+        /* sole contributor: write instead of read-add-write (one memory stream less) */
+        switch (s->kind) {
+            UNARY_LOOP(U_RELU, dx[i] = x[i] > 0 ? dy[i] : 0.0f)
+            UNARY_LOOP(U_CLIP, dx[i] = x[i] >= s_.alpha && x[i] <= s_.beta ? dy[i] : 0.0f)
+        default:
+            break;
+        }
+        return IDL_OK;
+    }
     switch (s->kind) {
         UNARY_LOOP(U_RELU, dx[i] += x[i] > 0 ? dy[i] : 0.0f)
         UNARY_LOOP(U_CLIP, dx[i] += x[i] >= s_.alpha && x[i] <= s_.beta ? dy[i] : 0.0f)

@@ -32,7 +32,16 @@ typedef struct idl__op_ctx {
     idl_tensor **dout;
     void *state;
     idl__backend *be;
+    /* per value of the graph, during backward: the gradient buffer of the value is zero and this
+     * node is its only contributor (one input slot of one node), so a kernel may write din[k]
+     * instead of adding into it: use idl__din_fresh(c, k). */
+    const bool *din_fresh;
 } idl__op_ctx;
+
+/* Whether backward may overwrite din[k] (it is zero and nothing else adds into it). */
+static inline bool idl__din_fresh(const idl__op_ctx *c, int k) {
+    return c->din_fresh && c->node->in[k] >= 0 && c->din_fresh[c->node->in[k]];
+}
 
 typedef struct idl__op_def {
     const char *name;

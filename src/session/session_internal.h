@@ -19,6 +19,7 @@ typedef struct idl__plan {
     bool *consts;
     idl_tensor *grads;     /* per value; data allocated on first need */
     bool *active;          /* values on the current backward path */
+    bool *fresh;           /* values whose gradient has one contributor (see op.h din_fresh) */
     idl_tensor *in_shapes; /* shapes the plan was made for (no data) */
     int *in_value;         /* value id of each graph input */
     int n_in;
