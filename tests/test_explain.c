@@ -183,6 +183,9 @@ static void test_linear(void) {
     CHECK_EQ_INT(explain1(s, "saliency", &x, tg, IDL_OBJ_LOGIT, "objective=logits", &e),
                  IDL_ERR_INVALID_ARG);
     CHECK_EQ_INT(explain1(s, "saliency", &x, tg, IDL_OBJ_LOGIT, "abs", &e), IDL_ERR_INVALID_ARG);
+    CHECK_EQ_INT(explain1(s, "saliency", &x, tg, IDL_OBJ_LOGIT, "layer=y", &e),
+                 IDL_ERR_INVALID_ARG);
+    CHECK(strstr(idl_last_error(), "takes no layer") != NULL);
     CHECK_EQ_INT(
         explain1(s, "smoothgrad", &x, tg, IDL_OBJ_LOGIT, "noise_file=/nonexistent/noise.npy", &e),
         IDL_ERR_IO);

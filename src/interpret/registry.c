@@ -655,6 +655,12 @@ idl_status idl_explain(idl_session *s, const char *name, const idl_explain_reque
     idl_status st = kvs_parse(&k, name, settings, n_settings);
     idl_explain_request r = *rq;
     if (!st) st = common(&k, &r);
+    bool layered =
+        strstr(name, "cam") || !strcmp(name, "noise_tunnel") || !strcmp(name, "consensus");
+    if (!st && r.layer && r.layer[0] && !layered)
+        st = idl__error(IDL_ERR_INVALID_ARG,
+                        "%s takes no layer (layer=%s); layers are for the CAM methods", name,
+                        r.layer);
     if (!st) st = m->run(s, name, &r, &k, out);
     kvs_free(&k);
     return st;
