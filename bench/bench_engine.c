@@ -17,6 +17,8 @@
 
 #include "interpretdl/interpretdl.h"
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,30 +26,6 @@
 
 #define MAX_BATCHES 16
 #define MAX_RUNS    1000
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int parse_list(const char *s, int64_t *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v <= 0) return -1;
-        out[n++] = v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return n;
-}
 
 static int fail(const char *what) {
     fprintf(stderr, "interpretdl-bench: %s: %s\n", what, idl_last_error());
@@ -79,7 +57,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--batch") && v) {
-            n_batches = parse_list(v, batches, MAX_BATCHES);
+            n_batches = bench_parse_list(v, batches, MAX_BATCHES);
             if (n_batches <= 0) return usage();
             i++;
         } else if (!strcmp(a, "--runs") && v) {
@@ -99,7 +77,7 @@ int main(int argc, char **argv) {
             if (!do_fwd && !do_grad) return usage();
             i++;
         } else if (!strcmp(a, "--shape") && v) {
-            n_tail = parse_list(v, tail, IDL_MAX_DIMS - 1);
+            n_tail = bench_parse_list(v, tail, IDL_MAX_DIMS - 1);
             if (n_tail <= 0) return usage();
             i++;
         } else if (a[0] == '-' || path) {
@@ -158,22 +136,22 @@ int main(int argc, char **argv) {
         }
         for (int mode = 0; mode < 2 && !rc; mode++) {
             if ((mode == 0 && !do_fwd) || (mode == 1 && !do_grad)) continue;
-            double t0 = now_ms();
+            double t0 = bench_now_ms();
             if (step(s, x, info.name, mode)) {
                 rc = fail(mode ? "forward+backward" : "forward");
                 break;
             }
-            double first = now_ms() - t0;
+            double first = bench_now_ms() - t0;
             for (int w = 0; w < warmup && !rc; w++)
                 if (step(s, x, info.name, mode)) rc = fail("warm-up");
             double times[MAX_RUNS];
             for (int r = 0; r < runs && !rc; r++) {
-                t0 = now_ms();
+                t0 = bench_now_ms();
                 if (step(s, x, info.name, mode)) rc = fail("timed run");
-                times[r] = now_ms() - t0;
+                times[r] = bench_now_ms() - t0;
             }
             if (rc) break;
-            qsort(times, (size_t)runs, sizeof *times, cmp_double);
+            qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
             double med = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
             const char *name = mode ? "grad" : "fwd";
             printf("  %-5s %5lld %11.2f %9.2f %9.2f %14.2f\n", name, (long long)batches[bi], med,

@@ -26,6 +26,8 @@
 #include "interpretdl/explain.h"
 #include "interpretdl/interpretdl.h"
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,35 +72,11 @@ static const bench_method g_table[] = {
 };
 #define N_TABLE ((int)(sizeof g_table / sizeof *g_table))
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
-}
-
 /* Peak resident set size of the process so far, KiB (Linux ru_maxrss). */
 static long peak_rss_kb(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
     return (long)ru.ru_maxrss;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int parse_list(const char *s, int64_t *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v <= 0) return -1;
-        out[n++] = v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return n;
 }
 
 static int fail(const char *what) {
@@ -177,7 +155,7 @@ int main(int argc, char **argv) {
             if (batch < 1) return usage();
             i++;
         } else if (!strcmp(a, "--shape") && v) {
-            n_tail = parse_list(v, tail, IDL_MAX_DIMS - 1);
+            n_tail = bench_parse_list(v, tail, IDL_MAX_DIMS - 1);
             if (n_tail <= 0) return usage();
             i++;
         } else if (a[0] == '-' || path) {
@@ -258,16 +236,16 @@ int main(int argc, char **argv) {
     for (int mi = 0; mi < n_methods; mi++) {
         const bench_method *b = &bm[mi];
         int64_t passes = 0;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         int bad = call(s, b, &rq, &passes);
-        double first = now_ms() - t0;
+        double first = bench_now_ms() - t0;
         for (int w = 0; w < warmup && !bad; w++)
             bad = call(s, b, &rq, &passes);
         double times[MAX_RUNS];
         for (int r = 0; r < runs && !bad; r++) {
-            t0 = now_ms();
+            t0 = bench_now_ms();
             bad = call(s, b, &rq, &passes);
-            times[r] = now_ms() - t0;
+            times[r] = bench_now_ms() - t0;
         }
         if (bad) {
             printf("FAILED %s %s\n", b->label, idl_last_error());
@@ -275,7 +253,7 @@ int main(int argc, char **argv) {
             rc = fail(b->label);
             continue;
         }
-        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
         double med = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
         char set[256] = "";
         for (int k = 0, o = 0; k < n_settings(b) && o < (int)sizeof set - 1; k++)

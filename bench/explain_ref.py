@@ -51,10 +51,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_ref import timed  # noqa: E402  (median / min / max / first call, ms)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFDIR = os.path.join(HERE, "..", "tests", "reference")
@@ -67,20 +69,6 @@ LIB = {"captum": "captum-0.7.0", "pgc": "pytorch-grad-cam-1.5.5"}
 
 def maxrss_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def timed(fn, runs, warmup):
-    t0 = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - t0) * 1e3
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(ts)), min(ts), max(ts), first
 
 
 def report(method, lib, r):

@@ -12,7 +12,7 @@ JOBS=$(nproc)
 ./scripts/install_deps.sh --test
 
 echo "== format"
-git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' 'bench/*.c' | xargs clang-format --dry-run --Werror
+git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' 'bench/*.c' 'bench/*.h' | xargs clang-format --dry-run --Werror
 
 echo "== build (Release, -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DIDL_WERROR=ON >/dev/null

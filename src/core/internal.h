@@ -64,8 +64,8 @@ idl_status idl__write_atomic(const char *path, const void *const *pieces, const 
                              int n);
 
 /* Counter-based random numbers (core/rng.c, Philox4x32-10): out[k] is the value at index first+k
- * of the stream (seed, stream), the same whatever the split or thread count. Standard normal; uniform
- * in [0, 1); one 64-bit word. */
+ * of the stream (seed, stream), the same whatever the split or thread count. Standard normal;
+ * uniform in [0, 1); one 64-bit word. */
 #define IDL_OMP_MIN_RNG 65536
 void idl__rng_normal(uint64_t seed, uint64_t stream, int64_t first, int64_t n, float *out);
 void idl__rng_uniform(uint64_t seed, uint64_t stream, int64_t first, int64_t n, float *out);
