@@ -80,5 +80,17 @@ expect 0 "layer " -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --
 # shellcheck disable=SC2086
 expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy" --json "$T/t.json"
 grep -q '"token_scores"' "$T/t.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: no token_scores for a text model"; }
+# image inputs, preprocessing and pictures (the demo model: 1x28x28 Fashion-MNIST)
+DEMO=$(dirname "$MODEL")/../../../../data/demo
+IMG=$(ls "$DEMO"/images/*.png | head -n 1)
+expect 0 "wrote $T/ov.png" -- "$CLI" explain gradcam --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --out "$T/ov.npy" --overlay "$T/ov.png" --json "$T/ov.json"
+grep -q '"preprocess"' "$T/ov.json" && [ -s "$T/ov.png" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: no preprocess record or picture"; }
+expect 0 "wrote $T/ov2.png" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --input "$IMG" --preprocess scale,channels=1,size=28x28 --out "$T/ov2.npy" --overlay "$T/ov2.png" --style signed --colormap bwr
+printf 'not a png at all' >"$T/bad.png"
+expect 1 "bad.png" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$T/bad.png" --out "$T/x.npy"
+expect 2 "--preprocess" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --preprocess nonsense --out "$T/x.npy"
+expect 2 "--overlay needs image inputs" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --overlay "$T/x.png" --out "$T/x.npy"
+expect 2 "--style must be" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --overlay "$T/x.png" --style pretty --out "$T/x.npy"
+[ -f "$T/x.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,6 +1,10 @@
 /* main.c — the interpretdl command line (public API only): info, run, grad, explain.
  * Exit status: 0 success, 1 runtime error, 2 usage error. */
+#include "interpretdl/image.h"
 #include "interpretdl/interpretdl.h"
+#include "interpretdl/visual.h"
+
+#include "cli.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,9 +14,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE   2
 
 static const char *USAGE =
     "usage: interpretdl <command> [options]\n"
@@ -34,7 +35,11 @@ static const char *USAGE =
     "  explain METHOD --model MODEL --input x.npy [--target K] [--set key=value]... --out a.npy\n"
     "                                       an explanation (saliency, smoothgrad,\n"
     "                                       integrated_gradients, gradcam, ...): `interpretdl\n"
-    "                                       explain --help` lists the methods and settings\n"
+    "                                       explain --help` lists the methods and settings;\n"
+    "                                       image inputs (png, jpeg) and --overlay pictures\n"
+    "  demo [--out DIR]                     every method on the embedded Fashion-MNIST model and\n"
+    "                                       images; writes DIR/index.html (default\n"
+    "                                       interpretdl-demo)\n"
     "\n"
     "common options:\n"
     "  --threads N      kernel threads (default: all cores)\n"
@@ -59,8 +64,7 @@ static const char *EXPLAIN_USAGE =
     "(tensor attributed to: default the first float32 input, or the word-embedding output of a\n"
     "token-id model), layer. Methods and their own settings (defaults shown):\n";
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...);
-static int usage_error(const char *fmt, ...) {
+int cli_usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "interpretdl: ");
@@ -70,7 +74,7 @@ static int usage_error(const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
-static int runtime_error(const char *what) {
+int cli_runtime_error(const char *what) {
     fprintf(stderr, "interpretdl: %s: %s\n", what, idl_last_error());
     return EXIT_RUNTIME;
 }
@@ -95,6 +99,7 @@ typedef struct args {
     const char *layer;
     const char *json;
     const char *method; /* explain */
+    const char *preprocess, *overlay, *style, *colormap;
 } args;
 
 static int parse_int(const char *s, long lo, long hi, long *out) {
@@ -111,20 +116,20 @@ static int parse_args(int argc, char **argv, args *a) {
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL                                                \
-    if (!val) return usage_error("option %s needs a value", o); \
+#define NEED_VAL                                                    \
+    if (!val) return cli_usage_error("option %s needs a value", o); \
     i++;
         if (!strcmp(o, "--input")) {
             NEED_VAL
-            if (a->n_inputs == MAX_ARGS) return usage_error("too many %s", o);
+            if (a->n_inputs == MAX_ARGS) return cli_usage_error("too many %s", o);
             a->inputs[a->n_inputs++] = val;
         } else if (!strcmp(o, "--out")) {
             NEED_VAL
-            if (a->n_outs == MAX_ARGS) return usage_error("too many %s", o);
+            if (a->n_outs == MAX_ARGS) return cli_usage_error("too many %s", o);
             a->outs[a->n_outs++] = val;
         } else if (!strcmp(o, "--wrt")) {
             NEED_VAL
-            if (a->n_wrt == MAX_ARGS) return usage_error("too many %s", o);
+            if (a->n_wrt == MAX_ARGS) return cli_usage_error("too many %s", o);
             a->wrt[a->n_wrt++] = val;
         } else if (!strcmp(o, "--target")) {
             NEED_VAL
@@ -137,45 +142,57 @@ static int parse_args(int argc, char **argv, args *a) {
             a->objective = val;
         } else if (!strcmp(o, "--set")) {
             NEED_VAL
-            if (a->n_sets == MAX_ARGS) return usage_error("too many %s", o);
-            if (!strchr(val, '=')) return usage_error("--set needs key=value, got '%s'", val);
+            if (a->n_sets == MAX_ARGS) return cli_usage_error("too many %s", o);
+            if (!strchr(val, '=')) return cli_usage_error("--set needs key=value, got '%s'", val);
             a->sets[a->n_sets++] = val;
         } else if (!strcmp(o, "--layer")) {
             NEED_VAL
             a->layer = val;
+        } else if (!strcmp(o, "--preprocess")) {
+            NEED_VAL
+            a->preprocess = val;
+        } else if (!strcmp(o, "--overlay")) {
+            NEED_VAL
+            a->overlay = val;
+        } else if (!strcmp(o, "--style")) {
+            NEED_VAL
+            a->style = val;
+        } else if (!strcmp(o, "--colormap")) {
+            NEED_VAL
+            a->colormap = val;
         } else if (!strcmp(o, "--json")) {
             NEED_VAL
             a->json = val;
         } else if (!strcmp(o, "--model") && !strcmp(argv[1], "explain")) {
             NEED_VAL
-            if (a->model) return usage_error("%s", "the model is given twice");
+            if (a->model) return cli_usage_error("%s", "the model is given twice");
             a->model = val;
         } else if (!strcmp(o, "--threads")) {
             NEED_VAL
             long v;
             if (parse_int(val, 0, 4096, &v))
-                return usage_error("--threads needs an integer 0..4096, got '%s'", val);
+                return cli_usage_error("--threads needs an integer 0..4096, got '%s'", val);
             a->threads = (int)v;
         } else if (!strcmp(o, "--output-index")) {
             NEED_VAL
             long v;
             if (parse_int(val, 0, 1 << 20, &v))
-                return usage_error("--output-index needs an integer >= 0, got '%s'", val);
+                return cli_usage_error("--output-index needs an integer >= 0, got '%s'", val);
             a->output_index = (int)v;
         } else if (o[0] == '-' && o[1]) {
-            return usage_error("unknown option '%s'", o);
+            return cli_usage_error("unknown option '%s'", o);
         } else if (!strcmp(argv[1], "explain") && !a->method) {
             a->method = o;
         } else if (!a->model && strcmp(argv[1], "explain") != 0) {
             a->model = o;
         } else {
-            return usage_error("unexpected argument '%s'", o);
+            return cli_usage_error("unexpected argument '%s'", o);
         }
 #undef NEED_VAL
     }
     if (!strcmp(argv[1], "explain") && !a->method)
-        return usage_error("%s", "missing METHOD (interpretdl explain --help lists them)");
-    if (!a->model) return usage_error("%s", "missing MODEL");
+        return cli_usage_error("%s", "missing METHOD (interpretdl explain --help lists them)");
+    if (!a->model) return cli_usage_error("%s", "missing MODEL");
     return 0;
 }
 
@@ -233,7 +250,7 @@ static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const 
 /* ---- info ---- */
 static int cmd_info(const args *a) {
     idl_model *m = NULL;
-    if (idl_model_load(a->model, NULL, &m)) return runtime_error("cannot load model");
+    if (idl_model_load(a->model, NULL, &m)) return cli_runtime_error("cannot load model");
     printf("model:      %s\n", a->model);
     printf("producer:   %s\n", idl_model_producer(m)[0] ? idl_model_producer(m) : "(none)");
     printf("opset:      %lld\n", (long long)idl_model_opset(m));
@@ -352,7 +369,7 @@ static int cmd_info(const args *a) {
 static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const char **names,
                        int *named) {
     *named = 0;
-    if (a->n_inputs == 0) return usage_error("%s", "missing --input");
+    if (a->n_inputs == 0) return cli_usage_error("%s", "missing --input");
     for (int i = 0; i < a->n_inputs; i++) {
         const char *spec = a->inputs[i], *eq = strchr(spec, '=');
         const char *path = spec;
@@ -360,17 +377,17 @@ static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const 
         if (eq) {
             static char namebuf[MAX_ARGS][256];
             size_t l = (size_t)(eq - spec);
-            if (l >= sizeof namebuf[i]) return usage_error("input name too long in '%s'", spec);
+            if (l >= sizeof namebuf[i]) return cli_usage_error("input name too long in '%s'", spec);
             memcpy(namebuf[i], spec, l);
             namebuf[i][l] = 0;
             names[i] = namebuf[i];
             path = eq + 1;
             (*named)++;
         }
-        if (idl_npy_load(path, &t[i])) return runtime_error("cannot read input");
+        if (idl_npy_load(path, &t[i])) return cli_runtime_error("cannot read input");
     }
     if (*named && *named != a->n_inputs)
-        return usage_error("%s", "give every --input as name=file or none of them");
+        return cli_usage_error("%s", "give every --input as name=file or none of them");
     if (a->n_inputs != idl_model_n_inputs(m)) {
         fprintf(stderr, "interpretdl: the model has %d inputs (", idl_model_n_inputs(m));
         for (int i = 0; i < idl_model_n_inputs(m); i++)
@@ -382,10 +399,10 @@ static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const 
 }
 
 static int open_model(const args *a, idl_model **m, idl_session **s) {
-    if (idl_model_load(a->model, NULL, m)) return runtime_error("cannot load model");
+    if (idl_model_load(a->model, NULL, m)) return cli_runtime_error("cannot load model");
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = a->threads;
-    if (idl_session_new(*m, &so, s)) return runtime_error("cannot run model");
+    if (idl_session_new(*m, &so, s)) return cli_runtime_error("cannot run model");
     return 0;
 }
 
@@ -417,10 +434,10 @@ static int cmd_run(const args *a) {
     const char *names[MAX_ARGS];
     int named = 0, rc = open_model(a, &m, &s);
     if (!rc) rc = load_inputs(a, m, in, names, &named);
-    if (!rc && a->n_outs == 0) rc = usage_error("%s", "missing --out");
+    if (!rc && a->n_outs == 0) rc = cli_usage_error("%s", "missing --out");
     if (!rc &&
         idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
-        rc = runtime_error("forward failed");
+        rc = cli_runtime_error("forward failed");
     for (int i = 0; !rc && i < a->n_outs; i++) {
         const char *spec = a->outs[i], *eq = strchr(spec, '=');
         const idl_tensor *t;
@@ -429,7 +446,7 @@ static int cmd_run(const args *a) {
             char name[256];
             size_t l = (size_t)(eq - spec);
             if (l >= sizeof name) {
-                rc = usage_error("tensor name too long in '%s'", spec);
+                rc = cli_usage_error("tensor name too long in '%s'", spec);
                 break;
             }
             memcpy(name, spec, l);
@@ -437,18 +454,18 @@ static int cmd_run(const args *a) {
             path = eq + 1;
             t = idl_session_tensor(s, name);
             if (!t) {
-                rc = runtime_error("--out");
+                rc = cli_runtime_error("--out");
                 break;
             }
         } else {
             t = idl_session_output(s, i);
             if (!t) {
-                rc = usage_error("the model has no output %s (use NAME=FILE)", spec);
+                rc = cli_usage_error("the model has no output %s (use NAME=FILE)", spec);
                 break;
             }
         }
         if (idl_npy_save(path, t))
-            rc = runtime_error("cannot write output");
+            rc = cli_runtime_error("cannot write output");
         else
             print_summary(path, t);
     }
@@ -491,27 +508,28 @@ static int parse_targets(const char *spec, int64_t n, int64_t **out) {
     int64_t *targets = calloc((size_t)n + 1, sizeof *targets);
     const char *p = spec;
     int64_t k = 0;
-    int rc = targets ? 0 : runtime_error("out of memory");
+    int rc = targets ? 0 : cli_runtime_error("out of memory");
     while (!rc && *p) {
         char *end;
         errno = 0;
         long long v = strtoll(p, &end, 10);
         if (errno || end == p || v < 0)
-            rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+            rc = cli_usage_error("--target needs class indices or top1, got '%s'", spec);
         else if (k < n)
             targets[k++] = v;
         else
-            rc = usage_error("--target gives more classes than the batch has samples: '%s'", spec);
+            rc = cli_usage_error("--target gives more classes than the batch has samples: '%s'",
+                                 spec);
         p = *end == ',' ? end + 1 : end;
         if (!rc && *end && *end != ',')
-            rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+            rc = cli_usage_error("--target needs class indices or top1, got '%s'", spec);
     }
-    if (!rc && k == 0) rc = usage_error("--target needs class indices or top1, got '%s'", spec);
+    if (!rc && k == 0) rc = cli_usage_error("--target needs class indices or top1, got '%s'", spec);
     if (!rc && k == 1)
         for (int64_t b = 1; b < n; b++)
             targets[b] = targets[0];
     else if (!rc && k != n)
-        rc = usage_error("--target gives a class for some samples only: '%s'", spec);
+        rc = cli_usage_error("--target gives a class for some samples only: '%s'", spec);
     if (rc) {
         free(targets);
         targets = NULL;
@@ -532,7 +550,7 @@ static int cmd_grad(const args *a) {
     idl_objective obj = idl_objective_default();
     obj.output = a->output_index;
     if (!rc && a->objective && idl_objective_kind_parse(a->objective, &obj.kind))
-        rc = usage_error("%s", idl_last_error());
+        rc = cli_usage_error("%s", idl_last_error());
     const char *wrt[MAX_ARGS];
     int n_wrt = a->n_wrt ? a->n_wrt : 1;
     for (int i = 0; !rc && i < n_wrt; i++) {
@@ -540,18 +558,19 @@ static int cmd_grad(const args *a) {
         /* "input" (unless a tensor has that name) is resolved after the forward pass */
         wrt[i] = !strcmp(w, "input") && !idl_model_has_tensor(m, "input") ? NULL : w;
     }
-    if (!rc && a->n_outs != n_wrt) rc = usage_error("%s", "give one --out per --wrt");
+    if (!rc && a->n_outs != n_wrt) rc = cli_usage_error("%s", "give one --out per --wrt");
     idl_tensor *seed = NULL;
     if (!rc && a->seed && (a->target || a->objective))
-        rc = usage_error("%s", "--seed replaces --target and --objective; give one or the other");
+        rc = cli_usage_error("%s",
+                             "--seed replaces --target and --objective; give one or the other");
     if (!rc && a->seed) {
-        if (idl_npy_load(a->seed, &seed)) rc = runtime_error("cannot read --seed");
+        if (idl_npy_load(a->seed, &seed)) rc = cli_runtime_error("cannot read --seed");
         obj.kind = IDL_OBJ_SEED;
         obj.seed = seed;
     }
     if (!rc &&
         idl_session_forward(s, (const idl_tensor *const *)in, named ? names : NULL, a->n_inputs))
-        rc = runtime_error("forward failed");
+        rc = cli_runtime_error("forward failed");
     for (int i = 0; !rc && i < n_wrt; i++)
         if (!wrt[i] && !(wrt[i] = resolve_input_keyword(m, s))) rc = EXIT_RUNTIME;
     if (!rc && a->target && strcmp(a->target, "top1") != 0) {
@@ -559,10 +578,10 @@ static int cmd_grad(const args *a) {
         rc = parse_targets(a->target, y && y->ndim ? y->shape[0] : 1, &targets);
         obj.targets = targets;
     }
-    if (!rc && idl_session_backward(s, &obj, wrt, n_wrt)) rc = runtime_error("gradient failed");
+    if (!rc && idl_session_backward(s, &obj, wrt, n_wrt)) rc = cli_runtime_error("gradient failed");
     for (int i = 0; !rc && i < n_wrt; i++) {
         const idl_tensor *g = idl_session_grad(s, wrt[i]);
-        if (!g || idl_npy_save(a->outs[i], g)) rc = runtime_error("cannot write gradient");
+        if (!g || idl_npy_save(a->outs[i], g)) rc = cli_runtime_error("cannot write gradient");
     }
     if (!rc) {
         int64_t nt;
@@ -603,10 +622,10 @@ static void json_str(FILE *f, const char *v) {
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
  * to a temporary name and renamed. */
 static int write_json(const args *a, const idl_explanation *e, const int64_t *targets_given,
-                      double seconds, bool token_scores) {
+                      double seconds, bool token_scores, const char *preprocess) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp)
-        return usage_error("%s", "--json path too long");
+        return cli_usage_error("%s", "--json path too long");
     FILE *f = fopen(tmp, "w");
     if (!f) {
         fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
@@ -635,6 +654,7 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
     json_str(f, a->objective ? a->objective : "probability");
     fprintf(f, ",\n  \"seed\": %s", a->seed ? a->seed : "0");
     fprintf(f, ",\n  \"targets_given\": %s", targets_given ? "true" : "false");
+    if (preprocess && *preprocess) fprintf(f, ",\n  \"preprocess\": %s", preprocess);
     fprintf(f, ",\n  \"wrt\": ");
     json_str(f, e->wrt);
     fprintf(f, ",\n  \"layer\": ");
@@ -684,6 +704,137 @@ static int progress_bar(int64_t done, int64_t total, void *user) {
     return 0;
 }
 
+static bool is_image_path(const char *p) {
+    static const char *const ext[] = { ".png", ".jpg", ".jpeg", ".bmp", ".PNG", ".JPG", ".JPEG" };
+    size_t n = strlen(p);
+    for (size_t k = 0; k < sizeof ext / sizeof *ext; k++) {
+        size_t e = strlen(ext[k]);
+        if (n > e && !strcmp(p + n - e, ext[k])) return true;
+    }
+    return false;
+}
+
+/* Image inputs: every --input is an image file; decoded, preprocessed (--preprocess, or a
+ * default from the model's input: 1 channel -> "scale", else "imagenet"; fixed H x W -> short side
+ * resized to max(H, W) and centre-cropped to H x W, free -> 224 x 224) and stacked into one batch.
+ * shown[i] receives the 8-bit picture of sample i. Returns 0 or an exit code. */
+static int load_images(const args *a, const idl_model *m, idl_tensor **batch, idl_image **shown,
+                       char *pp_json, size_t json_cap) {
+    idl_preprocess pp;
+    if (a->preprocess) {
+        if (idl_preprocess_parse(a->preprocess, &pp))
+            return cli_usage_error("--preprocess: %s", idl_last_error());
+    } else {
+        idl_value_info vi;
+        char spec[128];
+        int64_t C = 3, H = -1, W = -1;
+        if (idl_model_input(m, 0, &vi) == IDL_OK && vi.ndim == 4)
+            C = vi.shape[1], H = vi.shape[2], W = vi.shape[3];
+        if (H > 0 && W > 0)
+            snprintf(spec, sizeof spec, "%s,resize=%lld,crop=%lldx%lld",
+                     C == 1 ? "scale,channels=1" : "imagenet", (long long)(H > W ? H : W),
+                     (long long)W, (long long)H);
+        else
+            snprintf(spec, sizeof spec, "%s,resize=224,crop=224x224",
+                     C == 1 ? "scale,channels=1" : "imagenet");
+        if (idl_preprocess_parse(spec, &pp)) return cli_runtime_error("default preprocessing");
+    }
+    idl_preprocess_json(&pp, pp_json, json_cap);
+    for (int i = 0; i < a->n_inputs; i++) {
+        idl_image *img = NULL;
+        idl_tensor *t = NULL;
+        if (idl_image_load(a->inputs[i], 0, &img)) return cli_runtime_error(a->inputs[i]);
+        idl_status st = idl_preprocess_image(img, &pp, &t, &shown[i]);
+        idl_image_free(img);
+        if (st) return cli_runtime_error(a->inputs[i]);
+        if (!*batch) {
+            int64_t shp[IDL_MAX_DIMS];
+            memcpy(shp, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+            shp[0] = a->n_inputs;
+            if (idl_tensor_new(IDL_DT_F32, t->ndim, shp, batch)) {
+                idl_tensor_free(t);
+                return cli_runtime_error("memory");
+            }
+        }
+        size_t per = (size_t)idl_tensor_numel(t);
+        if ((int64_t)per * a->n_inputs != idl_tensor_numel(*batch)) {
+            idl_tensor_free(t);
+            return cli_usage_error("%s has another size after preprocessing than the first "
+                                   "image; give --preprocess with a fixed size or crop",
+                                   a->inputs[i]);
+        }
+        memcpy((float *)(*batch)->data + per * (size_t)i, t->data, per * sizeof(float));
+        idl_tensor_free(t);
+    }
+    return 0;
+}
+
+/* --style / --colormap into overlay options (checked before any work is done). */
+static int overlay_opts(const args *a, idl_overlay_opts *oo) {
+    *oo = idl_overlay_opts_default();
+    bool cam = strstr(a->method, "cam") && strcmp(a->method, "guided_gradcam") != 0;
+    oo->style =
+        cam || !strcmp(a->method, "consensus") ? IDL_OVERLAY_HEATMAP : IDL_OVERLAY_GRAYSCALE;
+    if (a->style) {
+        static const char *const names[] = { "heatmap", "grayscale", "threshold", "signed" };
+        int k = -1;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(a->style, names[i])) k = i;
+        if (k < 0)
+            return cli_usage_error("--style must be heatmap, grayscale, threshold or signed, got "
+                                   "'%s'",
+                                   a->style);
+        oo->style = (idl_overlay_style)k;
+    }
+    if (a->colormap && idl_colormap_parse(a->colormap, &oo->colormap))
+        return cli_usage_error("--colormap: %s", idl_last_error());
+    return 0;
+}
+
+/* --overlay: the picture of every sample (a labelled grid when there are several). */
+static int write_overlay(const args *a, const idl_explanation *e, idl_image *const *shown) {
+    idl_overlay_opts oo;
+    if (overlay_opts(a, &oo)) return EXIT_USAGE;
+    idl_reduce red = oo.style == IDL_OVERLAY_SIGNED ? IDL_REDUCE_SUM : IDL_REDUCE_ABS_SUM;
+    int n = (int)e->n, rc = 0;
+    idl_image *pics[MAX_ARGS] = { 0 };
+    char lab[MAX_ARGS][128];
+    const char *labels[MAX_ARGS];
+    for (int i = 0; !rc && i < n && i < MAX_ARGS; i++) {
+        idl_tensor *map = NULL;
+        idl_image *big = NULL;
+        if (!shown || !shown[i]) {
+            rc = cli_usage_error("%s", "--overlay needs image inputs (png or jpeg)");
+        } else {
+            /* small inputs (28 x 28) are shown enlarged, pixels kept square */
+            int side = shown[i]->width < shown[i]->height ? shown[i]->width : shown[i]->height;
+            int zoom = side > 0 && side < 224 ? 224 / side : 1;
+            if (idl_image_resize(shown[i], shown[i]->width * zoom, shown[i]->height * zoom,
+                                 IDL_RESIZE_NEAREST, &big) ||
+                idl_attribution_map(e->attribution, i, red, &map) ||
+                idl_overlay(big, map, &oo, &pics[i]))
+                rc = cli_runtime_error("overlay");
+        }
+        idl_image_free(big);
+        idl_tensor_free(map);
+        snprintf(lab[i], sizeof lab[i], "class %lld  %.3g", (long long)e->targets[i],
+                 (double)e->score[i]);
+        labels[i] = lab[i];
+    }
+    if (!rc) {
+        idl_image *grid = NULL;
+        if (n == 1 ? idl_image_save_png(a->overlay, pics[0])
+                   : (idl_image_grid((const idl_image *const *)pics, labels, n, 0, &grid) ||
+                      idl_image_save_png(a->overlay, grid)))
+            rc = cli_runtime_error("cannot write --overlay");
+        idl_image_free(grid);
+    }
+    for (int i = 0; i < MAX_ARGS; i++)
+        idl_image_free(pics[i]);
+    if (!rc) printf("wrote %s\n", a->overlay);
+    return rc;
+}
+
 static int cmd_explain(const args *a) {
     const char *const *methods = idl_explain_methods();
     bool known = false;
@@ -696,35 +847,48 @@ static int cmd_explain(const args *a) {
         fprintf(stderr, "\n");
         return EXIT_USAGE;
     }
-    if (a->n_outs != 1) return usage_error("%s", "explain needs one --out FILE.npy");
+    if (a->n_outs != 1) return cli_usage_error("%s", "explain needs one --out FILE.npy");
     idl_model *m = NULL;
     idl_session *s = NULL;
     idl_tensor *in[MAX_ARGS] = { 0 };
     const char *names[MAX_ARGS];
     int64_t *targets = NULL;
     int named = 0, rc = open_model(a, &m, &s);
-    if (!rc) rc = load_inputs(a, m, in, names, &named);
+    bool images = a->n_inputs > 0;
+    for (int i = 0; i < a->n_inputs; i++)
+        images = images && is_image_path(a->inputs[i]);
+    idl_image *shown[MAX_ARGS] = { 0 };
+    char pp_json[1024] = "";
+    if (!rc && images) rc = load_images(a, m, &in[0], shown, pp_json, sizeof pp_json);
+    if (!rc && !images) rc = load_inputs(a, m, in, names, &named);
+    if (!rc && a->preprocess && !images)
+        rc = cli_usage_error("%s", "--preprocess applies to image inputs (png or jpeg)");
+    if (!rc && a->overlay && !images)
+        rc = cli_usage_error("%s", "--overlay needs image inputs (png or jpeg)");
+    idl_overlay_opts oo_check;
+    if (!rc && a->overlay) rc = overlay_opts(a, &oo_check);
     idl_explain_request rq = idl_explain_request_default();
     rq.inputs = (const idl_tensor *const *)in;
     rq.input_names = named ? names : NULL;
-    rq.n_inputs = a->n_inputs;
+    rq.n_inputs = images ? 1 : a->n_inputs;
     rq.output = a->output_index;
     rq.layer = a->layer;
     if (!rc && a->objective && idl_objective_kind_parse(a->objective, &rq.objective))
-        rc = usage_error("%s", idl_last_error());
+        rc = cli_usage_error("%s", idl_last_error());
     if (!rc && a->objective && rq.objective == IDL_OBJ_SEED)
-        rc = usage_error("%s", "explain takes --objective logit, probability or log_probability");
+        rc = cli_usage_error("%s",
+                             "explain takes --objective logit, probability or log_probability");
     if (!rc && a->seed) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(a->seed, &end, 10);
         if (errno || !*a->seed || *end || a->seed[0] == '-')
-            rc = usage_error("--seed needs a non-negative integer, got '%s'", a->seed);
+            rc = cli_usage_error("--seed needs a non-negative integer, got '%s'", a->seed);
         rq.seed = v;
     }
     if (!rc && a->target && strcmp(a->target, "top1") != 0) {
         int64_t n = 1;
-        for (int i = 0; i < a->n_inputs; i++)
+        for (int i = 0; i < rq.n_inputs; i++)
             if (in[i]->ndim >= 1 && idl_tensor_numel(in[i]) > 16) {
                 n = in[i]->shape[0];
                 break;
@@ -743,11 +907,13 @@ static int cmd_explain(const args *a) {
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (!rc && idl_npy_save(a->outs[0], e.attribution)) rc = runtime_error("cannot write --out");
+    if (!rc && idl_npy_save(a->outs[0], e.attribution))
+        rc = cli_runtime_error("cannot write --out");
     bool tokens = e.attribution && e.attribution->ndim == 3 && e.wrt[0];
-    for (int i = 0; tokens && i < a->n_inputs; i++)
+    for (int i = 0; tokens && i < rq.n_inputs; i++)
         tokens = in[i]->dtype != IDL_DT_F32;
-    if (!rc && a->json) rc = write_json(a, &e, targets, secs, tokens);
+    if (!rc && a->json) rc = write_json(a, &e, targets, secs, tokens, pp_json);
+    if (!rc && a->overlay) rc = write_overlay(a, &e, shown);
     if (!rc) {
         for (int64_t b = 0; b < e.n; b++) {
             printf("sample %lld: target %lld score %.6g", (long long)b, (long long)e.targets[b],
@@ -764,8 +930,10 @@ static int cmd_explain(const args *a) {
     }
     idl_explanation_clear(&e);
     free(targets);
-    for (int i = 0; i < MAX_ARGS; i++)
+    for (int i = 0; i < MAX_ARGS; i++) {
         idl_tensor_free(in[i]);
+        idl_image_free(shown[i]);
+    }
     idl_session_free(s);
     idl_model_free(m);
     return rc;
@@ -805,6 +973,20 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         }
+    if (!strcmp(argv[1], "demo")) {
+        const char *out = "interpretdl-demo";
+        long threads = 0;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--out") && i + 1 < argc)
+                out = argv[++i];
+            else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+                if (parse_int(argv[++i], 0, 4096, &threads))
+                    return cli_usage_error("--threads needs an integer 0..4096, got '%s'", argv[i]);
+            } else
+                return cli_usage_error("demo takes --out DIR and --threads N, not '%s'", argv[i]);
+        }
+        return cli_demo(out, (int)threads);
+    }
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
@@ -812,5 +994,5 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return cmd_run(&a);
     if (!strcmp(argv[1], "grad")) return cmd_grad(&a);
     if (!strcmp(argv[1], "explain")) return cmd_explain(&a);
-    return usage_error("unknown command '%s'", argv[1]);
+    return cli_usage_error("unknown command '%s'", argv[1]);
 }
