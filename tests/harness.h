@@ -80,6 +80,23 @@ static inline int th_allclose(const char *label, const float *a, const float *b,
     return 1;
 }
 
+#ifdef INTERPRETDL_H
+/* Loads the .npy file dir/name (dir may be ""); on failure prints why, counts a failed check and
+ * returns NULL. */
+static inline idl_tensor *th_load_npy(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "",
+             name);
+    idl_tensor *t = NULL;
+    if (idl_npy_load(path, &t)) {
+        fprintf(stderr, "cannot read %s: %s\n", path, idl_last_error());
+        th_failed++;
+        return NULL;
+    }
+    return t;
+}
+#endif
+
 #define TEST_SUMMARY()                                          \
     do {                                                        \
         printf("%d passed, %d failed\n", th_passed, th_failed); \

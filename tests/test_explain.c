@@ -34,14 +34,7 @@ static idl_model *g_cnn, *g_text;
 static const char *g_data = NULL;
 
 static idl_tensor *load(const char *dir, const char *file) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", dir, file);
-    idl_tensor *t = NULL;
-    if (idl_npy_load(p, &t)) {
-        fprintf(stderr, "cannot load %s: %s\n", p, idl_last_error());
-        th_failed++;
-    }
-    return t;
+    return th_load_npy(dir, file);
 }
 
 static idl_status explain1(idl_session *s, const char *method, const idl_tensor *x,

@@ -8,9 +8,10 @@
  * The references are written by tests/reference/make_images.py into tests/data/images; the test
  * runs from the repository root. */
 #define _DEFAULT_SOURCE
-#include "harness.h"
 #include "interpretdl/image.h"
 #include "interpretdl/interpretdl.h"
+
+#include "harness.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -40,15 +41,7 @@ static unsigned char *read_all(const char *path, size_t *len) {
 }
 
 static idl_tensor *npy(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s", name);
-    idl_tensor *t = NULL;
-    if (idl_npy_load(path, &t)) {
-        fprintf(stderr, "cannot read %s: %s\n", path, idl_last_error());
-        th_failed++;
-        return NULL;
-    }
-    return t;
+    return th_load_npy(DIR, name);
 }
 
 static idl_image *load(const char *name, int channels) {

@@ -5,11 +5,12 @@
  * maps, alpha extremes, gray and RGBA inputs, grid arithmetic, centring, labels changing pixels
  * only in the label bands); errors; an out-of-memory sweep. The references are written by
  * tests/reference/make_visual.py into tests/data/visual; the test runs from the repository root. */
-#include "harness.h"
 #include "interpretdl/image.h"
 #include "interpretdl/interpretdl.h"
 #include "interpretdl/visual.h"
 #include "visual/visual_internal.h"
+
+#include "harness.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -17,15 +18,7 @@
 #define DIR "tests/data/visual/"
 
 static idl_tensor *npy(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s", name);
-    idl_tensor *t = NULL;
-    if (idl_npy_load(path, &t)) {
-        fprintf(stderr, "cannot read %s: %s\n", path, idl_last_error());
-        th_failed++;
-        return NULL;
-    }
-    return t;
+    return th_load_npy(DIR, name);
 }
 
 /* An idl_image from an (H, W, C) uint8 .npy. */
