@@ -136,7 +136,8 @@ def ort_logits(onnx_path, x, ort_python):
                 "print(ort.__version__)\n")
         r = subprocess.run([ort_python, "-c", code, onnx_path, xin, yout], capture_output=True,
                            text=True, check=True)
-        return np.load(yout), "onnxruntime %s (%s)" % (r.stdout.strip(), ort_python)
+        shown = os.path.relpath(ort_python, ROOT) if ort_python.startswith(ROOT) else ort_python
+        return np.load(yout), "onnxruntime %s (%s)" % (r.stdout.strip(), shown)
 
 
 def main():
