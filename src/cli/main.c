@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,27 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
+/* The field of an option that takes one string value (the last one given wins), or NULL. */
+static const char **single_option(args *a, const char *o) {
+    static const struct {
+        const char *flag;
+        size_t off;
+    } opts[] = {
+        { "--target", offsetof(args, target) },
+        { "--seed", offsetof(args, seed) },
+        { "--objective", offsetof(args, objective) },
+        { "--layer", offsetof(args, layer) },
+        { "--preprocess", offsetof(args, preprocess) },
+        { "--overlay", offsetof(args, overlay) },
+        { "--style", offsetof(args, style) },
+        { "--colormap", offsetof(args, colormap) },
+        { "--json", offsetof(args, json) },
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (!strcmp(o, opts[i].flag)) return (const char **)(void *)((char *)a + opts[i].off);
+    return NULL;
+}
+
 static int parse_args(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
     for (int i = 2; i < argc; i++) {
@@ -119,7 +141,11 @@ static int parse_args(int argc, char **argv, args *a) {
 #define NEED_VAL                                                    \
     if (!val) return cli_usage_error("option %s needs a value", o); \
     i++;
-        if (!strcmp(o, "--input")) {
+        const char **single = single_option(a, o);
+        if (single) {
+            NEED_VAL
+            *single = val;
+        } else if (!strcmp(o, "--input")) {
             NEED_VAL
             if (a->n_inputs == MAX_ARGS) return cli_usage_error("too many %s", o);
             a->inputs[a->n_inputs++] = val;
@@ -131,38 +157,11 @@ static int parse_args(int argc, char **argv, args *a) {
             NEED_VAL
             if (a->n_wrt == MAX_ARGS) return cli_usage_error("too many %s", o);
             a->wrt[a->n_wrt++] = val;
-        } else if (!strcmp(o, "--target")) {
-            NEED_VAL
-            a->target = val;
-        } else if (!strcmp(o, "--seed")) {
-            NEED_VAL
-            a->seed = val;
-        } else if (!strcmp(o, "--objective")) {
-            NEED_VAL
-            a->objective = val;
         } else if (!strcmp(o, "--set")) {
             NEED_VAL
             if (a->n_sets == MAX_ARGS) return cli_usage_error("too many %s", o);
             if (!strchr(val, '=')) return cli_usage_error("--set needs key=value, got '%s'", val);
             a->sets[a->n_sets++] = val;
-        } else if (!strcmp(o, "--layer")) {
-            NEED_VAL
-            a->layer = val;
-        } else if (!strcmp(o, "--preprocess")) {
-            NEED_VAL
-            a->preprocess = val;
-        } else if (!strcmp(o, "--overlay")) {
-            NEED_VAL
-            a->overlay = val;
-        } else if (!strcmp(o, "--style")) {
-            NEED_VAL
-            a->style = val;
-        } else if (!strcmp(o, "--colormap")) {
-            NEED_VAL
-            a->colormap = val;
-        } else if (!strcmp(o, "--json")) {
-            NEED_VAL
-            a->json = val;
         } else if (!strcmp(o, "--model") && !strcmp(argv[1], "explain")) {
             NEED_VAL
             if (a->model) return cli_usage_error("%s", "the model is given twice");
