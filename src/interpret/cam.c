@@ -11,7 +11,7 @@
  *   layercam   M = ReLU(sum_k ReLU(G_k) * A_k) per position (Jiang et al.)
  * Output (N, h, w) at the layer's resolution; normalize=1 maps each sample to [0, 1] by
  * (M - min) / (max - min + 1e-7); upsample=1 resizes to the input's (H, W) bilinearly with
- * half-pixel centres (OpenCV's INTER_LINEAR, PyTorch's align_corners=False); both together follow
+ * half-pixel centres (exactly OpenCV's INTER_LINEAR on float32); both together follow
  * pytorch-grad-cam: normalise, resize, normalise again.
  * The layer: a tensor name, or automatically the input of the last global average pooling
  * (GlobalAveragePool, ReduceMean over the two spatial axes, or an AveragePool covering them) whose
@@ -190,25 +190,6 @@ static idl_status fc_weights(idl_session *s, int pool, int64_t C, int64_t ncls, 
                       (long long)C, (long long)ncls);
 }
 
-static void resize_bilinear(const float *src, int64_t h, int64_t w, float *dst, int64_t H,
-                            int64_t W) {
-    for (int64_t y = 0; y < H; y++) {
-        double fy = (y + 0.5) * ((double)h / H) - 0.5;
-        if (fy < 0) fy = 0;
-        int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-        float ay = (float)(fy - y0);
-        for (int64_t x = 0; x < W; x++) {
-            double fx = (x + 0.5) * ((double)w / W) - 0.5;
-            if (fx < 0) fx = 0;
-            int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-            float ax = (float)(fx - x0);
-            float top = src[y0 * w + x0] * (1 - ax) + src[y0 * w + x1] * ax;
-            float bot = src[y1 * w + x0] * (1 - ax) + src[y1 * w + x1] * ax;
-            dst[y * W + x] = top * (1 - ay) + bot * ay;
-        }
-    }
-}
-
 /* PyTorch's F.interpolate(mode="nearest") index rule. */
 static int64_t nearest_src(int64_t o, int64_t in, int64_t out) {
     if (out == 2 * in) return o >> 1;
@@ -360,13 +341,16 @@ static idl_status cam_run(idl__xrun *r, const idl_cam_params *p, idl_explanation
         for (int64_t i = 0; i < v.N; i++) {
             float *mi = map + i * hw, *ai = a + i * H * W;
             if (p->normalize) minmax(mi, hw);
-            if (p->upsample)
-                resize_bilinear(mi, v.h, v.w, ai, H, W);
-            else
+            if (p->upsample) {
+                if ((st = idl__resize_map(mi, (int)v.w, (int)v.h, ai, (int)W, (int)H, "upsample")))
+                    break;
+            } else {
                 memcpy(ai, mi, sizeof(float) * (size_t)hw);
+            }
             if (p->normalize && p->upsample) minmax(ai, H * W);
         }
     }
+    if (st) idl_explanation_clear(out);
     idl__free(map);
     return st;
 }
@@ -422,10 +406,13 @@ idl_status idl_guided_gradcam(idl_session *s, const idl_explain_request *rq,
             float *mi = map + i * hw;
             for (int64_t q = 0; q < hw; q++)
                 mi[q] = mi[q] > 0 ? mi[q] : 0;
-            if (p && p->bilinear)
-                resize_bilinear(mi, v.h, v.w, up, H, W);
-            else
+            if (p && p->bilinear) {
+                if ((st = idl__resize_map(mi, (int)v.w, (int)v.h, up, (int)W, (int)H,
+                                          "guided_gradcam")))
+                    break;
+            } else {
                 resize_nearest(mi, v.h, v.w, up, H, W);
+            }
             for (int64_t c = 0; c < C; c++)
                 for (int64_t q = 0; q < H * W; q++) {
                     int64_t o = (i * C + c) * H * W + q;

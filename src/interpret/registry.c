@@ -444,23 +444,11 @@ static idl_status consensus_map(const idl_explanation *e, int64_t H, int64_t W, 
             }
     } else if (a->ndim == 3) {
         int64_t h = a->shape[1], w = a->shape[2];
-        const float *v = a->data;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t y = 0; y < H; y++) {
-                double fy = (y + 0.5) * ((double)h / H) - 0.5;
-                fy = fy < 0 ? 0 : fy;
-                int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-                for (int64_t x = 0; x < W; x++) {
-                    double fx = (x + 0.5) * ((double)w / W) - 0.5;
-                    fx = fx < 0 ? 0 : fx;
-                    int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-                    const float *p = v + i * h * w;
-                    double ay = fy - y0, ax = fx - x0;
-                    dst[(i * H + y) * W + x] =
-                        (float)((p[y0 * w + x0] * (1 - ax) + p[y0 * w + x1] * ax) * (1 - ay) +
-                                (p[y1 * w + x0] * (1 - ax) + p[y1 * w + x1] * ax) * ay);
-                }
-            }
+        for (int64_t i = 0; i < N; i++) {
+            idl_status st = idl__resize_map((const float *)a->data + i * h * w, (int)w, (int)h,
+                                            dst + i * H * W, (int)W, (int)H, "consensus");
+            if (st) return st;
+        }
     } else {
         char b[128];
         return idl__error(IDL_ERR_SHAPE,

@@ -24,3 +24,9 @@ void idl__tensor_free_data(idl_tensor *t);
 /* Reads element i of a numeric tensor as double / int64 (any supported dtype). */
 double idl__get_f64(const idl_tensor *t, int64_t i);
 int64_t idl__get_i64(const idl_tensor *t, int64_t i);
+
+/* Resizes a one-channel float32 map (sw x sh, rows top to bottom) to dw x dh as OpenCV 4.6's
+ * cv::resize(INTER_LINEAR) does on float32 data (bit-exact on x86-64; see resize_map.c): half-pixel
+ * centres, edges clamped. dst must not overlap src. Errors: NOMEM (the message names `who`). */
+idl_status idl__resize_map(const float *src, int sw, int sh, float *dst, int dw, int dh,
+                           const char *who);

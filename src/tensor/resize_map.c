@@ -1,8 +1,9 @@
 /* resize_map.c — bilinear resize of a float32 map, as OpenCV 4.6's cv::resize(src, dsize) with
- * INTER_LINEAR does on a one-channel float32 matrix (what InterpretDL calls to bring a CAM to the
- * image's size). Written from OpenCV's behaviour (resize.cpp read, not copied), checked bit for bit
- * against Debian's cv2 4.6 on x86-64 (tests/test_visual.c: 12 pairs; during development 4,000
- * random pairs, sides 1..700 to 1..300, 7 x 7 to 224 x 224 and exact halves among them):
+ * INTER_LINEAR does on a one-channel float32 matrix (what InterpretDL and pytorch-grad-cam call to
+ * bring a CAM to the image's size). Used by the CAM methods' upsampling, consensus and pictures.
+ * Written from OpenCV's behaviour (resize.cpp read, not copied), checked bit for bit against
+ * Debian's cv2 4.6 on x86-64 (tests/test_visual.c: 12 pairs; during development 4,000 random pairs,
+ * sides 1..700 to 1..300, 7 x 7 to 224 x 224 and exact halves among them):
  *  - the same size is a copy;
  *  - exactly half the size on both axes (src = 2 dst) is OpenCV's switch to INTER_AREA: the mean
  *    of each 2x2 block, (a + b + c + d) * 0.25f. OpenCV adds in two orders: columns handled by its
@@ -15,7 +16,7 @@
  *    pixel as it is; vertically the two rows s and s + 1 are clamped into the image (their
  *    weights stay as computed, so an edge row is r * w0 + r * w1). Each pass computes
  *    p0 * w0 + p1 * w1 in float with two roundings (no fused multiply-add). */
-#include "visual/visual_internal.h"
+#include "tensor/tensor_internal.h"
 
 #include "core/internal.h"
 
