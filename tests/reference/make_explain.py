@@ -198,6 +198,29 @@ def grad_at(f, x, targets, kind):
     return g.detach()
 
 
+def smooth_fn(targets, kind, stat):
+    """SmoothGrad replayed: the mean ("mean"), mean of squares ("sq") or variance ("var") of the
+    gradients at x + noise[s] over the draws s; fn(m, x, noise)."""
+    def fn(m, xx, nz):
+        gs = torch.stack([grad_at(m, xx + nz[s], targets, kind) for s in range(nz.shape[0])])
+        mean, sq = gs.mean(0), (gs * gs).mean(0)
+        return {"mean": mean, "sq": sq, "var": sq - mean * mean}[stat]
+    return fn
+
+
+def gradient_shap_fn(targets):
+    """GradientSHAP replayed, logit objective: mean over draws s of
+    grad(b + alpha[s] (x + noise[s] - b)) * (x + noise[s] - b); fn(m, x, noise, alpha, b)."""
+    def fn(m, xx, nz, al, bb):
+        acc = torch.zeros_like(xx)
+        for s in range(nz.shape[0]):
+            xt = xx + nz[s]
+            a = al[s].view(-1, 1, 1, 1)
+            acc += grad_at(m, bb + a * (xt - bb), targets, "logit") * (xt - bb)
+        return acc / nz.shape[0]
+    return fn
+
+
 def pick_targets(logits, gen):
     """Per sample a seeded class that is not the argmax (as make_torchvision.py)."""
     top = logits.argmax(dim=1)
@@ -785,13 +808,6 @@ def make_cnn_smooth(outdir):
     case.comment("SmoothGrad family: noise.npy (%d, N, C, H, W), sigma = %g * (max - min) of "
                  "each sample, numpy seed %d" % (N_SG, NOISE_REL, seed))
 
-    def smooth(kind, stat):
-        def fn(m, xx, nz):
-            gs = torch.stack([grad_at(m, xx + nz[s], tt, kind) for s in range(nz.shape[0])])
-            mean, sq = gs.mean(0), (gs * gs).mean(0)
-            return {"mean": mean, "sq": sq, "var": sq - mean * mean}[stat]
-        return fn
-
     def nt(base_cls, kind, nt_type, **kw):
         def fn(m, xx, nz):
             f = m if kind == "logit" else Prob(m)
@@ -804,7 +820,7 @@ def make_cnn_smooth(outdir):
                                   ("smoothgrad_sq", "sq", "smoothgrad_sq"),
                                   ("vargrad", "var", "vargrad")):
         for kind in (("logit", "probability") if method == "smoothgrad" else ("logit",)):
-            r = both(smooth(kind, stat), m32, m64, xn, noise)
+            r = both(smooth_fn(tt, kind, stat), m32, m64, xn, noise)
             with default_dtype(torch.float64):
                 c = np_(nt(ca.Saliency, kind, nt_type, abs=False)(
                     m64, x.double(), torch.from_numpy(noise).double()))
@@ -851,14 +867,7 @@ def make_cnn_smooth(outdir):
     case.comment("GradientSHAP: noiseS.npy (%d, N, C, H, W) as noise.npy, alpha.npy (%d, N) "
                  "uniform [0, 1), base.npy one baseline per sample" % (N_GS, N_GS))
 
-    def gshap(m, xx, nz, al, bb):
-        acc = torch.zeros_like(xx)
-        for s in range(nz.shape[0]):
-            xt = xx + nz[s]
-            a = al[s].view(-1, 1, 1, 1)
-            acc += grad_at(m, bb + a * (xt - bb), tt, "logit") * (xt - bb)
-        return acc / nz.shape[0]
-    r = both(gshap, m32, m64, xn, noise_s, alpha, base)
+    r = both(gradient_shap_fn(tt), m32, m64, xn, noise_s, alpha, base)
     case.add("gradient_shap", "gradient_shap_logit.npy",
              ["n_samples=%d" % N_GS, "noise_file=noiseS.npy", "alpha_file=alpha.npy",
               "baseline=base.npy", lg], *r,
@@ -1237,10 +1246,7 @@ def make_vit_tiny(outdir):
                  "seed %d; GradientSHAP replays the same noise, alpha.npy (%d, N) uniform [0, 1), "
                  "base.npy one baseline per sample" % (N_VIT, NOISE_REL, seed, N_VIT))
 
-    def sg(m, xx, nz):
-        return torch.stack([grad_at(m, xx + nz[s], tt, "logit")
-                            for s in range(nz.shape[0])]).mean(0)
-    r = both(sg, m32, m64, xn, noise)
+    r = both(smooth_fn(tt, "logit", "mean"), m32, m64, xn, noise)
     with default_dtype(torch.float64):
         with replay_normal(torch.from_numpy(noise).double()):
             c = np_(ca.NoiseTunnel(ca.Saliency(m64)).attribute(
@@ -1252,14 +1258,7 @@ def make_vit_tiny(outdir):
              cross={"captum NoiseTunnel(Saliency, abs=False, nt_type='smoothgrad'), noise "
                     "replayed": rel_err(c, r[0])})
 
-    def gshap(m, xx, nz, al, bb):
-        acc = torch.zeros_like(xx)
-        for s in range(nz.shape[0]):
-            xt = xx + nz[s]
-            a = al[s].view(-1, 1, 1, 1)
-            acc += grad_at(m, bb + a * (xt - bb), tt, "logit") * (xt - bb)
-        return acc / nz.shape[0]
-    r = both(gshap, m32, m64, xn, noise, alpha, base)
+    r = both(gradient_shap_fn(tt), m32, m64, xn, noise, alpha, base)
     case.add("gradient_shap", "gradient_shap_logit.npy",
              ["n_samples=%d" % N_VIT, "noise_file=noise.npy", "alpha_file=alpha.npy",
               "baseline=base.npy", lg], *r,
