@@ -92,5 +92,15 @@ expect 2 "--preprocess" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.on
 expect 2 "--overlay needs image inputs" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --overlay "$T/x.png" --out "$T/x.npy"
 expect 2 "--style must be" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --overlay "$T/x.png" --style pretty --out "$T/x.npy"
 [ -f "$T/x.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
+# perturbation methods: lime's label map and masks written and replayed; bad settings
+expect 0 "wrote $T/l.png" -- "$CLI" explain lime --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --set segmentation=slic --set n_segments=30 --set num_samples=60 --set segments_out="$T/s.npy" --set masks_out="$T/m.npy" --out "$T/l.npy" --overlay "$T/l.png" --json "$T/l.json"
+head -c 128 "$T/s.npy" | grep -aq "(28, 28)" && head -c 128 "$T/m.npy" | grep -aq "(60, " && grep -q '"r2"' "$T/l.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: lime segments_out / masks_out / json"; }
+expect 0 "wrote" -- "$CLI" explain lime --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --set segments="$T/s.npy" --set masks="$T/m.npy" --out "$T/l2.npy"
+cmp -s "$T/l.npy" "$T/l2.npy" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: lime replayed from its segments and masks differs"; }
+expect 1 "gave 1 superpixel" -- "$CLI" explain lime --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --out "$T/p.npy"
+expect 2 "does not take the setting 'segments_out'" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --set segments_out="$T/p.npy" --out "$T/p.npy"
+expect 2 "window=1,99,1: expected|outside 1" -- "$CLI" explain occlusion --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --set window=1,99,1 --out "$T/p.npy"
+expect 0 "layer " -- "$CLI" explain scorecam --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --out "$T/sc.npy"
+[ -f "$T/p.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

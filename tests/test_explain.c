@@ -16,7 +16,8 @@
  * Captum, pytorch-grad-cam and PyTorch): each line `METHOD EXPECTED.npy key=value...` runs
  * idl_explain with those settings (the same path as `interpretdl explain --set`) and compares
  * max|ours - ref| <= tol * max|ref| (tol default 1e-4). Keys read here: tol, targets (=argmax for
- * none; default targets.npy), input / input.NAME (default input.npy).
+ * none; default targets.npy), input / input.NAME (default input.npy), r2 and intercept (a
+ * surrogate's per-sample fit, comma-separated, to 1e-5 relative).
  *
  * usage: test_explain [--invariants] [--parity DIR]   (both by default; DIR = tests/data/explain)
  */
@@ -461,7 +462,7 @@ static void parity_case(const char *dir) {
         if (nt < 2) continue;
         lines++;
         double tol = 1e-4;
-        const char *targets_file = "targets.npy";
+        const char *targets_file = "targets.npy", *r2_ref = NULL, *b0_ref = NULL;
         const char *sets[64], *in_names[16];
         char setbuf[64][1200];
         idl_tensor *ins[16] = { 0 };
@@ -475,6 +476,10 @@ static void parity_case(const char *dir) {
                 tol = atof(val);
             else if (!strcmp(key, "targets"))
                 targets_file = val;
+            else if (!strcmp(key, "r2")) /* surrogate fits */
+                r2_ref = val;
+            else if (!strcmp(key, "intercept"))
+                b0_ref = val;
             else if (!strcmp(key, "input") || !strncmp(key, "input.", 6)) {
                 ins[ni] = load(dir, val);
                 in_names[ni] = key[5] ? key + 6 : NULL;
@@ -518,6 +523,20 @@ static void parity_case(const char *dir) {
                 md = fmax(md, fabs(((float *)ref->data)[j] - ((float *)e.attribution->data)[j]));
             }
             printf("ok   %-60s rel err %.2e (tol %.0e)\n", label, mx > 0 ? md / mx : md, tol);
+        }
+        for (int pass = 0; !st && pass < 2; pass++) { /* r2=a,b,... intercept=a,b,...: 1e-5 */
+            const char *v = pass ? b0_ref : r2_ref;
+            const double *got = pass ? e.intercept : e.r2;
+            for (int64_t b = 0; v && *v; b++) {
+                char *end;
+                double want = strtod(v, &end);
+                CHECK_MSG(got && b < e.n && fabs(got[b] - want) <= 1e-5 * (1 + fabs(want)),
+                          "%s: %s of sample %lld: %.9g, reference %.9g", label,
+                          pass ? "intercept" : "r2", (long long)b, got && b < e.n ? got[b] : NAN,
+                          want);
+                v = *end == ',' ? end + 1 : end;
+                if (end == v && *v) break;
+            }
         }
         if (!st) idl_explanation_clear(&e);
         for (int k = 0; k < ni; k++)

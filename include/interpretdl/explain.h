@@ -52,6 +52,10 @@ typedef struct idl_explain_request {
     const char *layer;            /* CAM methods: tensor name; NULL = automatic */
     uint64_t seed;                /* random methods (default 0) */
     int internal_batch;           /* rows per internal pass; 0 = automatic */
+    const idl_tensor *image;      /* methods that segment the image (lime): the images the input was
+                                     made from, (N, H, W, C) float32 in [0, 1] at the input's size
+                                     (the CLI passes its decoded, resized pictures); NULL: each sample
+                                     of the input rescaled to [0, 1] */
     idl_progress_fn progress;
     void *progress_user;
 } idl_explain_request;
@@ -69,6 +73,15 @@ typedef struct idl_explanation {
     char wrt[256];           /* tensor attributed to ("" for CAM methods) */
     char layer[256];         /* layer used by CAM methods ("" otherwise) */
     int64_t passes;          /* forward (+ backward) rows evaluated, the clean pass included */
+    /* surrogate methods (lime), else NULL: */
+    idl_tensor *features; /* (n, S) coefficient of each feature (superpixel) for the target;
+                             samples with fewer features are padded with 0 */
+    idl_tensor *segments; /* (n, H, W) int32 feature (superpixel) of each pixel */
+    idl_tensor *masks;    /* (num_samples, S) float32 0/1 perturbation masks used */
+    int64_t *n_features;  /* (n) features of each sample */
+    double *intercept;    /* (n) the surrogate's intercept */
+    double *r2;           /* (n) its weighted R^2 on the perturbed samples */
+    idl_tensor *concepts; /* normlime, fastnormlime: (concepts, features) concept centres */
 } idl_explanation;
 IDL_API void idl_explanation_clear(idl_explanation *e);
 
@@ -185,11 +198,122 @@ typedef struct idl_guided_gradcam_params {
 IDL_API idl_status idl_guided_gradcam(idl_session *s, const idl_explain_request *rq,
                                       const idl_guided_gradcam_params *p, idl_explanation *out);
 
+/* ---- perturbation methods (forward passes only) ---- */
+
+/* Occlusion (Zeiler & Fergus; Captum's Occlusion): a window slides over each sample of the wrt
+ * tensor (the input); window k replaced by the baseline changes the objective by
+ * d_k = f(x) - f(x with window k occluded), and each element receives the mean of d_k over the
+ * windows covering it (Captum), or their sum (InterpretDL). Windows per axis:
+ * ceil((size - window) / stride) + 1, starting at multiples of stride; one that runs past the end
+ * is cut there. */
+typedef struct idl_occlusion_params {
+    int n_axes;                   /* axes given (0: default); the leading axes not given take their
+                                     full extent (window = size) */
+    int64_t window[IDL_MAX_DIMS]; /* per axis of one sample, trailing n_axes axes: default the
+                                    sample's last two axes 15 x 15 */
+    int64_t
+        stride[IDL_MAX_DIMS]; /* per axis, same layout; 0 = the window (no overlap); default 8 */
+    float baseline;           /* value written into the window (default 0) */
+    const idl_tensor *baseline_tensor; /* or: one sample's shape, or (N, sample shape) (borrowed) */
+    int sum;                           /* 0: mean over covering windows (default); 1: sum */
+} idl_occlusion_params;
+IDL_API idl_occlusion_params idl_occlusion_params_default(void);
+IDL_API idl_status idl_occlusion(idl_session *s, const idl_explain_request *rq,
+                                 const idl_occlusion_params *p, idl_explanation *out);
+
+/* Score-CAM (Wang et al.) and Ablation-CAM (Desai & Ramaswamy): gradient-free channel weights of
+ * the layer's activation A (N, K, h, w), map = relu(sum_k w_k A_k) at the layer's resolution
+ * (normalize / upsample as idl_cam_params).
+ *  - Score-CAM: each channel, bilinearly upsampled to the input (align_corners, as
+ *    pytorch-grad-cam) and min-max normalised to M_k, masks the input: s_k = f(x * M_k);
+ *    w = softmax_k(s) (the paper's baseline-subtracted score is the same under the softmax).
+ *    variant=interpretdl: InterpretDL's ScoreCAM (see idl_score_cam_params.interpretdl).
+ *  - Ablation-CAM: channel k of the layer set to 0 (ablation_value): w_k = (f(x) - f_k) / f(x). */
+typedef struct idl_score_cam_params {
+    idl_cam_params cam;   /* relu, normalize, upsample (kind is ignored) */
+    int ablation;         /* 0: Score-CAM; 1: Ablation-CAM */
+    int interpretdl;      /* Score-CAM only: InterpretDL's variant: map = sum_k s_k U_k at the input
+                             resolution, U_k the bilinearly upsampled (half-pixel) activation,
+                             scores unnormalised, no ReLU */
+    float ablation_value; /* Ablation-CAM: value written into the ablated channel (default 0) */
+} idl_score_cam_params;
+IDL_API idl_score_cam_params idl_score_cam_params_default(void);
+IDL_API idl_status idl_score_cam(idl_session *s, const idl_explain_request *rq,
+                                 const idl_score_cam_params *p, idl_explanation *out);
+
+/* LIME (Ribeiro et al.): a weighted linear surrogate over superpixels; see src/interpret/lime.c
+ * for the computation. The attribution is (N, H, W), each pixel painted with its superpixel's
+ * coefficient for the target; features, segments, masks, intercept and r2 are filled too. */
+typedef struct idl_segment_params idl_segment_params; /* interpretdl/segment.h */
+typedef struct idl_lime_params {
+    int num_samples;    /* 1000 masks, the first all ones */
+    float kernel_width; /* 0.25: weight sqrt(exp(-d^2 / width^2)), d cosine distance */
+    float ridge_alpha;  /* 0: weighted least squares (InterpretDL); 1: the lime package */
+    int hide_mean;      /* 1 (default): hidden superpixels take their mean value */
+    float hide_value;   /* hide_mean = 0: the value they take */
+    const idl_segment_params *seg; /* segmentation (segment.h); NULL: quickshift with the lime
+                                      package's parameters */
+    const idl_tensor *segments; /* replay: integer labels (H, W) or (N, H, W), 0..S-1 (borrowed) */
+    const idl_tensor *masks;    /* replay: (num_samples, S) of 0 / 1 (borrowed) */
+} idl_lime_params;
+IDL_API idl_lime_params idl_lime_params_default(void);
+IDL_API idl_status idl_lime(idl_session *s, const idl_explain_request *rq, const idl_lime_params *p,
+                            idl_explanation *out);
+
+/* G-LIME (Li et al. 2023; InterpretDL's GLIMECVInterpreter): LIME whose fit is a ridge in
+ * standardised space — masks and scores centred by their weighted means, each mask column divided
+ * by its L2 norm, the scores by theirs, rows scaled by sqrt(weight) — shrunk toward a prior w0
+ * (L1-normalised): beta = argmin |X beta - y|^2 + prior_reg_force |beta - w0|^2. The features are
+ * these standardised coefficients (as InterpretDL reports them); intercept and r2 describe the
+ * surrogate in the data's units. The prior: none (zeros: plain ridge in standardised space), one
+ * value per superpixel, or global class x concept weights (normlime's output) with the concept
+ * centres: each superpixel takes the weight of its nearest concept for the target. */
+typedef struct idl_glime_params {
+    idl_lime_params lime;       /* sampling and segmentation; ridge_alpha is not used */
+    float prior_reg_force;      /* 1 */
+    const idl_tensor *prior;    /* (S) or (N, S) per superpixel; or (classes, concepts) with
+                                   concepts (borrowed) */
+    const idl_tensor *concepts; /* (concepts, 2K) centres (normlime's concepts_out) */
+    const char *concept_layer;  /* the layer the concepts were made from; NULL: the automatic CAM
+                                   layer */
+} idl_glime_params;
+IDL_API idl_glime_params idl_glime_params_default(void);
+IDL_API idl_status idl_glime(idl_session *s, const idl_explain_request *rq,
+                             const idl_glime_params *p, idl_explanation *out);
+
+/* Global explanations in concepts over a set of images (the request's N samples, each run alone):
+ * normlime (Ahern et al.; LIME on every image, weight of (class, concept) = mean of w^2 / sum|w|
+ * over the superpixels of that concept in images explained for that class) and fastnormlime
+ * (InterpretDL's global prior: grid cells, one ridge per class from concept presence to the clean
+ * probabilities). Concepts: k-means clusters of superpixel features on a layer of the model (see
+ * src/interpret/concepts.c), or given centres. The attribution is (classes, concepts); the
+ * centres come back in idl_explanation.concepts; both feed glime. See src/interpret/normlime.c. */
+typedef struct idl_normlime_params {
+    idl_lime_params lime;       /* normlime's LIME runs; fastnormlime: lime.seg gives the grid */
+    int n_concepts;             /* 32 k-means clusters (fewer if fewer superpixels) */
+    int kmeans_iter;            /* 100 */
+    const idl_tensor *concepts; /* given centres (concepts, 2K) instead of k-means (borrowed) */
+    const char *concept_layer;  /* NULL: the automatic CAM layer */
+    float ridge_alpha;          /* fastnormlime's ridge (1, its default) */
+} idl_normlime_params;
+IDL_API idl_normlime_params idl_normlime_params_default(void);
+IDL_API idl_status idl_normlime(idl_session *s, const idl_explain_request *rq,
+                                const idl_normlime_params *p, idl_explanation *out);
+IDL_API idl_status idl_fastnormlime(idl_session *s, const idl_explain_request *rq,
+                                    const idl_normlime_params *p, idl_explanation *out);
+
+/* InterpretDL's LIME picture: an (H, W) float32 map of sample i, 1 on the int(ratio * S)
+ * superpixels of largest positive coefficient (fewer if fewer are positive), 0 elsewhere; for
+ * IDL_OVERLAY_THRESHOLD. INVALID_ARG for an explanation without superpixels. */
+IDL_API idl_status idl_lime_top_mask(const idl_explanation *e, int64_t i, float ratio,
+                                     idl_tensor **mask);
+
 /* ---- the registry ---- */
 /* Runs a method by name with "key=value" settings (the command line's --set). Methods:
  *   saliency, input_x_gradient, smoothgrad, smoothgrad_sq, vargrad, noise_tunnel,
  *   integrated_gradients, gradient_shap, guided_backprop, deconvnet, cam, gradcam,
- *   gradcam_plus_plus, xgradcam, layercam, guided_gradcam, consensus.
+ *   gradcam_plus_plus, xgradcam, layercam, guided_gradcam, consensus, occlusion, scorecam,
+ *   ablationcam, lime, glime, normlime, fastnormlime.
  * Settings every method takes: objective=logit|probability|log_probability, output=K,
  * internal_batch=N, wrt=NAME, layer=NAME, seed=S (override the request's fields). The keys of each
  * method are listed by idl_explain_help. A key a method does not take, or a bad value, is

@@ -51,6 +51,10 @@ static const demo_method METHODS[] = {
     { "xgradcam", { NULL }, IDL_OVERLAY_HEATMAP },
     { "layercam", { NULL }, IDL_OVERLAY_HEATMAP },
     { "guided_gradcam", { NULL }, IDL_OVERLAY_GRAYSCALE },
+    { "occlusion", { "window=4,4", "stride=2", NULL }, IDL_OVERLAY_GRAYSCALE },
+    { "scorecam", { NULL }, IDL_OVERLAY_HEATMAP },
+    { "ablationcam", { NULL }, IDL_OVERLAY_HEATMAP },
+    { "lime", { "segmentation=slic", "n_segments=40", NULL }, IDL_OVERLAY_THRESHOLD },
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 
@@ -226,7 +230,8 @@ int cli_demo(const char *dir, int threads) {
             idl_tensor *map = NULL;
             idl_image *big = NULL, *pic = NULL;
             snprintf(path, sizeof path, "%s/img/%s_%d.png", dir, METHODS[k].name, i);
-            if (idl_attribution_map(e.attribution, i, IDL_REDUCE_ABS_SUM, &map) ||
+            if ((e.features ? idl_lime_top_mask(&e, i, 0.2f, &map)
+                            : idl_attribution_map(e.attribution, i, IDL_REDUCE_ABS_SUM, &map)) ||
                 idl_image_resize(shown[i], shown[i]->width * ZOOM, shown[i]->height * ZOOM,
                                  IDL_RESIZE_NEAREST, &big) ||
                 idl_overlay(big, map, &oo, &pic) || idl_image_save_png(path, pic))

@@ -669,6 +669,15 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
         if (e->baseline_score)
             fprintf(f, ", \"baseline_score\": %.9g", (double)e->baseline_score[b]);
         if (e->delta) fprintf(f, ", \"completeness_error\": %.9g", e->delta[b]);
+        if (e->features) { /* surrogate methods: one coefficient per feature */
+            int64_t S = e->features->shape[1];
+            fprintf(f, ", \"intercept\": %.9g, \"r2\": %.9g, \"features\": [", e->intercept[b],
+                    e->r2[b]);
+            for (int64_t j = 0; j < e->n_features[b]; j++)
+                fprintf(f, "%s%.9g", j ? ", " : "",
+                        (double)((const float *)e->features->data)[b * S + j]);
+            fprintf(f, "]");
+        }
         if (token_scores) { /* (N, T, D) on a token-id model: one score per token, sum over D */
             const idl_tensor *t = e->attribution;
             int64_t T = t->shape[1], D = t->shape[2];
@@ -772,8 +781,9 @@ static int load_images(const args *a, const idl_model *m, idl_tensor **batch, id
 static int overlay_opts(const args *a, idl_overlay_opts *oo) {
     *oo = idl_overlay_opts_default();
     bool cam = strstr(a->method, "cam") && strcmp(a->method, "guided_gradcam") != 0;
-    oo->style =
-        cam || !strcmp(a->method, "consensus") ? IDL_OVERLAY_HEATMAP : IDL_OVERLAY_GRAYSCALE;
+    oo->style = cam || !strcmp(a->method, "consensus") ? IDL_OVERLAY_HEATMAP
+                : strstr(a->method, "lime")            ? IDL_OVERLAY_THRESHOLD
+                                                       : IDL_OVERLAY_GRAYSCALE;
     if (a->style) {
         static const char *const names[] = { "heatmap", "grayscale", "threshold", "signed" };
         int k = -1;
@@ -808,9 +818,11 @@ static int write_overlay(const args *a, const idl_explanation *e, idl_image *con
             /* small inputs (28 x 28) are shown enlarged, pixels kept square */
             int side = shown[i]->width < shown[i]->height ? shown[i]->width : shown[i]->height;
             int zoom = side > 0 && side < 224 ? 224 / side : 1;
+            bool top = e->features && e->segments && oo.style == IDL_OVERLAY_THRESHOLD;
             if (idl_image_resize(shown[i], shown[i]->width * zoom, shown[i]->height * zoom,
                                  IDL_RESIZE_NEAREST, &big) ||
-                idl_attribution_map(e->attribution, i, red, &map) ||
+                (top ? idl_lime_top_mask(e, i, 0.2f, &map)
+                     : idl_attribution_map(e->attribution, i, red, &map)) ||
                 idl_overlay(big, map, &oo, &pics[i]))
                 rc = cli_runtime_error("overlay");
         }
@@ -832,6 +844,53 @@ static int write_overlay(const args *a, const idl_explanation *e, idl_image *con
         idl_image_free(pics[i]);
     if (!rc) printf("wrote %s\n", a->overlay);
     return rc;
+}
+
+/* The pictures the batch was made from as (N, H, W, C) floats in [0, 1], for methods that
+ * segment them; NULL (and 0) when they do not match the input's size. */
+static int pictures_tensor(const idl_tensor *x, idl_image *const *shown, idl_tensor **out) {
+    *out = NULL;
+    if (x->ndim != 4) return 0;
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    for (int64_t i = 0; i < N; i++)
+        if (!shown[i] || shown[i]->width != W || shown[i]->height != H || shown[i]->channels != C)
+            return 0;
+    int64_t shape[4] = { N, H, W, C };
+    if (idl_tensor_new(IDL_DT_F32, 4, shape, out)) return cli_runtime_error("out of memory");
+    float *d = (*out)->data;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < H * W * C; j++)
+            d[i * H * W * C + j] = (float)shown[i]->data[j] / 255.0f;
+    return 0;
+}
+
+/* Settings the command line acts on after the run: segments_out=F.npy (the label map, (H, W) for
+ * one sample, else (N, H, W)) and masks_out=F.npy (the perturbation masks). */
+static int write_extra(const args *a, const idl_explanation *e) {
+    for (int i = 0; i < a->n_sets; i++) {
+        const char *v = strchr(a->sets[i], '=') + 1;
+        bool seg = !strncmp(a->sets[i], "segments_out=", 13);
+        bool masks = !strncmp(a->sets[i], "masks_out=", 10);
+        bool concepts = !strncmp(a->sets[i], "concepts_out=", 13);
+        if (!seg && !masks && !concepts) continue;
+        idl_tensor *t = seg ? e->segments : masks ? e->masks : e->concepts;
+        if (!t)
+            return cli_usage_error("%s does not produce %s", a->method,
+                                   seg     ? "segments"
+                                   : masks ? "masks"
+                                           : "concepts");
+        idl_tensor view = *t;
+        if (seg && t->shape[0] == 1) { /* one image: its label map */
+            view.ndim = 2;
+            view.shape[0] = t->shape[1];
+            view.shape[1] = t->shape[2];
+        }
+        if (idl_npy_save(v, &view))
+            return cli_runtime_error(seg     ? "cannot write segments_out"
+                                     : masks ? "cannot write masks_out"
+                                             : "cannot write concepts_out");
+    }
+    return 0;
 }
 
 static int cmd_explain(const args *a) {
@@ -896,6 +955,9 @@ static int cmd_explain(const args *a) {
         rq.targets = targets;
     }
     if (!rc && isatty(2)) rq.progress = progress_bar;
+    idl_tensor *pictures = NULL;
+    if (!rc && images) rc = pictures_tensor(in[0], shown, &pictures);
+    rq.image = pictures;
     idl_explanation e = { 0 };
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -911,6 +973,7 @@ static int cmd_explain(const args *a) {
     bool tokens = e.attribution && e.attribution->ndim == 3 && e.wrt[0];
     for (int i = 0; tokens && i < rq.n_inputs; i++)
         tokens = in[i]->dtype != IDL_DT_F32;
+    if (!rc) rc = write_extra(a, &e);
     if (!rc && a->json) rc = write_json(a, &e, targets, secs, tokens, pp_json);
     if (!rc && a->overlay) rc = write_overlay(a, &e, shown);
     if (!rc) {
@@ -928,6 +991,7 @@ static int cmd_explain(const args *a) {
         printf("%lld passes in %.3f s\n", (long long)e.passes, secs);
     }
     idl_explanation_clear(&e);
+    idl_tensor_free(pictures);
     free(targets);
     for (int i = 0; i < MAX_ARGS; i++) {
         idl_tensor_free(in[i]);

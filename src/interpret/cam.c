@@ -228,9 +228,136 @@ static bool input_hw(const idl__xrun *r, int64_t *H, int64_t *W) {
     return false;
 }
 
-/* Computes the raw map (N, h, w) of the given kind on the run's clean pass. */
-static idl_status cam_map(idl__xrun *r, const idl_cam_params *p, char *layer_out, float **map,
-                          layer_view *v) {
+idl_status idl__layer_activation(idl__xrun *r, const char *name, char *name_out, float **A,
+                                 int64_t *K, int64_t *h, int64_t *w) {
+    int pool = -1;
+    *A = NULL;
+    if (!name || !*name) name = auto_layer(r->s, &pool);
+    if (!name) return IDL_ERR_NOT_FOUND;
+    if (strlen(name) >= 256) return idl__error(IDL_ERR_INVALID_ARG, "layer name too long");
+    const idl_tensor *a = idl_session_tensor(r->s, name);
+    if (!a) return idl__error_prefix(IDL_ERR_NOT_FOUND, "layer: ");
+    layer_view v;
+    idl_status st = view_layer(r->s, name, a, &v);
+    if (st) return st;
+    *A = idl__malloc(sizeof(float) * (size_t)(v.N * v.K * v.h * v.w));
+    if (!*A) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    gather_layer(&v, a->data, *A);
+    strcpy(name_out, name);
+    *K = v.K, *h = v.h, *w = v.w;
+    return IDL_OK;
+}
+
+/* ---- Score-CAM and Ablation-CAM: channel weights from forward passes ---- */
+
+idl_score_cam_params idl_score_cam_params_default(void) {
+    idl_score_cam_params p;
+    memset(&p, 0, sizeof p);
+    p.cam = idl_cam_params_default();
+    return p;
+}
+
+/* torch.nn.UpsamplingBilinear2d (align_corners=True) of one (h, w) map to (H, W), in float. */
+static void upsample_corners(const float *src, int64_t h, int64_t w, float *dst, int64_t H,
+                             int64_t W) {
+    float sy = H > 1 ? (float)(h - 1) / (float)(H - 1) : 0,
+          sx = W > 1 ? (float)(w - 1) / (float)(W - 1) : 0;
+    for (int64_t y = 0; y < H; y++) {
+        float fy = sy * (float)y;
+        int64_t y0 = (int64_t)fy, y1 = y0 + (y0 < h - 1);
+        float ly = fy - (float)y0;
+        for (int64_t x = 0; x < W; x++) {
+            float fx = sx * (float)x;
+            int64_t x0 = (int64_t)fx, x1 = x0 + (x0 < w - 1);
+            float lx = fx - (float)x0;
+            dst[y * W + x] = (1 - ly) * ((1 - lx) * src[y0 * w + x0] + lx * src[y0 * w + x1]) +
+                             ly * ((1 - lx) * src[y1 * w + x0] + lx * src[y1 * w + x1]);
+        }
+    }
+}
+
+typedef struct scam {
+    const idl__xrun *r;
+    const idl_score_cam_params *p;
+    const layer_view *v;
+    const float *A; /* (N, K, h, w) */
+    int64_t C, H, W;
+    float *mask;    /* (H, W) */
+    double *scores; /* (N, K) */
+} scam;
+
+static int64_t scam_sample(void *u, int64_t row) {
+    return row / ((scam *)u)->v->K;
+}
+
+static void scam_point(void *u, int64_t row, float *dst) {
+    scam *o = u;
+    const idl__xrun *r = o->r;
+    const layer_view *v = o->v;
+    int64_t i = row / v->K, k = row % v->K, hw = v->h * v->w;
+    const float *x = r->x + i * r->numel;
+    if (o->p->ablation) { /* the layer's own value (raw layout), channel k replaced */
+        memcpy(dst, x, sizeof(float) * (size_t)r->numel);
+        if (v->prefix < 0)
+            for (int64_t q = 0; q < hw; q++)
+                dst[k * hw + q] = o->p->ablation_value;
+        else
+            for (int64_t q = 0; q < hw; q++)
+                dst[(v->prefix + q) * v->K + k] = o->p->ablation_value;
+        return;
+    }
+    int64_t HW = o->H * o->W;
+    const float *a = o->A + (i * v->K + k) * hw;
+    if (o->p->interpretdl)
+        idl__resize_map(a, (int)v->w, (int)v->h, o->mask, (int)o->W, (int)o->H, "scorecam");
+    else
+        upsample_corners(a, v->h, v->w, o->mask, o->H, o->W);
+    float lo = o->mask[0], hi = o->mask[0];
+    for (int64_t q = 1; q < HW; q++)
+        lo = o->mask[q] < lo ? o->mask[q] : lo, hi = o->mask[q] > hi ? o->mask[q] : hi;
+    if (!o->p->interpretdl || hi > lo) {
+        float den = o->p->interpretdl ? hi - lo : hi - lo + 1e-8f;
+        for (int64_t q = 0; q < HW; q++)
+            o->mask[q] = (o->mask[q] - lo) / den;
+    }
+    for (int64_t c = 0; c < o->C; c++)
+        for (int64_t q = 0; q < HW; q++)
+            dst[c * HW + q] = x[c * HW + q] * o->mask[q];
+}
+
+static void scam_take(void *u, int64_t row, const float *grad, float obj) {
+    (void)grad;
+    ((scam *)u)->scores[row] = obj;
+}
+
+/* The channel scores of Score-CAM / Ablation-CAM: (N, K) objective values of the perturbed
+ * passes. The activation A (N, K, h, w) must be copied out of the session before: the passes
+ * overwrite it. */
+static idl_status scam_scores(idl__xrun *r, const idl_score_cam_params *p, const char *layer,
+                              const layer_view *v, const float *A, double *scores) {
+    scam o = { r, p, v, A, 0, 0, 0, NULL, scores };
+    idl_status st = idl__x_wrt(r, p->ablation ? layer : NULL);
+    if (st) return st;
+    if (!p->ablation) {
+        if (r->wrt_input < 0 || r->wrt_ndim != 4)
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "scorecam masks a 4-D image input (N, C, H, W); '%s' is not one",
+                              r->wrt);
+        o.C = r->wrt_shape[1], o.H = r->wrt_shape[2], o.W = r->wrt_shape[3];
+        if (!(o.mask = idl__malloc(sizeof(float) * (size_t)(o.H * o.W))))
+            return idl__error(IDL_ERR_NOMEM, "out of memory");
+    }
+    idl__xrows rows = { v->N * v->K, &o, scam_sample, scam_point, scam_take, NULL, NULL };
+    r->total = r->N + rows.n;
+    st = idl__x_eval(r, &rows, false);
+    idl__free(o.mask);
+    return st;
+}
+
+/* Computes the raw map (N, h, w) of the given kind on the run's clean pass (Score-CAM /
+ * Ablation-CAM when sp is given). */
+static idl_status cam_map(idl__xrun *r, const idl_cam_params *p, const idl_score_cam_params *sp,
+                          char *layer_out, float **map, layer_view *v) {
     idl_session *s = r->s;
     int pool = -1;
     const char *layer = r->rq->layer;
@@ -250,6 +377,47 @@ static idl_status cam_map(idl__xrun *r, const idl_cam_params *p, char *layer_out
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     gather_layer(v, a->data, A);
+    if (sp) {
+        double *sc = idl__malloc(sizeof(double) * (size_t)(v->N * v->K));
+        st = sc ? scam_scores(r, sp, layer, v, A, sc) : idl__error(IDL_ERR_NOMEM, "out of memory");
+        if (!st && sp->interpretdl) { /* sum_k s_k U_k at the input's resolution */
+            int64_t H = 0, W = 0;
+            input_hw(r, &H, &W);
+            float *big = idl__calloc((size_t)(v->N * H * W), sizeof(float));
+            float *U = idl__malloc(sizeof(float) * (size_t)(H * W));
+            if (!big || !U) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+            for (int64_t i = 0; !st && i < v->N; i++)
+                for (int64_t k = 0; !st && k < v->K; k++) {
+                    st = idl__resize_map(A + (i * v->K + k) * hw, (int)v->w, (int)v->h, U, (int)W,
+                                         (int)H, "scorecam");
+                    for (int64_t q = 0; !st && q < H * W; q++)
+                        big[i * H * W + q] += (float)sc[i * v->K + k] * U[q];
+                }
+            idl__free(U);
+            idl__free(sc);
+            idl__free(A);
+            idl__free(*map);
+            *map = big;
+            v->h = H, v->w = W;
+            return st;
+        }
+        for (int64_t i = 0; !st && i < v->N; i++) {
+            double *si = sc + i * v->K, mx = si[0], z = 0, f = r->score[i];
+            for (int64_t k = 1; k < v->K; k++)
+                mx = si[k] > mx ? si[k] : mx;
+            for (int64_t k = 0; k < v->K; k++)
+                z += exp(si[k] - mx);
+            for (int64_t k = 0; k < v->K; k++) {
+                double wk =
+                    sp->ablation ? (f != 0 ? (f - si[k]) / f : f - si[k]) : exp(si[k] - mx) / z;
+                for (int64_t q = 0; q < hw; q++)
+                    (*map)[i * hw + q] += (float)(wk * A[(i * v->K + k) * hw + q]);
+            }
+        }
+        idl__free(sc);
+        idl__free(A);
+        return st;
+    }
     if (p->kind == IDL_CAM) {
         if (pool < 0) {
             const idl_model *m = s->m;
@@ -319,12 +487,16 @@ static idl_status cam_map(idl__xrun *r, const idl_cam_params *p, char *layer_out
     return IDL_OK;
 }
 
-static idl_status cam_run(idl__xrun *r, const idl_cam_params *p, idl_explanation *out) {
+static idl_status cam_run(idl__xrun *r, const idl_cam_params *p, const idl_score_cam_params *sp,
+                          idl_explanation *out) {
     char layer[256];
     float *map = NULL;
     layer_view v;
-    idl_status st = cam_map(r, p, layer, &map, &v);
-    if (st) return st;
+    idl_status st = cam_map(r, p, sp, layer, &map, &v);
+    if (st) {
+        idl__free(map);
+        return st;
+    }
     int64_t hw = v.h * v.w, H = v.h, W = v.w;
     int relu = p->relu >= 0 ? p->relu : p->kind != IDL_CAM;
     if (relu)
@@ -365,7 +537,25 @@ idl_status idl_cam(idl_session *s, const idl_explain_request *rq, const idl_cam_
     idl__xrun r;
     idl_status st = idl__x_begin(&r, s, rq, false);
     if (st) return st;
-    st = cam_run(&r, p, out);
+    st = cam_run(&r, p, NULL, out);
+    idl__x_end(&r);
+    return st;
+}
+
+idl_status idl_score_cam(idl_session *s, const idl_explain_request *rq,
+                         const idl_score_cam_params *p, idl_explanation *out) {
+    idl_score_cam_params d = idl_score_cam_params_default();
+    if (out) memset(out, 0, sizeof *out);
+    if (!out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
+    d = p ? *p : d;
+    if (d.ablation && d.interpretdl)
+        return idl__error(IDL_ERR_INVALID_ARG, "variant=interpretdl is a Score-CAM variant");
+    if (d.cam.relu < 0 && d.interpretdl) d.cam.relu = 0;
+    d.cam.kind = IDL_GRADCAM;
+    idl__xrun r;
+    idl_status st = idl__x_begin(&r, s, rq, false);
+    if (st) return st;
+    st = cam_run(&r, &d.cam, &d, out);
     idl__x_end(&r);
     return st;
 }
@@ -384,7 +574,7 @@ idl_status idl_guided_gradcam(idl_session *s, const idl_explain_request *rq,
     float *map = NULL;
     layer_view v;
     idl_cam_params cp = idl_cam_params_default();
-    st = cam_map(&r, &cp, layer, &map, &v);
+    st = cam_map(&r, &cp, NULL, layer, &map, &v);
     const float *g = NULL;
     if (!st) {
         idl_objective o = idl__x_objective(&r);

@@ -40,6 +40,13 @@ void idl_explanation_clear(idl_explanation *e) {
     idl__free(e->score);
     idl__free(e->baseline_score);
     idl__free(e->delta);
+    idl_tensor_free(e->features);
+    idl_tensor_free(e->segments);
+    idl_tensor_free(e->masks);
+    idl__free(e->n_features);
+    idl__free(e->intercept);
+    idl__free(e->r2);
+    idl_tensor_free(e->concepts);
     memset(e, 0, sizeof *e);
 }
 
@@ -137,9 +144,10 @@ static idl_status order_inputs(idl__xrun *r) {
     return IDL_OK;
 }
 
-static idl_status resolve_wrt(idl__xrun *r) {
+idl_status idl__x_wrt(idl__xrun *r, const char *name) {
     const idl_model *m = r->s->m;
-    const char *name = r->rq->wrt;
+    idl__free(r->x);
+    r->x = NULL;
     if (!name || !*name || !strcmp(name, "input")) {
         name = NULL;
         for (int i = 0; i < r->n_in && !name; i++)
@@ -237,7 +245,7 @@ idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request 
         r->score[b] = idl__objective_value(row, nc, t, r->kind);
     }
     r->passes = r->N;
-    if (need_wrt && (st = resolve_wrt(r))) {
+    if (need_wrt && (st = idl__x_wrt(r, rq->wrt))) {
         idl__x_end(r);
         return st;
     }
@@ -335,6 +343,7 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
                            : idl__objective_value(yv + j * r->n_classes, r->n_classes,
                                                   r->btargets[j], r->kind);
             rows->take(rows->u, r0 + j, g ? g + j * r->numel : NULL, obj);
+            if (rows->scores) rows->scores(rows->u, r0 + j, yv + j * r->n_classes, r->n_classes);
         }
         r->passes += cnt;
         if (r->rq->progress && r->rq->progress(r->passes, r->total, r->rq->progress_user))

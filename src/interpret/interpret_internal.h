@@ -49,12 +49,16 @@ typedef struct idl__xrows {
     /* optional: whether a row needs its gradient (a pack of rows that need none runs forward
      * only, and take gets grad == NULL) */
     bool (*need_grad)(void *u, int64_t row);
+    /* optional: the row's whole score vector (n_classes values of the output), after take */
+    void (*scores)(void *u, int64_t row, const float *y, int64_t n_classes);
 } idl__xrows;
 
 /* Orders and checks the inputs, runs the clean forward pass, fixes targets and clean scores; with
  * need_wrt resolves and copies the wrt tensor. On failure everything is released. */
 idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq, bool need_wrt);
 void idl__x_end(idl__xrun *r);
+/* Resolves and copies the wrt tensor (NULL or "input": the default) after idl__x_begin. */
+idl_status idl__x_wrt(idl__xrun *r, const char *name);
 /* Evaluates the rows (gradients when want_grad). Honours progress and the abort callback. The
  * clean pass's results on the session are overwritten. */
 idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad);
@@ -76,7 +80,9 @@ enum {
     IDL__STREAM_NOISE = 1,
     IDL__STREAM_ALPHA = 2,
     IDL__STREAM_BASELINE = 3,
-    IDL__STREAM_PICK = 4
+    IDL__STREAM_PICK = 4,
+    IDL__STREAM_MASK = 5,
+    IDL__STREAM_KMEANS = 6
 };
 #define IDL__STREAM(purpose, k) (((uint64_t)(purpose) << 48) | (uint64_t)(k))
 
@@ -93,6 +99,34 @@ void idl__draw_noise(const idl__xrun *r, const idl_tensor *replay, const float *
  */
 idl_status idl__check_replay(const idl__xrun *r, const idl_tensor *t, int64_t draws,
                              const char *what, int64_t per_row);
+
+/* The activation of a layer on the run's clean pass as (N, K, h, w) floats (*A owned): a 4-D
+ * tensor, or a vision transformer's tokens on their grid; name NULL = the CAM methods' automatic
+ * layer. name_out (256 bytes) receives the name. */
+idl_status idl__layer_activation(idl__xrun *r, const char *name, char *name_out, float **A,
+                                 int64_t *K, int64_t *h, int64_t *w);
+
+/* Concept features (concepts.c). Per superpixel of one sample: the layer's activation A (K, h, w)
+ * resized bilinearly (half-pixel, idl__resize_map) to (H, W), taken at the pixel nearest the
+ * superpixel's centroid and averaged over the superpixel: 2K values, L2-normalised (InterpretDL's
+ * recipe, on the user's layer). out: (S, 2K). */
+idl_status idl__superpixel_features(const float *A, int64_t K, int64_t h, int64_t w,
+                                    const int32_t *seg, int64_t H, int64_t W, int64_t S,
+                                    float *out);
+/* k-means (Lloyd, k-means++ seeding from the counter-based RNG keyed by seed): X (n, D) to k
+ * centres (k, D) and the assignment of each row; at most max_iter iterations (stops when no row
+ * moves). k is clamped to n. */
+idl_status idl__kmeans(const float *X, int64_t n, int64_t D, int64_t k, uint64_t seed, int max_iter,
+                       float *centres, int32_t *assign);
+/* Index of the centre nearest to x (squared Euclidean). */
+int64_t idl__nearest_centre(const float *x, const float *centres, int64_t k, int64_t D);
+
+/* Weighted ridge regression with intercept (lime.c): minimises sum_s w_s (y_s - b - Z_s.beta)^2
+ * + alpha |beta|^2 over beta (S) and b; Z is (n, S) row-major. alpha = 0: the minimum-norm
+ * weighted least-squares solution. r2: the weighted R^2 on the same samples. */
+idl_status idl__weighted_ridge(const float *Z, int64_t n, int64_t S, const double *y,
+                               const double *w, double alpha, double *beta, double *intercept,
+                               double *r2);
 
 /* Integrated Gradients quadrature: alpha and weight of each of n steps. */
 idl_status idl__ig_quadrature(idl_ig_method m, int n, double *alpha, double *w);

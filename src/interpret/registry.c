@@ -5,6 +5,8 @@
  * raw maps and leaves this aggregation to the user). */
 #include "interpret/interpret_internal.h"
 
+#include "interpretdl/segment.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +63,11 @@ static const char *kv_get(kvs *k, const char *key) {
             return k->v[i].val;
         }
     return NULL;
+}
+
+static void kv_unuse(kvs *k, const char *key) {
+    for (int i = 0; i < k->n; i++)
+        if (!strcmp(k->v[i].key, key)) k->v[i].used = false;
 }
 
 static idl_status bad(kvs *k, const char *key, const char *val, const char *want) {
@@ -317,6 +324,165 @@ static idl_status run_guided_gradcam(idl_session *s, const char *name, idl_expla
     idl_status st = get_enum(k, "interpolate", modes, 2, &p.bilinear);
     if (!st) st = all_used(k, "interpolate");
     return st ? st : idl_guided_gradcam(s, rq, &p, out);
+}
+
+/* "a,b,c": 1..max integers in [lo, hi]; *n receives the count. */
+static idl_status get_ints(kvs *k, const char *key, int64_t *out, int max, int *n, long long lo,
+                           long long hi) {
+    const char *v = kv_get(k, key);
+    if (!v) return IDL_OK;
+    const char *p = v;
+    int c = 0;
+    char want[128];
+    snprintf(want, sizeof want, "1 to %d comma-separated integers in %lld..%lld", max, lo, hi);
+    for (;;) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < lo || x > hi || c == max) return bad(k, key, v, want);
+        out[c++] = x;
+        p = end;
+        if (!*p) break;
+        if (*p++ != ',') return bad(k, key, v, want);
+    }
+    *n = c;
+    return IDL_OK;
+}
+
+static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                                idl_explanation *out) {
+    (void)name;
+    static const char *const aggs[] = { "mean", "sum" };
+    idl_occlusion_params p = idl_occlusion_params_default();
+    int nw = 0, ns = 0;
+    idl_status st = get_ints(k, "window", p.window, IDL_MAX_DIMS - 1, &nw, 1, 1LL << 40);
+    if (!st) st = get_ints(k, "stride", p.stride, IDL_MAX_DIMS - 1, &ns, 1, 1LL << 40);
+    if (!st) st = get_enum(k, "aggregate", aggs, 2, &p.sum);
+    const char *b = kv_get(k, "baseline");
+    if (!st && b) {
+        size_t len = strlen(b);
+        if (len > 4 && !strcmp(b + len - 4, ".npy")) {
+            kv_unuse(k, "baseline");
+            st = get_npy(k, "baseline", &p.baseline_tensor);
+        } else {
+            kv_unuse(k, "baseline");
+            st = get_float(k, "baseline", &p.baseline, -1e30, 1e30);
+        }
+    }
+    if (st) return st;
+    if (ns && !nw) return idl__error(IDL_ERR_INVALID_ARG, "occlusion: stride given without window");
+    if (ns == 1)
+        for (int a = 1; a < nw; a++)
+            p.stride[a] = p.stride[0];
+    else if (ns && ns != nw)
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "occlusion: stride has %d values and window %d; give one stride or one "
+                          "per window axis",
+                          ns, nw);
+    else if (!ns)
+        for (int a = 0; a < nw; a++)
+            p.stride[a] = 1; /* Captum's default */
+    p.n_axes = nw;
+    st = all_used(k, "window, stride, baseline, aggregate");
+    return st ? st : idl_occlusion(s, rq, &p, out);
+}
+
+static idl_status run_score_cam(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                                idl_explanation *out) {
+    static const char *const variants[] = { "paper", "interpretdl" };
+    idl_score_cam_params p = idl_score_cam_params_default();
+    p.ablation = !strcmp(name, "ablationcam");
+    idl_status st = get_bool(k, "relu", &p.cam.relu);
+    if (!st) st = get_bool(k, "normalize", &p.cam.normalize);
+    if (!st) st = get_bool(k, "upsample", &p.cam.upsample);
+    if (!st && !p.ablation) st = get_enum(k, "variant", variants, 2, &p.interpretdl);
+    if (!st && p.ablation) st = get_float(k, "ablation_value", &p.ablation_value, -1e30, 1e30);
+    if (!st)
+        st = all_used(k, p.ablation ? "relu, normalize, upsample, ablation_value"
+                                    : "relu, normalize, upsample, variant");
+    return st ? st : idl_score_cam(s, rq, &p, out);
+}
+
+/* LIME's sampling and segmentation settings (lime, glime); sp receives the segmentation. */
+static idl_status lime_settings(kvs *k, const idl_explain_request *rq, idl_lime_params *p,
+                                idl_segment_params *g) {
+    const char *seg = kv_get(k, "segmentation");
+    idl_segmentation m = IDL_SEG_QUICKSHIFT;
+    if (seg && idl_segmentation_parse(seg, &m))
+        return bad(k, "segmentation", seg, "quickshift, slic or grid");
+    *g = idl_segment_params_default(m);
+    p->seg = g;
+    idl_status st = get_int(k, "num_samples", &p->num_samples, 1, 1 << 24);
+    if (!st) st = get_float(k, "kernel_width", &p->kernel_width, 1e-6, 1e6);
+    const char *hide = kv_get(k, "hide");
+    if (!st && hide && strcmp(hide, "mean")) {
+        p->hide_mean = 0;
+        kv_unuse(k, "hide");
+        st = get_float(k, "hide", &p->hide_value, -1e30, 1e30);
+    }
+    if (!st) st = get_float(k, "ratio", &g->ratio, 0, 1e6);
+    if (!st) st = get_float(k, "kernel_size", &g->kernel_size, 1e-3, IDL_SEGMENT_MAX_KERNEL);
+    if (!st) st = get_float(k, "max_dist", &g->max_dist, 0, 1e30);
+    if (!st) st = get_float(k, "sigma", &g->sigma, 0, IDL_SEGMENT_MAX_SIGMA);
+    if (!st) st = get_bool(k, "convert2lab", &g->convert2lab);
+    if (!st) st = get_int(k, "n_segments", &g->n_segments, 1, 1 << 24);
+    if (!st) st = get_float(k, "compactness", &g->compactness, 1e-6, 1e6);
+    if (!st) st = get_int(k, "max_iter", &g->max_iter, 1, IDL_SEGMENT_MAX_ITER);
+    if (!st) st = get_int(k, "grid_rows", &g->grid_rows, 1, 1 << 14);
+    if (!st) st = get_int(k, "grid_cols", &g->grid_cols, 1, 1 << 14);
+    if (!st) st = get_npy(k, "segments", &p->segments);
+    if (!st) st = get_npy(k, "masks", &p->masks);
+    g->seed = rq->seed;
+    /* written by the caller (the command line) from the result */
+    kv_get(k, "segments_out"), kv_get(k, "masks_out");
+    return st;
+}
+
+#define LIME_KEYS                                                                             \
+    "num_samples, kernel_width, hide, segmentation, ratio, kernel_size, max_dist, sigma, "    \
+    "convert2lab, n_segments, compactness, max_iter, grid_rows, grid_cols, segments, masks, " \
+    "segments_out, masks_out"
+
+static idl_status run_lime(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                           idl_explanation *out) {
+    idl_segment_params sp;
+    if (!strcmp(name, "glime")) {
+        idl_glime_params g = idl_glime_params_default();
+        idl_status st = lime_settings(k, rq, &g.lime, &sp);
+        if (!st) st = get_float(k, "prior_reg_force", &g.prior_reg_force, 0, 1e12);
+        if (!st) st = get_npy(k, "prior", &g.prior);
+        if (!st) st = get_npy(k, "concepts", &g.concepts);
+        const char *cl = kv_get(k, "concept_layer");
+        if (cl) g.concept_layer = cl;
+        if (!st) st = all_used(k, LIME_KEYS ", prior_reg_force, prior, concepts, concept_layer");
+        return st ? st : idl_glime(s, rq, &g, out);
+    }
+    if (strstr(name, "normlime")) {
+        bool fast = !strcmp(name, "fastnormlime");
+        idl_normlime_params g = idl_normlime_params_default();
+        idl_status st = lime_settings(k, rq, &g.lime, &sp);
+        if (!st && fast && !kv_get(k, "segmentation"))
+            sp = idl_segment_params_default(IDL_SEG_GRID);
+        if (!st) st = get_int(k, "n_concepts", &g.n_concepts, 1, 1 << 20);
+        if (!st) st = get_int(k, "kmeans_iter", &g.kmeans_iter, 1, 1 << 20);
+        if (!st) st = get_npy(k, "concepts", &g.concepts);
+        if (!st && fast) st = get_float(k, "ridge_alpha", &g.ridge_alpha, 0, 1e12);
+        const char *cl = kv_get(k, "concept_layer");
+        if (cl) g.concept_layer = cl;
+        kv_get(k, "concepts_out");
+        if (!st)
+            st = all_used(k, fast ? "grid_rows, grid_cols, n_concepts, kmeans_iter, concepts, "
+                                    "concept_layer, concepts_out, ridge_alpha"
+                                  : LIME_KEYS ", n_concepts, kmeans_iter, concepts, concept_layer, "
+                                              "concepts_out");
+        if (st) return st;
+        return fast ? idl_fastnormlime(s, rq, &g, out) : idl_normlime(s, rq, &g, out);
+    }
+    idl_lime_params p = idl_lime_params_default();
+    idl_status st = lime_settings(k, rq, &p, &sp);
+    if (!st) st = get_float(k, "ridge_alpha", &p.ridge_alpha, 0, 1e12);
+    if (!st) st = all_used(k, LIME_KEYS ", ridge_alpha");
+    return st ? st : idl_lime(s, rq, &p, out);
 }
 
 /* Collects the settings not consumed so far as "key=value" strings for a base method. */
@@ -602,6 +768,53 @@ static const method g_methods[] = {
     { "guided_gradcam", run_guided_gradcam, "",
       "layer=NAME  as gradcam\n"
       "interpolate=nearest  nearest (Captum) | bilinear (the paper)\n" },
+    { "occlusion", run_occlusion, "",
+      "window=15,15  window per axis of one sample (the last axes; leading axes whole), e.g. "
+      "3,15,15 for (C, H, W)\n"
+      "stride=8  one value, or one per window axis (with window: default 1, Captum's)\n"
+      "baseline=0  the value written into the window, or F.npy (one sample's shape or N of them)\n"
+      "aggregate=mean  mean over the windows covering an element (Captum) | sum (InterpretDL)\n" },
+    { "scorecam", run_score_cam, "",
+      "layer=NAME  as gradcam\n"
+      "relu=1, normalize=0, upsample=0  as gradcam\n"
+      "variant=paper  paper (softmax of the masked scores; pytorch-grad-cam) | interpretdl "
+      "(sum of score x upsampled activation at the input's size, no ReLU)\n" },
+    { "ablationcam", run_score_cam, "",
+      "layer=NAME  as gradcam\n"
+      "relu=1, normalize=0, upsample=0  as gradcam\n"
+      "ablation_value=0  written into the ablated channel\n" },
+    { "lime", run_lime, "",
+      "num_samples=1000  perturbed samples (the first is the image itself)\n"
+      "kernel_width=0.25  sample weight sqrt(exp(-d^2 / width^2)), d the cosine distance\n"
+      "ridge_alpha=0  0: weighted least squares (InterpretDL); 1: the lime package's ridge\n"
+      "hide=mean  hidden superpixels: their mean value, or a number\n"
+      "segmentation=quickshift  quickshift | slic | grid\n"
+      "ratio=0.2 kernel_size=4 max_dist=200 sigma=0  quickshift (the lime package's; "
+      "InterpretDL: 1, 5, 10, 1)\n"
+      "n_segments=100 compactness=10 max_iter=10  slic; grid_rows=10 grid_cols=10  grid\n"
+      "convert2lab=1  segment in CIE Lab\n"
+      "segments=F.npy  label map (H, W) or (N, H, W) instead of segmenting\n"
+      "masks=F.npy  replay (num_samples, S) masks of 0 / 1\n"
+      "segments_out=F.npy, masks_out=F.npy  (command line) write them\n" },
+    { "glime", run_lime, "",
+      "prior_reg_force=1  pull of the prior in the standardised ridge\n"
+      "prior=F.npy  per superpixel (S) / (N, S), or (classes, concepts) with concepts=\n"
+      "concepts=F.npy  concept centres (normlime's concepts_out)\n"
+      "concept_layer=NAME  the layer of the concepts (default: the automatic CAM layer)\n"
+      "and lime's sampling and segmentation settings (not ridge_alpha)\n" },
+    { "normlime", run_lime, "",
+      "(a set of images, the inputs) output: (classes, concepts) global weights\n"
+      "n_concepts=32  k-means clusters of superpixel features\n"
+      "kmeans_iter=100\n"
+      "concepts=F.npy  given centres instead; concepts_out=F.npy (command line) writes them\n"
+      "concept_layer=NAME  features from this layer (default: the automatic CAM layer)\n"
+      "and lime's sampling and segmentation settings\n" },
+    { "fastnormlime", run_lime, "",
+      "(a set of images) output: (classes, concepts): ridge from concept presence to the "
+      "probabilities\n"
+      "grid_rows=10 grid_cols=10  the cells\n"
+      "ridge_alpha=1\n"
+      "n_concepts, kmeans_iter, concepts, concepts_out, concept_layer  as normlime\n" },
     { "consensus", run_consensus, "",
       "base=METHOD  the method run on every model (its settings pass through)\n"
       "models=B.onnx,C.onnx  the other models (the session's model comes first)\n" },

@@ -23,6 +23,11 @@
 #                               matplotlib (its visualization module); pytorch_grad_cam imports
 #                               cv2 (python3-opencv), matplotlib, sklearn (KernelPCA, NMF; pulls
 #                               scipy, joblib, threadpoolctl), tqdm, PIL, torchvision and ttach.
+#   lime 0.2.0.1                LIME's own surrogate fit, the reference of make_perturb.py
+#                               (lime_image's data_labels + LimeBase.explain_instance_with_data),
+#                               also --no-deps: it imports numpy, scipy, sklearn (Ridge,
+#                               pairwise_distances), scikit-image (python3-skimage: segmentation,
+#                               color), matplotlib and tqdm, all Debian's.
 set -euo pipefail
 
 VENV=${1:?usage: setup_venv.sh VENV}
@@ -32,7 +37,7 @@ PINS="onnxruntime==1.26.0 paddlepaddle==3.3.1 paddle2onnx==2.1.0 \
 onnx==1.17.0 onnxoptimizer==0.3.13 polygraphy==0.53.6 safetensors==0.8.0 flatbuffers==25.12.19 \
 opt-einsum==3.3.0 httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 networkx==3.6.1 \
 packaging==26.4 typing_extensions==4.16.0"
-NODEPS="rapidocr-onnxruntime==1.4.4 captum==0.7.0 grad-cam==1.5.5 ttach==0.0.3"
+NODEPS="rapidocr-onnxruntime==1.4.4 captum==0.7.0 grad-cam==1.5.5 ttach==0.0.3 lime==0.2.0.1"
 STAMP_TEXT="$PINS | $NODEPS"
 
 # Only the pinned packages may live in the venv. Anything else is removed: in particular a numpy 2
@@ -69,8 +74,8 @@ fi
     echo "setup_venv: Debian packages missing: apt-get install python3-torch python3-torchvision python3-onnx python3-numpy" >&2
     exit 1
 }
-"$PY" -c 'import cv2, matplotlib, sklearn, scipy, tqdm, PIL' || {
-    echo "setup_venv: Debian packages missing (captum / pytorch_grad_cam import them): apt-get install python3-opencv python3-matplotlib python3-sklearn python3-scipy python3-tqdm python3-pil (or scripts/install_deps.sh --test)" >&2
+"$PY" -c 'import cv2, matplotlib, sklearn, scipy, tqdm, PIL, skimage' || {
+    echo "setup_venv: Debian packages missing (captum / pytorch_grad_cam / lime import them): apt-get install python3-opencv python3-matplotlib python3-sklearn python3-scipy python3-tqdm python3-pil python3-skimage (or scripts/install_deps.sh --test)" >&2
     exit 1
 }
 
@@ -96,13 +101,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 prune_venv
 # (onnx before torch: Debian's torch registers ONNX protobuf descriptors that clash with onnx 1.17)
 "$VENV/bin/python" - <<'PYEOF'
-import importlib.util, onnx, numpy, torch, onnxruntime, paddle, paddle2onnx
-import captum, captum.attr, pytorch_grad_cam
+import importlib.metadata, importlib.util, onnx, numpy, torch, onnxruntime, paddle, paddle2onnx
+import captum, captum.attr, pytorch_grad_cam, lime.lime_image, lime.lime_base
 spec = importlib.util.find_spec("rapidocr_onnxruntime")
 assert spec is not None, "rapidocr_onnxruntime not importable"
 assert numpy.__version__.startswith("1."), numpy.__file__
 print("setup_venv: numpy", numpy.__version__, "onnx", onnx.__version__, "torch", torch.__version__, "onnxruntime",
       onnxruntime.__version__, "paddle", paddle.__version__, "paddle2onnx", paddle2onnx.__version__,
-      "captum", captum.__version__)
+      "captum", captum.__version__, "lime", importlib.metadata.version("lime"))
 PYEOF
 echo "$STAMP_TEXT" >"$VENV/.idl_stamp"
