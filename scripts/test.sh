@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — the full test suite, as CI runs it: format check, -Werror build, generated reference
 # models (PyTorch/torchvision, Paddle, PaddleOCR; never committed), every ctest label, then the
-# unit/robust/gradcheck/conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# and a short libFuzzer run on model loading.
+# unit/robust/gradcheck/conformance/parity/invariant tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and a short libFuzzer run on model loading.
 # Environment: IDL_SKIP_GENERATED=1 skips the generated-model parity run (fixtures still run);
 #              IDL_FUZZ_RUNS (default 20000 inputs, fixed seed: the same inputs every run).
 set -euo pipefail
@@ -31,7 +31,7 @@ ctest --test-dir build --output-on-failure -j "$JOBS"
 echo "== sanitizers (address, undefined)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DIDL_SANITIZE=address,undefined -DIDL_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$JOBS"
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -L 'unit|robust|gradcheck|conformance|parity' -E 'generated'
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -L 'unit|robust|gradcheck|conformance|parity|invariant' -E 'generated'
 
 echo "== fuzz (libFuzzer, ${IDL_FUZZ_RUNS:-20000} inputs, seed 1)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDL_BUILD_FUZZ=ON \
