@@ -493,6 +493,11 @@ static idl_model *conv_model(void) {
     return m;
 }
 
+static int abort_after_one(int64_t done, int64_t total, void *user) {
+    (void)total, (void)user;
+    return done >= 1;
+}
+
 static void test_cams(const idl_tensor *x, const int64_t *tg) {
     idl_model *m = conv_model();
     idl_session *s = NULL;
@@ -578,6 +583,37 @@ static void test_cams(const idl_tensor *x, const int64_t *tg) {
             CHECK_MSG(fabs(got - want) <= 1e-5 * (1 + want), "normlime class %d: %g, expected %g",
                       c, got, want);
         }
+    }
+    /* an aborted normlime run leaves its cache; the rerun takes it back and equals a fresh run */
+    if (nl.attribution) {
+        remove("test_perturb_cache.npy");
+        snprintf(nset, sizeof nset, "%s n_concepts=2 cache=test_perturb_cache.npy", ls);
+        idl_explanation c1, c2, c0;
+        idl_explain_request rq = idl_explain_request_default();
+        const idl_tensor *in1[1] = { x };
+        rq.inputs = in1;
+        rq.n_inputs = 1;
+        rq.targets = tg;
+        rq.objective = IDL_OBJ_LOGIT;
+        rq.progress = abort_after_one;
+        const char *sv[] = { "segmentation=grid", "grid_rows=2",  "grid_cols=4",
+                             "num_samples=50",    "n_concepts=2", "cache=test_perturb_cache.npy" };
+        CHECK_EQ_INT(idl_explain(s, "normlime", &rq, sv, 6, &c1), IDL_ERR_ABORTED);
+        FILE *f = fopen("test_perturb_cache.npy", "rb");
+        CHECK_MSG(f != NULL, "an aborted normlime run left no cache");
+        if (f) fclose(f);
+        rq.progress = NULL;
+        CHECK_OK(idl_explain(s, "normlime", &rq, sv, 6, &c2));
+        CHECK_OK(idl_explain(s, "normlime", &rq, sv, 5, &c0));
+        if (c2.attribution && c0.attribution) {
+            th_allclose("normlime resumed = fresh", c2.attribution->data, c0.attribution->data,
+                        idl_tensor_numel(c0.attribution), 0, 0);
+            CHECK_MSG(c2.passes < c0.passes, "resumed run: %lld passes, fresh %lld",
+                      (long long)c2.passes, (long long)c0.passes);
+        }
+        idl_explanation_clear(&c2);
+        idl_explanation_clear(&c0);
+        remove("test_perturb_cache.npy");
     }
     /* G-LIME on normlime's output runs; FastNormLIME with one concept present everywhere has
      * nothing to regress on: all weights 0 */

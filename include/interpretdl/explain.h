@@ -295,6 +295,9 @@ typedef struct idl_normlime_params {
     const idl_tensor *concepts; /* given centres (concepts, 2K) instead of k-means (borrowed) */
     const char *concept_layer;  /* NULL: the automatic CAM layer */
     float ridge_alpha;          /* fastnormlime's ridge (1, its default) */
+    const char *cache;          /* normlime: a .npy file of per-image results; rows of images
+                                   already in it (same inputs and settings) are taken back,
+                                   new ones written every 10 images and at the end (resumable) */
 } idl_normlime_params;
 IDL_API idl_normlime_params idl_normlime_params_default(void);
 IDL_API idl_status idl_normlime(idl_session *s, const idl_explain_request *rq,

@@ -17,6 +17,7 @@
 #include "interpretdl/segment.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 idl_normlime_params idl_normlime_params_default(void) {
@@ -115,13 +116,14 @@ static idl_status grow(gathered *g, int64_t rows) {
 /* Image i: its segments (LIME's or the grid), its clean pass and the features of its superpixels.
  */
 static idl_status gather_one(idl_session *s, const idl_explain_request *rq,
-                             const idl_normlime_params *p, bool fast, int64_t i, gathered *g) {
+                             const idl_normlime_params *p, bool fast, bool cached, int64_t i,
+                             gathered *g) {
     one o;
     one_sample(&o, rq, i);
     idl_explanation e;
     memset(&e, 0, sizeof e);
     idl_status st = IDL_OK;
-    if (!fast) st = idl_lime(s, &o.rq, &p->lime, &e);
+    if (!fast && !cached) st = idl_lime(s, &o.rq, &p->lime, &e);
     idl__xrun r;
     if (!st) st = idl__x_begin(&r, s, &o.rq, fast);
     if (st) {
@@ -140,7 +142,7 @@ static idl_status gather_one(idl_session *s, const idl_explain_request *rq,
     if (!st) {
         g->D = 2 * K;
         strcpy(g->layer, layer);
-        g->targets[i] = r.targets[0];
+        if (!cached) g->targets[i] = r.targets[0];
         g->passes += r.passes + e.passes;
         g->score[i] = r.score[0];
         if (!g->n_classes) {
@@ -155,7 +157,8 @@ static idl_status gather_one(idl_session *s, const idl_explain_request *rq,
             g->probs[i * r.n_classes + c] =
                 idl__objective_value(y, r.n_classes, c, IDL_OBJ_PROBABILITY);
     }
-    if (!st && fast) { /* the grid on the input's (H, W) */
+    if (cached) {             /* the rows came from the cache: only the clean pass was needed */
+    } else if (!st && fast) { /* the grid on the input's (H, W) */
         if (r.wrt_ndim != 4) {
             st = idl__error(IDL_ERR_INVALID_ARG, "fastnormlime needs an image input (N, C, H, W)");
         } else {
@@ -176,16 +179,17 @@ static idl_status gather_one(idl_session *s, const idl_explain_request *rq,
         seg = e.segments->data, S = e.n_features[0];
     }
     int64_t row0 = g->n_rows;
-    if (!st) st = grow(g, row0 + S);
-    if (!st) st = idl__superpixel_features(A, K, h, w, seg, H, W, S, g->F + row0 * g->D);
-    if (!st) {
+    if (!st && !cached) st = grow(g, row0 + S);
+    if (!st && !cached) st = idl__superpixel_features(A, K, h, w, seg, H, W, S, g->F + row0 * g->D);
+    if (!st && !cached) {
         double l1 = 0;
         const float *wv = fast ? NULL : e.features->data;
         for (int64_t j = 0; wv && j < S; j++)
             l1 += fabs(wv[j]);
         for (int64_t j = 0; j < S; j++) {
             g->img[row0 + j] = i;
-            g->val[row0 + j] = wv && l1 > 0 ? (double)wv[j] * wv[j] / l1 : 0;
+            /* rounded to float32, as the cache stores it: a resumed run equals a fresh one */
+            g->val[row0 + j] = (float)(wv && l1 > 0 ? (double)wv[j] * wv[j] / l1 : 0);
         }
         g->n_rows = row0 + S;
     }
@@ -194,6 +198,90 @@ static idl_status gather_one(idl_session *s, const idl_explain_request *rq,
     idl_explanation_clear(&e);
     idl__x_end(&r);
     return st;
+}
+
+/* ---- the cache: rows (image, key (3 x 16 bits), target, contribution, features (D)) ---- */
+
+#define CACHE_COLS  6
+#define CACHE_FLUSH 10 /* images computed between writes */
+
+/* A 48-bit key of sample i's inputs and of the settings its rows depend on (FNV-1a). */
+static uint64_t sample_key(const idl_explain_request *rq, const idl_normlime_params *p, int64_t i) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(ptr, len)                             \
+    for (size_t b_ = 0; b_ < (size_t)(len); b_++) \
+        h = (h ^ ((const unsigned char *)(ptr))[b_]) * 1099511628211ull;
+    for (int k = 0; k < rq->n_inputs; k++) {
+        const idl_tensor *t = rq->inputs[k];
+        size_t per =
+            t->ndim >= 1 && t->shape[0] > 0 ? idl__tensor_bytes(t) / (size_t)t->shape[0] : 0;
+        MIX((const char *)t->data + per * (size_t)i, per);
+    }
+    const idl_lime_params *l = &p->lime;
+    MIX(&l->num_samples, sizeof l->num_samples);
+    MIX(&l->kernel_width, sizeof l->kernel_width);
+    MIX(&l->ridge_alpha, sizeof l->ridge_alpha);
+    MIX(&l->hide_mean, sizeof l->hide_mean);
+    MIX(&l->hide_value, sizeof l->hide_value);
+    MIX(&rq->seed, sizeof rq->seed);
+    MIX(&rq->objective, sizeof rq->objective);
+    int64_t t = rq->targets ? rq->targets[i] : -1;
+    MIX(&t, sizeof t);
+    if (l->seg) {
+        const idl_segment_params *g = l->seg;
+        float f[5] = { g->ratio, g->kernel_size, g->max_dist, g->sigma, g->compactness };
+        int n[7] = { (int)g->method,          g->convert2lab, g->n_segments, g->max_iter,
+                     g->enforce_connectivity, g->grid_rows,   g->grid_cols };
+        MIX(f, sizeof f);
+        MIX(n, sizeof n);
+    }
+    if (p->concept_layer) MIX(p->concept_layer, strlen(p->concept_layer));
+#undef MIX
+    return h & 0xffffffffffffull;
+}
+
+static idl_status cache_write(const char *path, const gathered *g, const uint64_t *keys) {
+    int64_t cols = CACHE_COLS + g->D, shape[2] = { g->n_rows, cols };
+    idl_tensor *t = NULL;
+    idl_status st = idl_tensor_new(IDL_DT_F32, 2, shape, &t);
+    if (st) return st;
+    float *v = t->data;
+    for (int64_t j = 0; j < g->n_rows; j++) {
+        int64_t i = g->img[j];
+        float *row = v + j * cols;
+        row[0] = (float)i;
+        for (int k = 0; k < 3; k++)
+            row[1 + k] = (float)((keys[i] >> (16 * k)) & 0xffff);
+        row[4] = (float)g->targets[i];
+        row[5] = (float)g->val[j];
+        memcpy(row + CACHE_COLS, g->F + j * g->D, sizeof(float) * (size_t)g->D);
+    }
+    st = idl_npy_save(path, t);
+    idl_tensor_free(t);
+    return st ? idl__error_prefix(st, "normlime: cache %s: ", path) : IDL_OK;
+}
+
+/* Takes sample i's rows from the cache when its key matches; *hit tells. */
+static idl_status cache_take(const idl_tensor *c, int64_t i, uint64_t key, gathered *g, bool *hit) {
+    *hit = false;
+    if (!c) return IDL_OK;
+    int64_t cols = c->shape[1], n = 0;
+    const float *v = c->data;
+    for (int64_t j = 0; j < c->shape[0]; j++) {
+        const float *row = v + j * cols;
+        uint64_t k = (uint64_t)row[1] | (uint64_t)row[2] << 16 | (uint64_t)row[3] << 32;
+        if ((int64_t)row[0] != i || k != key) continue;
+        if (!g->D) g->D = cols - CACHE_COLS;
+        idl_status st = grow(g, g->n_rows + 1);
+        if (st) return st;
+        g->img[g->n_rows] = i;
+        g->val[g->n_rows] = row[5];
+        memcpy(g->F + g->n_rows * g->D, row + CACHE_COLS, sizeof(float) * (size_t)g->D);
+        g->targets[i] = (int64_t)row[4];
+        g->n_rows++, n++;
+    }
+    *hit = n > 0;
+    return IDL_OK;
 }
 
 static idl_status global_run(idl_session *s, const idl_explain_request *rq,
@@ -218,12 +306,44 @@ static idl_status global_run(idl_session *s, const idl_explain_request *rq,
     g.targets = idl__calloc((size_t)g.N, sizeof(int64_t));
     g.score = idl__calloc((size_t)g.N, sizeof(float));
     idl_status st = g.targets && g.score ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
+    /* normlime's cache: rows of earlier runs are taken back, new ones written every few images */
+    idl_tensor *cache = NULL;
+    uint64_t *keys = NULL;
+    int64_t fresh = 0;
+    if (!st && p->cache && !fast) {
+        keys = idl__calloc((size_t)g.N, sizeof(uint64_t));
+        if (!keys) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; !st && i < g.N; i++)
+            keys[i] = sample_key(rq, p, i);
+        FILE *f = st ? NULL : fopen(p->cache, "rb");
+        if (f) {
+            fclose(f);
+            st = idl_npy_load(p->cache, &cache);
+            if (st) st = idl__error_prefix(st, "normlime: cache %s: ", p->cache);
+            if (!st &&
+                (cache->dtype != IDL_DT_F32 || cache->ndim != 2 || cache->shape[1] <= CACHE_COLS ||
+                 (g.D && cache->shape[1] != CACHE_COLS + g.D)))
+                st = idl__error(IDL_ERR_SHAPE,
+                                "normlime: cache %s is not a cache of this run (float32 rows of "
+                                "%d + features columns)",
+                                p->cache, CACHE_COLS);
+        }
+    }
     for (int64_t i = 0; !st && i < g.N; i++) {
-        st = gather_one(s, rq, p, fast, i, &g);
+        bool hit = false;
+        st = keys ? cache_take(cache, i, keys[i], &g, &hit) : IDL_OK;
+        if (!st) st = gather_one(s, rq, p, fast, hit, i, &g);
+        if (!st && !hit && keys && ++fresh % CACHE_FLUSH == 0) st = cache_write(p->cache, &g, keys);
         if (st) st = idl__error_prefix(st, "%s: image %lld: ", name, (long long)i);
         if (!st && rq->progress && rq->progress(i + 1, g.N, rq->progress_user))
             st = idl__error(IDL_ERR_ABORTED, "aborted by the progress callback");
     }
+    if (keys && fresh % CACHE_FLUSH) { /* also after an error or an abort: resumable */
+        idl_status cs = cache_write(p->cache, &g, keys);
+        st = st ? st : cs;
+    }
+    idl_tensor_free(cache);
+    idl__free(keys);
     /* the concepts */
     int64_t k = C ? C->shape[0] : IDL_MIN((int64_t)p->n_concepts, g.n_rows);
     float *cent = NULL;

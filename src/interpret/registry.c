@@ -470,11 +470,13 @@ static idl_status run_lime(idl_session *s, const char *name, idl_explain_request
         const char *cl = kv_get(k, "concept_layer");
         if (cl) g.concept_layer = cl;
         kv_get(k, "concepts_out");
+        const char *cache = kv_get(k, "cache");
+        if (cache && !fast) g.cache = cache;
         if (!st)
             st = all_used(k, fast ? "grid_rows, grid_cols, n_concepts, kmeans_iter, concepts, "
                                     "concept_layer, concepts_out, ridge_alpha"
                                   : LIME_KEYS ", n_concepts, kmeans_iter, concepts, concept_layer, "
-                                              "concepts_out");
+                                              "concepts_out, cache");
         if (st) return st;
         return fast ? idl_fastnormlime(s, rq, &g, out) : idl_normlime(s, rq, &g, out);
     }
@@ -808,6 +810,7 @@ static const method g_methods[] = {
       "kmeans_iter=100\n"
       "concepts=F.npy  given centres instead; concepts_out=F.npy (command line) writes them\n"
       "concept_layer=NAME  features from this layer (default: the automatic CAM layer)\n"
+      "cache=F.npy  per-image results kept there; a rerun takes them back (resumable)\n"
       "and lime's sampling and segmentation settings\n" },
     { "fastnormlime", run_lime, "",
       "(a set of images) output: (classes, concepts): ridge from concept presence to the "
