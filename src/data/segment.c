@@ -329,6 +329,19 @@ static idl_status relabel_first_pixel(int32_t *labels, int64_t n_px, int64_t n_r
 /* ------------------------------------------------------------------------------------------ */
 /* Quickshift                                                                                 */
 
+/* Squared 5-D distance between pixels p and q (colour, then row and column offsets), summed in
+ * scikit-image's order. */
+static inline double qs_dist(const double *p, const double *q, int C, double dr, double dc) {
+    double dist = 0.0;
+    for (int k = 0; k < C; k++) {
+        double t = p[k] - q[k];
+        dist += t * t;
+    }
+    dist += dr * dr;
+    dist += dc * dc;
+    return dist;
+}
+
 /* img: H x W x C features (already Lab, smoothed and scaled). Writes raw labels (root pixel
  * indices). */
 static idl_status quickshift(const double *img, int64_t H, int64_t W, int C, double kernel_size,
@@ -357,17 +370,8 @@ static idl_status quickshift(const double *img, int64_t H, int64_t W, int C, dou
             for (int64_t rr = r0; rr < r1; rr++) {
                 const double *q = img + (rr * W + c0) * C;
                 double dr = (double)(r - rr);
-                for (int64_t cc = c0; cc < c1; cc++, q += C) {
-                    double dist = 0.0;
-                    for (int k = 0; k < C; k++) {
-                        double t = p[k] - q[k];
-                        dist += t * t;
-                    }
-                    double dc = (double)(c - cc);
-                    dist += dr * dr;
-                    dist += dc * dc;
-                    d += exp(dist * inv);
-                }
+                for (int64_t cc = c0; cc < c1; cc++, q += C)
+                    d += exp(qs_dist(p, q, C, dr, (double)(c - cc)) * inv);
             }
             dens[r * W + c] = d;
         }
@@ -387,15 +391,7 @@ static idl_status quickshift(const double *img, int64_t H, int64_t W, int C, dou
                 double dr = (double)(r - rr);
                 for (int64_t cc = c0; cc < c1; cc++) {
                     if (!(dens[rr * W + cc] > cur)) continue;
-                    const double *q = img + (rr * W + cc) * C;
-                    double dist = 0.0;
-                    for (int k = 0; k < C; k++) {
-                        double t = p[k] - q[k];
-                        dist += t * t;
-                    }
-                    double dc = (double)(c - cc);
-                    dist += dr * dr;
-                    dist += dc * dc;
+                    double dist = qs_dist(p, img + (rr * W + cc) * C, C, dr, (double)(c - cc));
                     if (dist < closest) {
                         closest = dist;
                         parent = rr * W + cc;

@@ -28,6 +28,7 @@
 #include "interpret/interpret_internal.h"
 
 #include "interpretdl/segment.h"
+#include "tensor/tensor_internal.h"
 
 #include <float.h>
 #include <lapacke.h>
@@ -220,26 +221,6 @@ static bool int_like(idl_dtype d) {
     return d == IDL_DT_I32 || d == IDL_DT_I64 || d == IDL_DT_U8 || d == IDL_DT_I8;
 }
 
-static double elem(const idl_tensor *t, int64_t j) {
-    switch (t->dtype) {
-    case IDL_DT_F32:
-        return ((const float *)t->data)[j];
-    case IDL_DT_F64:
-        return ((const double *)t->data)[j];
-    case IDL_DT_I32:
-        return ((const int32_t *)t->data)[j];
-    case IDL_DT_I64:
-        return (double)((const int64_t *)t->data)[j];
-    case IDL_DT_U8:
-    case IDL_DT_BOOL:
-        return ((const uint8_t *)t->data)[j];
-    case IDL_DT_I8:
-        return ((const int8_t *)t->data)[j];
-    default:
-        return NAN;
-    }
-}
-
 /* The segments of every sample: replayed or computed from the image. */
 static idl_status lime_segments(lime *o) {
     const idl__xrun *r = o->r;
@@ -260,7 +241,7 @@ static idl_status lime_segments(lime *o) {
         for (int64_t i = 0; i < N; i++) {
             int64_t mx = -1;
             for (int64_t q = 0; q < HW; q++) {
-                double v = elem(t, one ? q : i * HW + q);
+                double v = idl__get_f64(t, one ? q : i * HW + q);
                 if (v < 0 || v >= IDL__MAX_FEATURES)
                     return idl__error(IDL_ERR_INVALID_ARG,
                                       "lime: segment label %.0f at pixel %lld outside 0..%d", v,
@@ -328,6 +309,10 @@ static idl_status lime_masks(lime *o) {
                               "lime: masks must be (num_samples, S) with S >= %lld superpixels; "
                               "the file is %s",
                               (long long)o->S_max, idl__shape_str(t->ndim, t->shape, b, sizeof b));
+        if (t->dtype != IDL_DT_F32 && t->dtype != IDL_DT_F64 && !int_like(t->dtype) &&
+            t->dtype != IDL_DT_BOOL)
+            return idl__error(IDL_ERR_INVALID_ARG, "lime: masks of type %s; expected numbers",
+                              idl_dtype_name(t->dtype));
         o->n_samples = t->shape[0];
     } else {
         o->n_samples = p->num_samples;
@@ -338,7 +323,7 @@ static idl_status lime_masks(lime *o) {
         for (int64_t j = 0; j < o->S_max; j++) {
             double v = 1;
             if (t) {
-                v = elem(t, s * t->shape[1] + j);
+                v = idl__get_f64(t, s * t->shape[1] + j);
                 if (v != 0 && v != 1)
                     return idl__error(IDL_ERR_INVALID_ARG,
                                       "lime: masks hold 0 or 1; row %lld column %lld is %g",

@@ -1336,22 +1336,23 @@ CASES = {"cnn_relu": make_cnn_relu, "cnn_smooth": make_cnn_smooth, "text": make_
          "vit_tiny": make_vit_tiny}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_main(cases, doc, tag):
+    """The command line of this script and of its siblings (make_perturb.py): OUTDIR, --cases."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("outdir", nargs="?", default=os.path.join(HERE, "..", "data", "explain"))
     ap.add_argument("--cases", default="", help="comma-separated (default: all)")
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     os.makedirs(a.outdir, exist_ok=True)
     t0 = time.time()
-    names = [n for n in a.cases.split(",") if n] or list(CASES)
+    names = [n for n in a.cases.split(",") if n] or list(cases)
     for n in names:
-        CASES[n](a.outdir)
-    size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(a.outdir)
-               for f in fs)
-    print("make_explain: %s in %.1fs, %d bytes -> %s" % (",".join(names), time.time() - t0, size,
-                                                        a.outdir))
+        cases[n](a.outdir)
+    size = sum(os.path.getsize(os.path.join(a.outdir, n, f)) for n in names
+               for f in os.listdir(os.path.join(a.outdir, n)))
+    print("%s: %s in %.1fs, %d bytes -> %s" % (tag, ",".join(names), time.time() - t0, size,
+                                              a.outdir))
 
 
 if __name__ == "__main__":
-    main()
+    run_main(CASES, __doc__, "make_explain")

@@ -112,7 +112,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
 import copy  # noqa: E402
 import importlib.metadata  # noqa: E402
 import itertools  # noqa: E402
@@ -929,22 +928,5 @@ def make_lime_cnn(outdir):
 CASES = {"perturb_cnn": make_perturb_cnn, "lime_cnn": make_lime_cnn}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("outdir", nargs="?", default=os.path.join(HERE, "..", "data", "explain"))
-    ap.add_argument("--cases", default="", help="comma-separated (default: all)")
-    a = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    os.makedirs(a.outdir, exist_ok=True)
-    t0 = time.time()
-    names = [n for n in a.cases.split(",") if n] or list(CASES)
-    for n in names:
-        CASES[n](a.outdir)
-    size = sum(os.path.getsize(os.path.join(a.outdir, n, f)) for n in names
-               for f in os.listdir(os.path.join(a.outdir, n)))
-    print("make_perturb: %s in %.1fs, %d bytes -> %s" % (",".join(names), time.time() - t0, size,
-                                                        a.outdir))
-
-
 if __name__ == "__main__":
-    main()
+    mx.run_main(CASES, __doc__, "make_perturb")
