@@ -310,6 +310,45 @@ static void test_lime(idl_session *s, idl_model *model, const idl_tensor *x, con
             CHECK(((float *)e.attribution->data)[i * H_ * W_ + q] ==
                   ((float *)e.features->data)[i * S_ + seg[q]]);
     }
+    /* top_k = 3: every class's coefficients are that class's exact linear ones */
+    idl_explanation t3;
+    CHECK_OK(run(s, "lime", x, NULL,
+                 "segmentation=grid grid_rows=2 grid_cols=4 num_samples=64 top_k=3", &t3));
+    if (t3.attribution) {
+        CHECK_EQ_INT(t3.k, 3);
+        CHECK_EQ_INT(t3.attribution->ndim, 4);
+        CHECK_EQ_INT(t3.features->shape[0], 6);
+        for (int i = 0; i < 2; i++) {
+            const float *xi = (const float *)x->data + i * F_;
+            double mean[S_][C_] = { { 0 } }, cnt[S_] = { 0 };
+            for (int q = 0; q < H_ * W_; q++) {
+                cnt[seg[q]]++;
+                for (int c = 0; c < C_; c++)
+                    mean[seg[q]][c] += xi[c * H_ * W_ + q];
+            }
+            bool seen[K_] = { false };
+            for (int c = 0; c < 3; c++) {
+                int64_t cls = t3.targets[i * 3 + c];
+                CHECK(cls >= 0 && cls < K_ && !seen[cls]);
+                if (cls < 0 || cls >= K_) continue;
+                seen[cls] = true;
+                double want[S_] = { 0 };
+                for (int q = 0; q < H_ * W_; q++)
+                    for (int ch = 0; ch < C_; ch++)
+                        want[seg[q]] += g_w[cls * F_ + ch * H_ * W_ + q] *
+                                        (xi[ch * H_ * W_ + q] - mean[seg[q]][ch] / cnt[seg[q]]);
+                for (int j = 0; j < S_; j++)
+                    CHECK_MSG(fabs(((float *)t3.features->data)[(i * 3 + c) * S_ + j] - want[j]) <
+                                  1e-4,
+                              "lime top_k sample %d class %lld feature %d", i, (long long)cls, j);
+            }
+            CHECK(t3.targets[i * 3] == t3.targets[i * 3] && t3.score[i] > 0);
+        }
+    }
+    idl_explanation_clear(&t3);
+    CHECK(run(s, "lime", x, tg, "segmentation=grid top_k=2", &t3) == IDL_ERR_INVALID_ARG);
+    CHECK(run(s, "lime", x, NULL, "segmentation=grid top_k=4", &t3) == IDL_ERR_INVALID_ARG);
+
     /* replayed masks give the same result; another seed other masks */
     CHECK_OK(idl_npy_save("test_perturb_masks.npy", e.masks));
     idl_explanation r, o;

@@ -73,6 +73,9 @@ typedef struct idl_explanation {
     char wrt[256];           /* tensor attributed to ("" for CAM methods) */
     char layer[256];         /* layer used by CAM methods ("" otherwise) */
     int64_t passes;          /* forward (+ backward) rows evaluated, the clean pass included */
+    int64_t k;               /* classes per sample: 1, or lime's top_k (then targets, intercept,
+                                r2 and the rows of features are (n, k), the attribution
+                                (n, k, H, W)); 0 is read as 1 */
     /* surrogate methods (lime), else NULL: */
     idl_tensor *features; /* (n, S) coefficient of each feature (superpixel) for the target;
                              samples with fewer features are padded with 0 */
@@ -249,6 +252,8 @@ typedef struct idl_lime_params {
     int num_samples;    /* 1000 masks, the first all ones */
     float kernel_width; /* 0.25: weight sqrt(exp(-d^2 / width^2)), d cosine distance */
     float ridge_alpha;  /* 0: weighted least squares (InterpretDL); 1: the lime package */
+    int top_k;          /* 1: the target; k > 1: the k most probable classes (descending;
+                           InterpretDL lists them ascending), one fit each on the same samples */
     int hide_mean;      /* 1 (default): hidden superpixels take their mean value */
     float hide_value;   /* hide_mean = 0: the value they take */
     const idl_segment_params *seg; /* segmentation (segment.h); NULL: quickshift with the lime

@@ -664,29 +664,45 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
     fprintf(f, "],\n  \"passes\": %lld,\n  \"seconds\": %.4f,\n  \"samples\": [",
             (long long)e->passes, seconds);
     for (int64_t b = 0; b < e->n; b++) {
+        int64_t k = e->k > 1 ? e->k : 1;
         fprintf(f, "%s\n    {\"target\": %lld, \"score\": %.9g", b ? "," : "",
-                (long long)e->targets[b], (double)e->score[b]);
+                (long long)e->targets[b * k], (double)e->score[b]);
         if (e->baseline_score)
             fprintf(f, ", \"baseline_score\": %.9g", (double)e->baseline_score[b]);
         if (e->delta) fprintf(f, ", \"completeness_error\": %.9g", e->delta[b]);
-        if (e->features) { /* surrogate methods: one coefficient per feature */
+        if (e->features) { /* surrogate methods: one coefficient per feature (per class) */
             int64_t S = e->features->shape[1];
-            fprintf(f, ", \"intercept\": %.9g, \"r2\": %.9g, \"features\": [", e->intercept[b],
-                    e->r2[b]);
-            for (int64_t j = 0; j < e->n_features[b]; j++)
-                fprintf(f, "%s%.9g", j ? ", " : "",
-                        (double)((const float *)e->features->data)[b * S + j]);
-            fprintf(f, "]");
+            if (k > 1) {
+                fprintf(f, ", \"targets\": [");
+                for (int64_t c = 0; c < k; c++)
+                    fprintf(f, "%s%lld", c ? ", " : "", (long long)e->targets[b * k + c]);
+                fprintf(f, "]");
+            }
+            for (int64_t c = 0; c < k; c++) {
+                int64_t row = b * k + c;
+                fprintf(f, k > 1 ? "%s\n      {\"class\": %lld, " : "%s",
+                        c       ? ","
+                        : k > 1 ? ", \"classes\": ["
+                                : ", ",
+                        (long long)e->targets[row]);
+                fprintf(f, "\"intercept\": %.9g, \"r2\": %.9g, \"features\": [", e->intercept[row],
+                        e->r2[row]);
+                for (int64_t j = 0; j < e->n_features[b]; j++)
+                    fprintf(f, "%s%.9g", j ? ", " : "",
+                            (double)((const float *)e->features->data)[row * S + j]);
+                fprintf(f, k > 1 ? "]}" : "]");
+            }
+            if (k > 1) fprintf(f, "]");
         }
         if (token_scores) { /* (N, T, D) on a token-id model: one score per token, sum over D */
             const idl_tensor *t = e->attribution;
             int64_t T = t->shape[1], D = t->shape[2];
             fprintf(f, ", \"token_scores\": [");
-            for (int64_t k = 0; k < T; k++) {
+            for (int64_t tk = 0; tk < T; tk++) {
                 double v = 0;
                 for (int64_t d = 0; d < D; d++)
-                    v += ((const float *)t->data)[(b * T + k) * D + d];
-                fprintf(f, "%s%.9g", k ? ", " : "", v);
+                    v += ((const float *)t->data)[(b * T + tk) * D + d];
+                fprintf(f, "%s%.9g", tk ? ", " : "", v);
             }
             fprintf(f, "]");
         }
@@ -978,8 +994,8 @@ static int cmd_explain(const args *a) {
     if (!rc && a->overlay) rc = write_overlay(a, &e, shown);
     if (!rc) {
         for (int64_t b = 0; b < e.n; b++) {
-            printf("sample %lld: target %lld score %.6g", (long long)b, (long long)e.targets[b],
-                   (double)e.score[b]);
+            printf("sample %lld: target %lld score %.6g", (long long)b,
+                   (long long)e.targets[b * (e.k > 1 ? e.k : 1)], (double)e.score[b]);
             if (e.delta)
                 printf(" baseline %.6g completeness error %.3g", (double)e.baseline_score[b],
                        e.delta[b]);

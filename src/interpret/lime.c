@@ -192,7 +192,9 @@ typedef struct lime {
     int64_t *S;   /* (N) */
     float *fill;  /* (N, S_max, C) mean of each superpixel, per channel */
     float *Z;     /* (n_samples, S_max) */
-    double *y;    /* (N, n_samples) */
+    int64_t nk;   /* classes per sample (top_k) */
+    int64_t *cls; /* (N, K) the classes explained */
+    double *y;    /* (N, K, n_samples) */
 } lime;
 
 static int64_t lime_sample(void *u, int64_t row) {
@@ -213,8 +215,15 @@ static void lime_point(void *u, int64_t row, float *dst) {
 }
 
 static void lime_take(void *u, int64_t row, const float *grad, float obj) {
-    (void)grad;
-    ((lime *)u)->y[row] = obj;
+    (void)grad, (void)u, (void)row, (void)obj; /* lime_scores reads the whole row */
+}
+
+static void lime_scores(void *u, int64_t row, const float *y, int64_t nc) {
+    lime *o = u;
+    int64_t i = row / o->n_samples, s = row % o->n_samples;
+    for (int64_t k = 0; k < o->nk; k++)
+        o->y[(i * o->nk + k) * o->n_samples + s] =
+            idl__objective_value(y, nc, o->cls[i * o->nk + k], o->r->kind);
 }
 
 static bool int_like(idl_dtype d) {
@@ -418,14 +427,16 @@ static idl_status lime_fit(lime *o, idl_explanation *e) {
             double d = k > 0 ? 1 - sqrt(k / (double)S) : 1;
             w[s] = sqrt(exp(-d * d / (kw * kw)));
         }
-        st = fit(Z, ns, S, o->y + i * ns, w, o->g ? o->g->prior_reg_force : o->p->ridge_alpha,
-                 o->g ? o->prior + i * S_max : NULL, beta, &e->intercept[i], &e->r2[i]);
-        if (st) break;
         e->n_features[i] = S;
-        for (int64_t j = 0; j < S; j++)
-            feat[i * S_max + j] = (float)beta[j];
-        for (int64_t q = 0; q < HW; q++)
-            a[i * HW + q] = (float)beta[o->seg[i * HW + q]];
+        for (int64_t c = 0; !st && c < o->nk; c++) { /* row i * K + c: sample i, its c-th class */
+            int64_t ic = i * o->nk + c;
+            st = fit(Z, ns, S, o->y + ic * ns, w, o->g ? o->g->prior_reg_force : o->p->ridge_alpha,
+                     o->g ? o->prior + i * S_max : NULL, beta, &e->intercept[ic], &e->r2[ic]);
+            for (int64_t j = 0; !st && j < S; j++)
+                feat[ic * S_max + j] = (float)beta[j];
+            for (int64_t q = 0; !st && q < HW; q++)
+                a[ic * HW + q] = (float)beta[o->seg[i * HW + q]];
+        }
     }
     idl__free(Z);
     idl__free(w);
@@ -450,8 +461,36 @@ static idl_status lime_run(idl_session *s, const idl_explain_request *rq, const 
     o.r = &r;
     o.p = p;
     o.g = g;
+    o.nk = p->top_k > 1 ? p->top_k : 1;
+    if (o.nk > 1 && (rq->targets || g))
+        st = idl__error(IDL_ERR_INVALID_ARG,
+                        "%s: top_k explains the k most probable classes; give no targets%s",
+                        g ? "glime" : "lime", g ? " (and use lime: glime takes one class)" : "");
+    if (!st && o.nk > r.n_classes)
+        st = idl__error(IDL_ERR_INVALID_ARG, "lime: top_k %lld exceeds the %lld classes",
+                        (long long)o.nk, (long long)r.n_classes);
+    o.cls = st ? NULL : idl__malloc(sizeof(int64_t) * (size_t)(r.N * o.nk));
+    if (!st && !o.cls) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+    if (!st) { /* the target, or the K largest scores of the clean pass in descending order */
+        const float *yv = idl_session_output(s, r.output)->data;
+        for (int64_t i = 0; i < r.N; i++) {
+            o.cls[i * o.nk] = r.targets[i];
+            for (int64_t c = 1; c < o.nk; c++) {
+                int64_t best = -1;
+                for (int64_t j = 0; j < r.n_classes; j++) {
+                    bool taken = false;
+                    for (int64_t t = 0; t < c; t++)
+                        taken = taken || o.cls[i * o.nk + t] == j;
+                    if (!taken &&
+                        (best < 0 || yv[i * r.n_classes + j] > yv[i * r.n_classes + best]))
+                        best = j;
+                }
+                o.cls[i * o.nk + c] = best;
+            }
+        }
+    }
     char layer[256] = "";
-    if (g && g->concepts)
+    if (!st && g && g->concepts)
         st = idl__layer_activation(&r, g->concept_layer, layer, &o.act, &o.K, &o.h, &o.w);
     if (r.wrt_ndim != 4 || r.wrt_input < 0)
         st = idl__error(IDL_ERR_INVALID_ARG,
@@ -497,30 +536,38 @@ static idl_status lime_run(idl_session *s, const idl_explain_request *rq, const 
         idl__free(cnt);
     }
     if (!st) {
-        o.y = idl__malloc(sizeof(double) * (size_t)(r.N * o.n_samples));
+        o.y = idl__malloc(sizeof(double) * (size_t)(r.N * o.nk * o.n_samples));
         if (!o.y) st = idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     if (!st) {
-        idl__xrows rows = { r.N * o.n_samples, &o, lime_sample, lime_point, lime_take, NULL, NULL };
+        idl__xrows rows = { r.N * o.n_samples, &o,   lime_sample, lime_point,
+                            lime_take,         NULL, lime_scores };
         r.total = r.N + rows.n;
         st = idl__x_eval(&r, &rows, false);
     }
-    int64_t shape[3] = { r.N, o.H, o.W };
-    if (!st) st = idl__x_result(&r, out, 3, shape);
+    int64_t shape[3] = { r.N, o.H, o.W }, kshape[4] = { r.N, o.nk, o.H, o.W };
+    if (!st) st = o.nk > 1 ? idl__x_result(&r, out, 4, kshape) : idl__x_result(&r, out, 3, shape);
+    if (!st && o.nk > 1) { /* (n, k) classes */
+        idl__free(out->targets);
+        out->targets = idl__malloc(sizeof(int64_t) * (size_t)(r.N * o.nk));
+        if (!out->targets) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+        if (!st) memcpy(out->targets, o.cls, sizeof(int64_t) * (size_t)(r.N * o.nk));
+    }
     if (!st) {
-        int64_t fs[2] = { r.N, o.S_max }, ms[2] = { o.n_samples, o.S_max };
+        int64_t fs[2] = { r.N * o.nk, o.S_max }, ms[2] = { o.n_samples, o.S_max };
+        out->k = o.nk;
         st = idl_tensor_new(IDL_DT_F32, 2, fs, &out->features);
         if (!st) st = idl_tensor_new(IDL_DT_I32, 3, shape, &out->segments);
         if (!st) st = idl_tensor_new(IDL_DT_F32, 2, ms, &out->masks);
         out->n_features = idl__calloc((size_t)r.N, sizeof(int64_t));
-        out->intercept = idl__calloc((size_t)r.N, sizeof(double));
-        out->r2 = idl__calloc((size_t)r.N, sizeof(double));
+        out->intercept = idl__calloc((size_t)(r.N * o.nk), sizeof(double));
+        out->r2 = idl__calloc((size_t)(r.N * o.nk), sizeof(double));
         if (!st && (!out->n_features || !out->intercept || !out->r2))
             st = idl__error(IDL_ERR_NOMEM, "out of memory");
         if (!st) {
             memcpy(out->segments->data, o.seg, sizeof(int32_t) * (size_t)(r.N * o.H * o.W));
             memcpy(out->masks->data, o.Z, sizeof(float) * (size_t)(o.n_samples * o.S_max));
-            memset(out->features->data, 0, sizeof(float) * (size_t)(r.N * o.S_max));
+            memset(out->features->data, 0, sizeof(float) * (size_t)(r.N * o.nk * o.S_max));
             st = lime_fit(&o, out);
         }
         if (!st && g && g->concepts) strcpy(out->layer, layer);
@@ -531,6 +578,7 @@ static idl_status lime_run(idl_session *s, const idl_explain_request *rq, const 
     idl__free(o.fill);
     idl__free(o.Z);
     idl__free(o.y);
+    idl__free(o.cls);
     idl__free(o.prior);
     idl__free(o.act);
     idl__x_end(&r);
@@ -571,7 +619,7 @@ idl_status idl_lime_top_mask(const idl_explanation *e, int64_t i, float ratio, i
                           "[0, 1]");
     int64_t S = e->n_features[i], Smax = e->features->shape[1], H = e->segments->shape[1],
             W = e->segments->shape[2];
-    const float *w = (const float *)e->features->data + i * Smax;
+    const float *w = (const float *)e->features->data + i * (e->k > 1 ? e->k : 1) * Smax;
     const int32_t *seg = (const int32_t *)e->segments->data + i * H * W;
     int64_t keep = (int64_t)((double)ratio * (double)S);
     unsigned char *on = idl__calloc((size_t)S + 1, 1);

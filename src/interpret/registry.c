@@ -483,7 +483,8 @@ static idl_status run_lime(idl_session *s, const char *name, idl_explain_request
     idl_lime_params p = idl_lime_params_default();
     idl_status st = lime_settings(k, rq, &p, &sp);
     if (!st) st = get_float(k, "ridge_alpha", &p.ridge_alpha, 0, 1e12);
-    if (!st) st = all_used(k, LIME_KEYS ", ridge_alpha");
+    if (!st) st = get_int(k, "top_k", &p.top_k, 1, 1 << 20);
+    if (!st) st = all_used(k, LIME_KEYS ", ridge_alpha, top_k");
     return st ? st : idl_lime(s, rq, &p, out);
 }
 
@@ -789,6 +790,7 @@ static const method g_methods[] = {
       "num_samples=1000  perturbed samples (the first is the image itself)\n"
       "kernel_width=0.25  sample weight sqrt(exp(-d^2 / width^2)), d the cosine distance\n"
       "ridge_alpha=0  0: weighted least squares (InterpretDL); 1: the lime package's ridge\n"
+      "top_k=1  k > 1: the k most probable classes, output (N, k, H, W)\n"
       "hide=mean  hidden superpixels: their mean value, or a number\n"
       "segmentation=quickshift  quickshift | slic | grid\n"
       "ratio=0.2 kernel_size=4 max_dist=200 sigma=0  quickshift (the lime package's; "
