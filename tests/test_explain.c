@@ -421,6 +421,65 @@ static void test_text(void) {
         }
     }
     idl_explanation_clear(&e);
+    /* attention methods on text: one score per token; rollout's class-token row sums to 1 (a
+     * product of row-stochastic matrices); generic_attention from past the last block is the
+     * identity row; every method: N samples = N single calls */
+    static const char *const attn[][2] = { { "rollout", "" },
+                                           { "rollout", "head_fusion=max discard_ratio=0.3" },
+                                           { "generic_attention", "" },
+                                           { "generic_attention", "variant=interpretdl" },
+                                           { "tam", "start_layer=0 steps=4" },
+                                           { "bt", "steps=3" },
+                                           { "bt", "mode=token steps=3" },
+                                           { "attention_gradcam", "" } };
+    int64_t T = ids->shape[1], NB = ids->shape[0];
+    for (size_t k = 0; k < sizeof attn / sizeof *attn; k++) {
+        const char *sv[4];
+        char buf[128];
+        int ns = 0;
+        snprintf(buf, sizeof buf, "%s", attn[k][1]);
+        for (char *t = strtok(buf, " "); t && ns < 4; t = strtok(NULL, " "))
+            sv[ns++] = t;
+        CHECK_OK(idl_explain(s, attn[k][0], &rq, sv, ns, &e));
+        if (!e.attribution) continue;
+        CHECK_EQ_INT(e.attribution->ndim, 2);
+        CHECK_EQ_INT(e.attribution->shape[1], T);
+        const float *a = e.attribution->data;
+        for (int64_t i = 0; !strcmp(attn[k][0], "rollout") && i < NB; i++)
+            CHECK_MSG(fabs(sumf(e.attribution, i * T, T) - 1) < 1e-5, "rollout row sum %g",
+                      sumf(e.attribution, i * T, T));
+        for (int64_t b = 0; b < NB; b++) { /* sample b alone */
+            idl_tensor one[3];
+            const idl_tensor *in1[3];
+            for (int q = 0; q < 3; q++) {
+                one[q] = *in[q];
+                one[q].shape[0] = 1;
+                one[q].data = (char *)in[q]->data + idl_tensor_numel(in[q]) / NB *
+                                                        idl_dtype_size(in[q]->dtype) * (size_t)b;
+                in1[q] = &one[q];
+            }
+            idl_explain_request r1 = rq;
+            r1.inputs = in1;
+            r1.targets = e.targets + b;
+            idl_explanation e1;
+            CHECK_OK(idl_explain(s, attn[k][0], &r1, sv, ns, &e1));
+            if (e1.attribution) {
+                char label[128];
+                snprintf(label, sizeof label, "%s %s: sample %lld alone", attn[k][0], attn[k][1],
+                         (long long)b);
+                th_allclose(label, e1.attribution->data, a + b * T, T, 1e-5, 1e-7);
+            }
+            idl_explanation_clear(&e1);
+        }
+        idl_explanation_clear(&e);
+    }
+    const char *past[] = { "start_layer=99" };
+    CHECK_OK(idl_explain(s, "generic_attention", &rq, past, 1, &e));
+    for (int64_t i = 0; e.attribution && i < NB * T; i++)
+        CHECK(((float *)e.attribution->data)[i] == (i % T == 0 ? 1.0f : 0.0f));
+    idl_explanation_clear(&e);
+    const char *badp[] = { "probs=nothing_matches*" };
+    CHECK_EQ_INT(idl_explain(s, "rollout", &rq, badp, 1, &e), IDL_ERR_NOT_FOUND);
     CHECK_EQ_INT(idl_explain(s, "gradcam", &rq, NULL, 0, &e), IDL_ERR_NOT_FOUND);
     CHECK_EQ_INT(idl_explain(s, "noise_tunnel", &rq, (const char *[]){ "base=saliency" }, 1, &e),
                  IDL_ERR_INVALID_ARG);

@@ -310,6 +310,34 @@ IDL_API idl_status idl_normlime(idl_session *s, const idl_explain_request *rq,
 IDL_API idl_status idl_fastnormlime(idl_session *s, const idl_explain_request *rq,
                                     const idl_normlime_params *p, idl_explanation *out);
 
+/* ---- transformer attention (the blocks of interpretdl/attention.h) ---- */
+typedef enum idl_attn_method {
+    IDL_ROLLOUT = 0,       /* Abnar & Zuidema's attention rollout (class-agnostic) */
+    IDL_GENERIC_ATTENTION, /* Chefer et al. 2021: gradient-weighted attention relevance */
+    IDL_TAM,               /* Yuan et al.: transition attention maps */
+    IDL_BT,                /* Chen et al.: bidirectional transformer explanation */
+    IDL_ATTENTION_GRADCAM, /* Grad-CAM on the last block's attention */
+} idl_attn_method;
+
+/* See src/interpret/attn.c for each computation. The output is one map per sample: the class
+ * token's row (or the mean of the patch rows for a mean-pooling model) over the patch tokens on
+ * the model's grid, (N, gh, gw); for a text model every token, (N, S). */
+typedef struct idl_attn_params {
+    idl_attn_method method;
+    int start_layer;     /* first block used: 0 (tam: 4, InterpretDL's) */
+    int head_fusion;     /* rollout: 0 mean (default), 1 max, 2 min */
+    float discard_ratio; /* rollout: fraction of the smallest fused weights zeroed (0) */
+    int interpretdl;     /* generic_attention: heads averaged before the product (InterpretDL) */
+    int steps;           /* tam, bt: points on the path from 0 to the input (20) */
+    int token_mode;      /* bt: 0 head weights (default), 1 token norms */
+    const char *const *overrides; /* attention discovery overrides ("probs=GLOB", "grid=14x14",
+                                     ...; see idl_session_attention) */
+    int n_overrides;
+} idl_attn_params;
+IDL_API idl_attn_params idl_attn_params_default(idl_attn_method method);
+IDL_API idl_status idl_attention_explain(idl_session *s, const idl_explain_request *rq,
+                                         const idl_attn_params *p, idl_explanation *out);
+
 /* InterpretDL's LIME picture: an (H, W) float32 map of sample i, 1 on the int(ratio * S)
  * superpixels of largest positive coefficient (fewer if fewer are positive), 0 elsewhere; for
  * IDL_OVERLAY_THRESHOLD. INVALID_ARG for an explanation without superpixels. */
@@ -321,7 +349,8 @@ IDL_API idl_status idl_lime_top_mask(const idl_explanation *e, int64_t i, float 
  *   saliency, input_x_gradient, smoothgrad, smoothgrad_sq, vargrad, noise_tunnel,
  *   integrated_gradients, gradient_shap, guided_backprop, deconvnet, cam, gradcam,
  *   gradcam_plus_plus, xgradcam, layercam, guided_gradcam, consensus, occlusion, scorecam,
- *   ablationcam, lime, glime, normlime, fastnormlime.
+ *   ablationcam, lime, glime, normlime, fastnormlime, rollout, generic_attention, tam, bt,
+ *   attention_gradcam.
  * Settings every method takes: objective=logit|probability|log_probability, output=K,
  * internal_batch=N, wrt=NAME, layer=NAME, seed=S (override the request's fields). The keys of each
  * method are listed by idl_explain_help. A key a method does not take, or a bad value, is

@@ -305,7 +305,8 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
         bins[i] = r->bin[i] ? r->bin[i] : r->in[i];
     bool tapped = r->wrt[0] && r->wrt_input < 0;
     if (tapped && (st = idl_session_set_tap(r->s, r->wrt, tap_write, r))) return st;
-    const char *wrt = r->wrt;
+    const char *wrt = r->grad_at ? r->grad_at : r->wrt;
+    int64_t gper = r->grad_at ? r->grad_numel : r->numel;
     for (int64_t r0 = 0; r0 < rows->n && !st; r0 += c) {
         int64_t cnt = IDL_MIN(c, rows->n - r0);
         for (int64_t j = 0; j < c; j++) {
@@ -342,7 +343,7 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
             float obj = ov ? ov[j]
                            : idl__objective_value(yv + j * r->n_classes, r->n_classes,
                                                   r->btargets[j], r->kind);
-            rows->take(rows->u, r0 + j, g ? g + j * r->numel : NULL, obj);
+            rows->take(rows->u, r0 + j, g ? g + j * gper : NULL, obj);
             if (rows->scores) rows->scores(rows->u, r0 + j, yv + j * r->n_classes, r->n_classes);
         }
         r->passes += cnt;

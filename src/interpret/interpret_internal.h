@@ -29,6 +29,9 @@ typedef struct idl__xrun {
     int64_t wrt_shape[IDL_MAX_DIMS]; /* with the batch axis */
     float *x;                        /* (N * numel) clean value */
     int rows;                        /* rows per internal pass */
+    const char *grad_at; /* NULL: gradients w.r.t. wrt; else w.r.t. this tensor (take receives
+                            grad_numel values per row) */
+    int64_t grad_numel;
     int64_t passes, total;           /* progress */
     /* chunk buffers */
     idl_tensor *bin[IDL__XMAX_IN];

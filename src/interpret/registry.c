@@ -488,6 +488,49 @@ static idl_status run_lime(idl_session *s, const char *name, idl_explain_request
     return st ? st : idl_lime(s, rq, &p, out);
 }
 
+static idl_status run_attention(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+                                idl_explanation *out) {
+    static const char *const fusions[] = { "mean", "max", "min" };
+    static const char *const variants[] = { "paper", "interpretdl" };
+    static const char *const modes[] = { "head", "token" };
+    static const char *const ov_keys[] = { "probs",       "value",           "context",
+                                           "block_input", "out_proj_weight", "embedding",
+                                           "grid",        "prefix",          "pooling" };
+    idl_attn_method m = !strcmp(name, "rollout")             ? IDL_ROLLOUT
+                        : !strcmp(name, "generic_attention") ? IDL_GENERIC_ATTENTION
+                        : !strcmp(name, "tam")               ? IDL_TAM
+                        : !strcmp(name, "bt")                ? IDL_BT
+                                                             : IDL_ATTENTION_GRADCAM;
+    idl_attn_params p = idl_attn_params_default(m);
+    idl_status st = IDL_OK;
+    if (m != IDL_ATTENTION_GRADCAM) st = get_int(k, "start_layer", &p.start_layer, 0, 1 << 20);
+    if (!st && m == IDL_ROLLOUT) st = get_enum(k, "head_fusion", fusions, 3, &p.head_fusion);
+    if (!st && m == IDL_ROLLOUT) st = get_float(k, "discard_ratio", &p.discard_ratio, 0, 0.999);
+    if (!st && m == IDL_GENERIC_ATTENTION) st = get_enum(k, "variant", variants, 2, &p.interpretdl);
+    if (!st && (m == IDL_TAM || m == IDL_BT)) st = get_int(k, "steps", &p.steps, 1, 100000);
+    if (!st && m == IDL_BT) st = get_enum(k, "mode", modes, 2, &p.token_mode);
+    /* attention discovery overrides pass through as "key=value" */
+    char ov[9][320];
+    const char *ovp[9];
+    int n_ov = 0;
+    for (size_t i = 0; i < sizeof ov_keys / sizeof *ov_keys; i++) {
+        const char *v = kv_get(k, ov_keys[i]);
+        if (v) {
+            snprintf(ov[n_ov], sizeof ov[n_ov], "%s=%s", ov_keys[i], v);
+            ovp[n_ov] = ov[n_ov];
+            n_ov++;
+        }
+    }
+    p.overrides = ovp;
+    p.n_overrides = n_ov;
+    if (!st)
+        st = all_used(k, "start_layer, head_fusion, discard_ratio (rollout), variant "
+                         "(generic_attention), steps (tam, bt), mode (bt); probs, value, context, "
+                         "block_input, out_proj_weight, embedding, grid, prefix, pooling (the "
+                         "attention overrides)");
+    return st ? st : idl_attention_explain(s, rq, &p, out);
+}
+
 /* Collects the settings not consumed so far as "key=value" strings for a base method. */
 static int rest(kvs *k, char (*buf)[320], const char **ptrs) {
     int n = 0;
@@ -820,6 +863,19 @@ static const method g_methods[] = {
       "grid_rows=10 grid_cols=10  the cells\n"
       "ridge_alpha=1\n"
       "n_concepts, kmeans_iter, concepts, concepts_out, concept_layer  as normlime\n" },
+    { "rollout", run_attention, "",
+      "start_layer=0  first block used\n"
+      "head_fusion=mean  mean | max | min\n"
+      "discard_ratio=0  fraction of the smallest fused weights zeroed\n"
+      "probs=GLOB value=GLOB block_input=GLOB out_proj_weight=GLOB embedding=NAME grid=HxW "
+      "prefix=K pooling=cls|mean  attention overrides (every attention method)\n" },
+    { "generic_attention", run_attention, "",
+      "start_layer=0\n"
+      "variant=paper  paper (Chefer et al.: mean_h relu(G * A)) | interpretdl (heads averaged "
+      "first)\n" },
+    { "tam", run_attention, "", "start_layer=4\nsteps=20  path points from 0 to the input\n" },
+    { "bt", run_attention, "", "start_layer=0\nsteps=20\nmode=head  head | token\n" },
+    { "attention_gradcam", run_attention, "", "(no settings) Grad-CAM on the last attention\n" },
     { "consensus", run_consensus, "",
       "base=METHOD  the method run on every model (its settings pass through)\n"
       "models=B.onnx,C.onnx  the other models (the session's model comes first)\n" },
