@@ -5,8 +5,9 @@
  *   rollout            Abnar & Zuidema: J = prod_{i >= start} norm(fuse_heads(A_i) + I), later
  *                      blocks on the left; fuse = mean (InterpretDL), max or min; discard_ratio
  *                      zeroes the smallest fused weights first (as jacobgil/vit-explain: per sample
- *                      over the flattened (S, S) map, the class token's own entry kept). Rows
- *                      normalised to sum 1. Class-agnostic.
+ *                      the int(S*S*ratio) smallest of the flattened (S, S) map, then the class
+ *                      token's own entry, flat index 0, restored). Rows normalised to sum 1.
+ *                      Class-agnostic.
  *   generic_attention  Chefer et al. 2021: R = I; R += mean_h(relu(G_i * A_i)) R for each block
  *                      from start_layer; variant=interpretdl: relu(mean_h(A_i) * mean_h(G_i))
  *                      (heads averaged first, InterpretDL's GACVInterpreter).
@@ -34,6 +35,7 @@
 #include "interpretdl/attention.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 idl_attn_params idl_attn_params_default(idl_attn_method m) {
@@ -73,6 +75,18 @@ static idl_status read_probs(attn_run *ar, int l, const idl_tensor *t, double *d
     for (int64_t j = 0; j < want; j++)
         dst[j] = v[j];
     return IDL_OK;
+}
+
+typedef struct ranked {
+    double v;
+    int64_t j;
+} ranked;
+
+/* ascending value, then index (a deterministic order for ties) */
+static int by_value(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return (x->j > y->j) - (x->j < y->j);
 }
 
 /* C = A B for (S, S) matrices. */
@@ -222,7 +236,13 @@ static idl_status compute(attn_run *ar, float *out) {
     double *T = idl__malloc(sizeof(double) * (size_t)SS);
     double *row = idl__malloc(sizeof(double) * (size_t)S);
     double *aux = idl__malloc(sizeof(double) * (size_t)(S > H ? S : H));
-    idl_status st = R && M && T && row && aux ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
+    ranked *ord = p->method == IDL_ROLLOUT && p->discard_ratio > 0
+                      ? idl__malloc(sizeof(ranked) * (size_t)SS)
+                      : NULL;
+    idl_status st =
+        R && M && T && row && aux && (ord || p->method != IDL_ROLLOUT || !(p->discard_ratio > 0))
+            ? IDL_OK
+            : idl__error(IDL_ERR_NOMEM, "out of memory");
     int start = p->start_layer;
     int64_t pre = ar->ai->grid_h > 0 ? ar->ai->n_prefix : 0, cols = S - pre;
     for (int64_t n = 0; !st && n < ar->N; n++) {
@@ -243,15 +263,13 @@ static idl_status compute(attn_run *ar, float *out) {
                     M[j] = p->head_fusion == 0 ? f / (double)H : f;
                 }
                 int64_t drop = (int64_t)((double)SS * p->discard_ratio);
-                for (int64_t k = 0; k < drop; k++) { /* the smallest, flat index 0 kept */
-                    int64_t lo = -1;
-                    for (int64_t j = 1; j < SS; j++)
-                        if (M[j] >= 0 && (lo < 0 || M[j] < M[lo])) lo = j;
-                    if (lo < 0) break;
-                    M[lo] = -1; /* marked; zeroed below */
+                if (drop > 0) { /* the drop smallest entries zeroed, then flat index 0 restored */
+                    for (int64_t j = 0; j < SS; j++)
+                        ord[j].v = M[j], ord[j].j = j;
+                    qsort(ord, (size_t)SS, sizeof *ord, by_value);
+                    for (int64_t k = 0; k < drop; k++)
+                        if (ord[k].j != 0) M[ord[k].j] = 0;
                 }
-                for (int64_t j = 0; j < SS; j++)
-                    M[j] = M[j] < 0 ? 0 : M[j];
                 for (int64_t i = 0; i < S; i++) {
                     double sum = 0;
                     M[i * S + i] += 1;
@@ -367,6 +385,7 @@ static idl_status compute(attn_run *ar, float *out) {
     idl__free(T);
     idl__free(row);
     idl__free(aux);
+    idl__free(ord);
     return st;
 }
 
