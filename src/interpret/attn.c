@@ -448,7 +448,6 @@ idl_status idl_attention_explain(idl_session *s, const idl_explain_request *rq,
         if (!st && !ar.G) st = idl__error(IDL_ERR_NOMEM, "out of memory");
         for (int l = 0; !st && l < ar.L; l++)
             st = read_probs(&ar, l, idl_session_grad(s, wrt[l]), ar.G + l * per);
-        r.passes += r.N;
     }
     /* bt token mode: the token norms come from the clean pass, before the path overwrites the
      * values and block inputs; kept in G as (L, N, S) */
