@@ -8,6 +8,13 @@
 #                          folder (tests/reference/generate_all.sh BUILD_DIR writes BUILD_DIR/models;
 #                          configure with -DIDL_PARITY_MODELS=BUILD_DIR/models). The folder must
 #                          exist when the test runs: a missing or empty one fails it.
+#   test_explain_generated the attention-method references on the generated ViTs (vit_grid12,
+#                          vit_b_16) in IDL_PARITY_MODELS/explain, written by
+#                          tests/reference/make_attention_explain.py --generated (generate_all.sh
+#                          runs it): `test_explain --parity IDL_PARITY_MODELS/explain` (the
+#                          test_explain target is defined in tests/CMakeLists.txt after this file
+#                          is included; add_test resolves it at generation time). A missing folder
+#                          fails it.
 # The references come from tests/reference/*.py (PyTorch, ONNX Runtime, Paddle; the transformer
 # cases from make_transformers.py); see the comment at the top of tests/test_parity.c for what is
 # compared and to which tolerance.
@@ -26,4 +33,7 @@ if(IDL_PARITY_MODELS)
   add_test(NAME test_parity_generated COMMAND test_parity ${IDL_PARITY_MODELS})
   set_tests_properties(test_parity_generated PROPERTIES LABELS parity
                        ENVIRONMENT "OMP_NUM_THREADS=2;IDL_PARITY_DIR=" TIMEOUT 1800)
+  add_test(NAME test_explain_generated COMMAND test_explain --parity ${IDL_PARITY_MODELS}/explain)
+  set_tests_properties(test_explain_generated PROPERTIES LABELS parity
+                       ENVIRONMENT "OMP_NUM_THREADS=2" TIMEOUT 1800)
 endif()

@@ -4,9 +4,12 @@
 #   BUILD_DIR/tests/test_parity BUILD_DIR/models
 # Steps: the venv (setup_venv.sh; IDL_VENV overrides its place, default BUILD_DIR/venv), the
 # torchvision models with Debian's /usr/bin/python3 (make_torchvision.py), the Paddle / ONNX
-# Runtime models with the venv (make_paddle.py). Skips the work when BUILD_DIR/models was made by
-# the same generator scripts (stamp = hash of tests/reference/*.py); IDL_REGEN=1 forces it.
-# Takes about 3 minutes on 2 cores (plus the venv's first install), ~850 MB on disk.
+# Runtime models with the venv (make_paddle.py), the transformers (make_transformers.py) and the
+# attention-method references on two of them in BUILD_DIR/models/explain
+# (make_attention_explain.py --generated, for ctest test_explain_generated). Skips the work when
+# BUILD_DIR/models was made by the same generator scripts (stamp = hash of tests/reference/*.py);
+# IDL_REGEN=1 forces it. Takes about 3 minutes on 2 cores for the CNNs (plus the venv's first
+# install), ~5 more for the transformers and ~6 more for the attention references; ~1.6 GB.
 set -euo pipefail
 
 BUILD=${1:?usage: generate_all.sh BUILD_DIR}
@@ -33,6 +36,9 @@ mkdir -p "$OUT"
 t2=$(date +%s)
 "$VENV/bin/python" "$HERE/make_paddle.py" "$OUT"
 "$VENV/bin/python" "$HERE/make_transformers.py" "$OUT" --hf-site "$BUILD/hf-site"
+# attention-method references (rollout, generic_attention, tam, bt, attention_gradcam) for
+# vit_grid12 and vit_b_16 in $OUT/explain (links to their model.onnx / input.npy / targets.npy)
+"$VENV/bin/python" "$HERE/make_attention_explain.py" --generated "$OUT"
 t3=$(date +%s)
 echo "$stamp" >"$OUT/.stamp"
 echo "generate_all: venv $((t1 - t0)) s, torchvision $((t2 - t1)) s, paddle/ORT $((t3 - t2)) s -> $OUT ($(du -sh "$OUT" | cut -f1))"
