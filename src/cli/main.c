@@ -38,9 +38,11 @@ static const char *USAGE =
     "                                       integrated_gradients, gradcam, ...): `interpretdl\n"
     "                                       explain --help` lists the methods and settings;\n"
     "                                       image inputs (png, jpeg) and --overlay pictures\n"
-    "  demo [--out DIR]                     every method on the embedded Fashion-MNIST model and\n"
+    "  demo [--out DIR] [--imagenet DIR]    every method on the embedded Fashion-MNIST model and\n"
     "                                       images; writes DIR/index.html (default\n"
-    "                                       interpretdl-demo)\n"
+    "                                       interpretdl-demo); --imagenet adds an ImageNet model\n"
+    "                                       on photos (the folder scripts/make_imagenet_model.py\n"
+    "                                       makes)\n"
     "\n"
     "common options:\n"
     "  --threads N      kernel threads (default: all cores)\n"
@@ -1052,20 +1054,7 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         }
-    if (!strcmp(argv[1], "demo")) {
-        const char *out = "interpretdl-demo";
-        long threads = 0;
-        for (int i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--out") && i + 1 < argc)
-                out = argv[++i];
-            else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-                if (parse_int(argv[++i], 0, 4096, &threads))
-                    return cli_usage_error("--threads needs an integer 0..4096, got '%s'", argv[i]);
-            } else
-                return cli_usage_error("demo takes --out DIR and --threads N, not '%s'", argv[i]);
-        }
-        return cli_demo(out, (int)threads);
-    }
+    if (!strcmp(argv[1], "demo")) return cli_demo_main(argc, argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
