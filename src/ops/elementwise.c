@@ -65,6 +65,13 @@ static idl_status unary_prepare(idl__op_ctx *c, unary_kind kind, float alpha, fl
     return IDL_OK;
 }
 
+/* Clip as compare-and-select (vectorises; fminf/fmaxf calls do not); NaN stays NaN, as in numpy.
+ */
+static inline float clamp(float v, float lo, float hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
 static inline float unary_f(const unary_state *s, float x) {
     switch (s->kind) {
     case U_RELU:
@@ -98,7 +105,7 @@ static inline float unary_f(const unary_state *s, float x) {
     case U_RECIP:
         return 1.0f / x;
     case U_CLIP:
-        return fminf(fmaxf(x, s->alpha), s->beta);
+        return clamp(x, s->alpha, s->beta);
     case U_SELU:
         return x > 0 ? s->beta * x : s->beta * s->alpha * expm1f(x);
     case U_CELU:
@@ -218,7 +225,7 @@ static void unary_forward(idl__op_ctx *c) {
     switch (s->kind) {
         UNARY_LOOP(U_RELU, y[i] = x[i] > 0 ? x[i] : 0.0f)
         UNARY_LOOP(U_LEAKY, y[i] = x[i] > 0 ? x[i] : s_.alpha * x[i])
-        UNARY_LOOP(U_CLIP, y[i] = fminf(fmaxf(x[i], s_.alpha), s_.beta))
+        UNARY_LOOP(U_CLIP, y[i] = clamp(x[i], s_.alpha, s_.beta))
         UNARY_LOOP(U_HSIGMOID, y[i] = fmaxf(0.0f, fminf(1.0f, s_.alpha * x[i] + s_.beta)))
         UNARY_LOOP(U_HSWISH, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f)))
     default:
