@@ -32,7 +32,7 @@ typedef struct idl__xrun {
     const char *grad_at; /* NULL: gradients w.r.t. wrt; else w.r.t. this tensor (take receives
                             grad_numel values per row) */
     int64_t grad_numel;
-    int64_t passes, total;           /* progress */
+    int64_t passes, total; /* progress */
     /* chunk buffers */
     idl_tensor *bin[IDL__XMAX_IN];
     int64_t bin_rows;
