@@ -80,6 +80,14 @@ expect 0 "layer " -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --
 # shellcheck disable=SC2086
 expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy" --json "$T/t.json"
 grep -q '"token_scores"' "$T/t.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: no token_scores for a text model"; }
+# transformer attention on text: a score per token, with the token's text from --vocab
+printf '[PAD]\n[UNK]\n' >"$T/vocab.txt"
+# shellcheck disable=SC2086
+expect 0 "wrote" -- "$CLI" explain rollout --model "$TXT/model.onnx" $TI --out "$T/r.npy" --json "$T/r.json" --vocab "$T/vocab.txt"
+grep -q '"tokens": \["' "$T/r.json" && grep -q '"token_ids"' "$T/r.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: rollout --json lacks the tokens"; }
+expect 2 "--vocab applies to a token-id" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --vocab "$T/vocab.txt" --out "$T/v.npy"
+expect 1 "no attention found" -- "$CLI" explain rollout --model "$MODEL" --input "$INPUT" --out "$T/v.npy"
+[ -f "$T/v.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
 # image inputs, preprocessing and pictures (the demo model: 1x28x28 Fashion-MNIST)
 DEMO=$(dirname "$MODEL")/../../../../data/demo
 IMG=$(ls "$DEMO"/images/*.png | head -n 1)

@@ -58,11 +58,13 @@ static const char *EXPLAIN_USAGE =
     "       [--target K[,K...]|top1] [--objective logit|probability|log_probability]\n"
     "       [--layer TENSOR] [--seed S] [--set key=value]... --out attribution.npy [--json "
     "run.json]\n"
+    "       [--vocab vocab.txt]\n"
     "\n"
     "Explains the prediction for every sample of the batch at once. Defaults: the argmax class of\n"
     "the clean pass, the probability objective (InterpretDL's), seed 0. --json writes the "
     "targets,\n"
-    "scores, completeness error (path methods), layer, settings and timing. Settings every method\n"
+    "scores, completeness error (path methods), layer, settings and timing; for a token-id model\n"
+    "also each token's id and score (and its text, line id of --vocab). Settings every method\n"
     "takes: objective, output, internal_batch (rows per internal pass, default 16), seed, wrt\n"
     "(tensor attributed to: default the first float32 input, or the word-embedding output of a\n"
     "token-id model), layer. Methods and their own settings (defaults shown):\n";
@@ -103,6 +105,7 @@ typedef struct args {
     const char *json;
     const char *method; /* explain */
     const char *preprocess, *overlay, *style, *colormap;
+    const char *vocab; /* explain: token strings, one per line (line k = id k) */
 } args;
 
 static int parse_int(const char *s, long lo, long hi, long *out) {
@@ -129,6 +132,7 @@ static const char **single_option(args *a, const char *o) {
         { "--style", offsetof(args, style) },
         { "--colormap", offsetof(args, colormap) },
         { "--json", offsetof(args, json) },
+        { "--vocab", offsetof(args, vocab) },
     };
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strcmp(o, opts[i].flag)) return (const char **)(void *)((char *)a + opts[i].off);
@@ -622,8 +626,57 @@ static void json_str(FILE *f, const char *v) {
 
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
  * to a temporary name and renamed. */
+/* The tokens of a token-id model, for the record: ids (N, T) and, with --vocab, their text. */
+typedef struct token_info {
+    const idl_tensor *ids;
+    char **vocab;
+    int64_t n_vocab;
+} token_info;
+
+static int64_t token_id(const idl_tensor *ids, int64_t j) {
+    return ids->dtype == IDL_DT_I64 ? ((const int64_t *)ids->data)[j]
+                                    : ((const int32_t *)ids->data)[j];
+}
+
+/* --vocab: one token per line; returns 0 or an exit code. */
+static int load_vocab(const char *path, token_info *t) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "interpretdl: cannot read --vocab %s: %s\n", path, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    char line[4096];
+    int64_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (t->n_vocab == cap) {
+            cap = cap ? 2 * cap : 1024;
+            char **v = realloc(t->vocab, sizeof(char *) * (size_t)cap);
+            if (!v) break;
+            t->vocab = v;
+        }
+        size_t len = strlen(line) + 1;
+        if (!(t->vocab[t->n_vocab] = malloc(len))) break;
+        memcpy(t->vocab[t->n_vocab], line, len);
+        t->n_vocab++;
+    }
+    bool bad = ferror(f) || !feof(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "interpretdl: cannot read --vocab %s\n", path);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static void free_vocab(token_info *t) {
+    for (int64_t i = 0; i < t->n_vocab; i++)
+        free(t->vocab[i]);
+    free(t->vocab);
+}
+
 static int write_json(const args *a, const idl_explanation *e, const int64_t *targets_given,
-                      double seconds, bool token_scores, const char *preprocess) {
+                      double seconds, const token_info *tok, const char *preprocess) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp)
         return cli_usage_error("%s", "--json path too long");
@@ -696,10 +749,21 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
             }
             if (k > 1) fprintf(f, "]");
         }
-        if (token_scores) { /* (N, T, D) on a token-id model: one score per token, sum over D */
+        if (tok) { /* a token-id model: (N, T, D) summed over D, or (N, T): a score per token */
             const idl_tensor *t = e->attribution;
-            int64_t T = t->shape[1], D = t->shape[2];
-            fprintf(f, ", \"token_scores\": [");
+            int64_t T = t->shape[1], D = t->ndim == 3 ? t->shape[2] : 1;
+            fprintf(f, ", \"token_ids\": [");
+            for (int64_t tk = 0; tk < T; tk++)
+                fprintf(f, "%s%lld", tk ? ", " : "", (long long)token_id(tok->ids, b * T + tk));
+            if (tok->vocab) {
+                fprintf(f, "], \"tokens\": [");
+                for (int64_t tk = 0; tk < T; tk++) {
+                    int64_t id = token_id(tok->ids, b * T + tk);
+                    fprintf(f, "%s", tk ? ", " : "");
+                    json_str(f, id >= 0 && id < tok->n_vocab ? tok->vocab[id] : "[?]");
+                }
+            }
+            fprintf(f, "], \"token_scores\": [");
             for (int64_t tk = 0; tk < T; tk++) {
                 double v = 0;
                 for (int64_t d = 0; d < D; d++)
@@ -986,13 +1050,27 @@ static int cmd_explain(const args *a) {
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    /* a token-id model (no float input) whose map has a value per token */
+    token_info tok = { 0 };
+    for (int i = 0; !images && i < rq.n_inputs; i++)
+        if (in[i]->dtype == IDL_DT_F32)
+            tok.ids = NULL, i = rq.n_inputs;
+        else if (!tok.ids && (in[i]->dtype == IDL_DT_I64 || in[i]->dtype == IDL_DT_I32) &&
+                 in[i]->ndim == 2)
+            tok.ids = in[i];
+    bool per_token = tok.ids && e.attribution && e.attribution->ndim >= 2 &&
+                     e.attribution->ndim <= 3 && e.attribution->shape[0] == tok.ids->shape[0] &&
+                     e.attribution->shape[1] == tok.ids->shape[1] &&
+                     (e.attribution->ndim == 2 || e.wrt[0]);
+    if (!rc && a->vocab)
+        rc = per_token ? load_vocab(a->vocab, &tok)
+                       : cli_usage_error("%s", "--vocab applies to a token-id "
+                                               "model's per-token explanation");
     if (!rc && idl_npy_save(a->outs[0], e.attribution))
         rc = cli_runtime_error("cannot write --out");
-    bool tokens = e.attribution && e.attribution->ndim == 3 && e.wrt[0];
-    for (int i = 0; tokens && i < rq.n_inputs; i++)
-        tokens = in[i]->dtype != IDL_DT_F32;
     if (!rc) rc = write_extra(a, &e);
-    if (!rc && a->json) rc = write_json(a, &e, targets, secs, tokens, pp_json);
+    if (!rc && a->json) rc = write_json(a, &e, targets, secs, per_token ? &tok : NULL, pp_json);
+    free_vocab(&tok);
     if (!rc && a->overlay) rc = write_overlay(a, &e, shown);
     if (!rc) {
         for (int64_t b = 0; b < e.n; b++) {
