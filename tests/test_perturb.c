@@ -115,6 +115,9 @@ static void test_occlusion(idl_session *s, const idl_tensor *x, const int64_t *t
           1 },
         { "window=2,4,5 stride=1,3,2 baseline=-1", { 2, 4, 5 }, { 1, 3, 2 }, -1, 0 },
         { "window=4,4 stride=3", { 3, 4, 4 }, { 3, 3, 3 }, 0, 0 }, /* channel axis whole */
+        /* stride > window: the last windows start past the end and are empty */
+        { "window=1,1,1 stride=1,4,4", { 1, 1, 1 }, { 1, 4, 4 }, 0, 0 },
+        { "window=3,2,3 stride=3,5,7 aggregate=sum", { 3, 2, 3 }, { 3, 5, 7 }, 0, 1 },
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         idl_explanation e;

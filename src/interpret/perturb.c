@@ -39,12 +39,16 @@ static void window_box(const occ *o, int64_t k, int64_t *off, int64_t *ext) {
     }
 }
 
-/* Calls fn on each contiguous run (first element, length) of the box. */
+/* Runs body on each contiguous run (first element, length) of the box; an empty box (a window
+ * starting past the end, when the stride exceeds the window) has none. */
 #define BOX_RUNS(o, off, ext, first, len, body)                   \
     do {                                                          \
         int64_t idx_[IDL_MAX_DIMS] = { 0 };                       \
         int last_ = (o)->nd - 1;                                  \
-        for (;;) {                                                \
+        bool empty_ = false;                                      \
+        for (int e_ = 0; e_ <= last_; e_++)                       \
+            empty_ = empty_ || (ext)[e_] <= 0;                    \
+        while (!empty_) {                                         \
             int64_t first = (off)[last_];                         \
             for (int a_ = 0; a_ < last_; a_++)                    \
                 first += ((off)[a_] + idx_[a_]) * (o)->inner[a_]; \
