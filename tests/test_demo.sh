@@ -8,7 +8,7 @@
 # is refused before anything is written.
 #
 # The ImageNet section (`--imagenet`): IMAGENET_DIR, else $IDL_DEMO_IMAGENET_DIR, else
-# models/efficientnet_lite0 next to CLI (where scripts/make_imagenet_model.py writes it by
+# demo-models/efficientnet_lite0 next to CLI (where scripts/make_imagenet_model.py writes it by
 # default). It is made with the network, so it may be absent: then that part is skipped with a
 # SKIP line (and counted as skipped, not passed). When present, the demo runs on two of its photos
 # (chelsea.png, coffee.png: a copy of the folder with only those): the section must be there with
@@ -18,7 +18,7 @@
 # the demo many times slower when the machine is shared (ctest -j).
 set -u
 CLI=$1
-IMAGENET=${2:-${IDL_DEMO_IMAGENET_DIR:-$(dirname "$CLI")/models/efficientnet_lite0}}
+IMAGENET=${2:-${IDL_DEMO_IMAGENET_DIR:-$(dirname "$CLI")/demo-models/efficientnet_lite0}}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

@@ -41,7 +41,7 @@ t2=$(date +%s)
 "$VENV/bin/python" "$HERE/make_attention_explain.py" --generated "$OUT"
 # the demo's ImageNet model (tests/test_demo.sh then checks the demo's ImageNet section); not
 # fatal: without the network the demo and its test leave that part out and say so
-"$SYSPY" "$HERE/../../scripts/make_imagenet_model.py" --out "$OUT/efficientnet_lite0" ||
+"$SYSPY" "$HERE/../../scripts/make_imagenet_model.py" --out "$BUILD/demo-models/efficientnet_lite0" ||
     echo "generate_all: the demo's ImageNet model was not made (test_demo skips its ImageNet part)"
 t3=$(date +%s)
 echo "$stamp" >"$OUT/.stamp"
