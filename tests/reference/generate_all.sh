@@ -9,7 +9,7 @@
 # (make_attention_explain.py --generated, for ctest test_explain_generated). Skips the work when
 # BUILD_DIR/models was made by the same generator scripts (stamp = hash of tests/reference/*.py);
 # IDL_REGEN=1 forces it. Takes about 3 minutes on 2 cores for the CNNs (plus the venv's first
-# install), ~5 more for the transformers and ~6 more for the attention references; ~1.6 GB.
+# install), ~5 more for the transformers and the attention references; ~1.6 GB.
 set -euo pipefail
 
 BUILD=${1:?usage: generate_all.sh BUILD_DIR}
