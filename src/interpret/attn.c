@@ -437,17 +437,18 @@ idl_status idl_attention_explain(idl_session *s, const idl_explain_request *rq,
     }
     bool grads = p->method == IDL_GENERIC_ATTENTION || p->method == IDL_ATTENTION_GRADCAM ||
                  (p->method == IDL_BT && !p->token_mode);
-    if (!st && grads) {
+    if (!st && grads) { /* attention_gradcam needs the last block only: a shorter backward */
         const char *wrt[256];
+        int first = p->method == IDL_ATTENTION_GRADCAM ? ar.L - 1 : 0;
         if (ar.L > 256) st = idl__error(IDL_ERR_UNSUPPORTED, "%s: more than 256 blocks", name);
-        for (int l = 0; !st && l < ar.L; l++)
-            wrt[l] = ar.ai->blocks[l].probs;
+        for (int l = first; !st && l < ar.L; l++)
+            wrt[l - first] = ar.ai->blocks[l].probs;
         idl_objective o = idl__x_objective(&r);
-        if (!st) st = idl_session_backward(s, &o, wrt, ar.L);
-        ar.G = st ? NULL : idl__malloc(sizeof(double) * (size_t)(per * ar.L));
+        if (!st) st = idl_session_backward(s, &o, wrt, ar.L - first);
+        ar.G = st ? NULL : idl__calloc((size_t)(per * ar.L), sizeof(double));
         if (!st && !ar.G) st = idl__error(IDL_ERR_NOMEM, "out of memory");
-        for (int l = 0; !st && l < ar.L; l++)
-            st = read_probs(&ar, l, idl_session_grad(s, wrt[l]), ar.G + l * per);
+        for (int l = first; !st && l < ar.L; l++)
+            st = read_probs(&ar, l, idl_session_grad(s, wrt[l - first]), ar.G + l * per);
     }
     /* bt token mode: the token norms come from the clean pass, before the path overwrites the
      * values and block inputs; kept in G as (L, N, S) */
