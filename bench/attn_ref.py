@@ -59,11 +59,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
-import resource  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+# the timing and resource helpers of the Captum / pytorch-grad-cam reference (same folder)
+from explain_ref import maxrss_kb, timed_keep  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFDIR = os.path.join(HERE, "..", "tests", "reference")
@@ -93,15 +94,6 @@ OURS = {
     "bt_token": "bt mode=token (start_layer=0 steps=20)",
 }
 ORDER = ["forward", "rollout", "generic_attention", "attention_gradcam", "tam", "bt", "bt_token"]
-
-
-def maxrss_kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def cpu_ms():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return 1e3 * (ru.ru_utime + ru.ru_stime)
 
 
 def modules():
@@ -181,23 +173,6 @@ def lean_pass_class(mae, mtr, torch):
     return LeanPass
 
 
-def timed(fn, runs, warmup):
-    """A first call, the warm-ups, the timed runs: ((median, min, max, first call, mean CPU time
-    of the timed runs) ms, the last call's output)."""
-    out, ts, first, cpu = None, [], None, 0.0
-    n = 1 + warmup + runs
-    for c in range(n):
-        out = None
-        t0, c0 = time.perf_counter(), cpu_ms()
-        out = fn()
-        dt = (time.perf_counter() - t0) * 1e3
-        first = dt if c == 0 else first
-        if c >= n - runs:
-            ts.append(dt)
-            cpu += cpu_ms() - c0
-    return (float(np.median(ts)), min(ts), max(ts), first, cpu / runs), out
-
-
 def report(method, r):
     rss = maxrss_kb()
     print("  %-20s %5d %11.2f %9.2f %9.2f %14.2f %9.1f %11.1f" % (
@@ -257,7 +232,7 @@ def bench(a):
 
                 def fn():
                     return mae.compute(mae.Runner(model, spec, torch.float32), line).detach()
-            r, out = timed(fn, a.runs, a.warmup)
+            r, out = timed_keep(fn, a.runs, a.warmup, False)
             if a.out and m != "forward":
                 np.save(os.path.join(a.out, "torch.%s.npy" % m), out.numpy().astype(np.float32))
             del out
