@@ -110,5 +110,20 @@ expect 2 "does not take the setting 'segments_out'" -- "$CLI" explain saliency -
 expect 2 "window=1,99,1: expected|outside 1" -- "$CLI" explain occlusion --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --set window=1,99,1 --out "$T/p.npy"
 expect 0 "layer " -- "$CLI" explain scorecam --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --out "$T/sc.npy"
 [ -f "$T/p.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
+# evaluate: scores named after their metric in the JSON, per-item CSV, the usage contract
+expect 0 "wrote $T/sal.npy" -- "$CLI" explain saliency --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --input "$IMG" --out "$T/sal.npy"
+expect 0 "item 1: target [0-9]+ deletion" -- "$CLI" evaluate deletion --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --input "$IMG" --explanation "$T/sal.npy" --set steps=7 --out "$T/del.json" --csv "$T/del.csv"
+grep -q '^  "deletion": [0-9.e-]*,$' "$T/del.json" && grep -q '"curve": \[' "$T/del.json" && [ "$(wc -l <"$T/del.csv")" = 4 ] && grep -q '^mean,,' "$T/del.csv" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: evaluate deletion json / csv"; }
+expect 0 "hit 1" -- "$CLI" evaluate point_game --explanation "$T/sal.npy" --set box=0,0,28,28 --out "$T/pg.json"
+grep -q '"hit": 1,' "$T/pg.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: point_game json"; }
+expect 2 "unknown metric 'delete'" -- "$CLI" evaluate delete --model "$MODEL" --input "$INPUT" --explanation "$T/sal.npy" --out "$T/e.json"
+expect 2 "needs --explanation" -- "$CLI" evaluate deletion --model "$MODEL" --input "$INPUT" --out "$T/e.json"
+expect 2 "does not take the setting 'window'" -- "$CLI" evaluate morf --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --input "$IMG" --explanation "$T/sal.npy" --set window=3 --out "$T/e.json"
+expect 1 "does not have the 1 samples|fits neither" -- "$CLI" evaluate deletion --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --explanation "$T/sal.npy" --out "$T/e.json"
+expect 2 "point_game takes no --model" -- "$CLI" evaluate point_game --model "$MODEL" --explanation "$T/sal.npy" --set box=0,0,1,1 --out "$T/e.json"
+expect 1 "box= \(or boxes=\) or as mask=" -- "$CLI" evaluate point_game --explanation "$T/sal.npy" --out "$T/e.json"
+expect 0 "max_sensitivity" -- "$CLI" evaluate sensitivity --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --explanation none --set method=smoothgrad --set method.n_samples=2 --set n_samples=2 --out "$T/sens.json"
+expect 0 "Metrics and" -- "$CLI" evaluate --help
+[ -f "$T/e.json" ] && { fail=$((fail + 1)); echo "FAIL: a failed evaluate wrote its output"; } || pass=$((pass + 1))
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,5 +1,6 @@
 /* main.c — the interpretdl command line (public API only): info, run, grad, explain.
  * Exit status: 0 success, 1 runtime error, 2 usage error. */
+#include "interpretdl/evaluate.h"
 #include "interpretdl/image.h"
 #include "interpretdl/interpretdl.h"
 #include "interpretdl/visual.h"
@@ -7,6 +8,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +40,10 @@ static const char *USAGE =
     "                                       integrated_gradients, gradcam, ...): `interpretdl\n"
     "                                       explain --help` lists the methods and settings;\n"
     "                                       image inputs (png, jpeg) and --overlay pictures\n"
+    "  evaluate METRIC --model MODEL --input x.npy --explanation a.npy --out s.json\n"
+    "                                       judges an explanation (deletion, insertion, morf,\n"
+    "                                       lerf, abpc, infidelity, sensitivity, point_game,\n"
+    "                                       local_fidelity): `interpretdl evaluate --help`\n"
     "  demo [--out DIR] [--imagenet DIR]    every method on the embedded Fashion-MNIST model and\n"
     "                                       images; writes DIR/index.html (default\n"
     "                                       interpretdl-demo); --imagenet adds an ImageNet model\n"
@@ -105,7 +111,9 @@ typedef struct args {
     const char *json;
     const char *method; /* explain */
     const char *preprocess, *overlay, *style, *colormap;
-    const char *vocab; /* explain: token strings, one per line (line k = id k) */
+    const char *vocab;       /* explain: token strings, one per line (line k = id k) */
+    const char *explanation; /* evaluate: the explanation judged */
+    const char *csv;         /* evaluate: per-item scores as CSV */
 } args;
 
 static int parse_int(const char *s, long lo, long hi, long *out) {
@@ -133,6 +141,8 @@ static const char **single_option(args *a, const char *o) {
         { "--colormap", offsetof(args, colormap) },
         { "--json", offsetof(args, json) },
         { "--vocab", offsetof(args, vocab) },
+        { "--explanation", offsetof(args, explanation) },
+        { "--csv", offsetof(args, csv) },
     };
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strcmp(o, opts[i].flag)) return (const char **)(void *)((char *)a + opts[i].off);
@@ -141,6 +151,8 @@ static const char **single_option(args *a, const char *o) {
 
 static int parse_args(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
+    /* commands whose first word is a name (METHOD, METRIC) and whose model is --model */
+    bool named_cmd = !strcmp(argv[1], "explain") || !strcmp(argv[1], "evaluate");
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -168,7 +180,7 @@ static int parse_args(int argc, char **argv, args *a) {
             if (a->n_sets == MAX_ARGS) return cli_usage_error("too many %s", o);
             if (!strchr(val, '=')) return cli_usage_error("--set needs key=value, got '%s'", val);
             a->sets[a->n_sets++] = val;
-        } else if (!strcmp(o, "--model") && !strcmp(argv[1], "explain")) {
+        } else if (!strcmp(o, "--model") && named_cmd) {
             NEED_VAL
             if (a->model) return cli_usage_error("%s", "the model is given twice");
             a->model = val;
@@ -186,18 +198,20 @@ static int parse_args(int argc, char **argv, args *a) {
             a->output_index = (int)v;
         } else if (o[0] == '-' && o[1]) {
             return cli_usage_error("unknown option '%s'", o);
-        } else if (!strcmp(argv[1], "explain") && !a->method) {
+        } else if (named_cmd && !a->method) {
             a->method = o;
-        } else if (!a->model && strcmp(argv[1], "explain") != 0) {
+        } else if (!a->model && !named_cmd) {
             a->model = o;
         } else {
             return cli_usage_error("unexpected argument '%s'", o);
         }
 #undef NEED_VAL
     }
-    if (!strcmp(argv[1], "explain") && !a->method)
-        return cli_usage_error("%s", "missing METHOD (interpretdl explain --help lists them)");
-    if (!a->model) return cli_usage_error("%s", "missing MODEL");
+    if (named_cmd && !a->method)
+        return cli_usage_error("missing %s (interpretdl %s --help lists them)",
+                               strcmp(argv[1], "explain") ? "METRIC" : "METHOD", argv[1]);
+    bool modelless = !strcmp(argv[1], "evaluate") && !strcmp(a->method, "point_game");
+    if (!a->model && !modelless) return cli_usage_error("%s", "missing MODEL (--model)");
     return 0;
 }
 
@@ -624,6 +638,33 @@ static void json_str(FILE *f, const char *v) {
     fputc('"', f);
 }
 
+/* The opening of a run's record: what ran (key "method" or "metric"), the model, the library,
+ * the settings, objective and seed. */
+static void json_head(FILE *f, const args *a, const char *what) {
+    fprintf(f, "{\n  \"%s\": ", what);
+    json_str(f, a->method);
+    fprintf(f, ",\n  \"model\": ");
+    json_str(f, a->model);
+    fprintf(f, ",\n  \"library\": ");
+    json_str(f, idl_version());
+    fprintf(f, ",\n  \"settings\": {");
+    for (int i = 0; i < a->n_sets; i++) {
+        const char *eq = strchr(a->sets[i], '=');
+        char key[256];
+        size_t l =
+            (size_t)(eq - a->sets[i]) < sizeof key - 1 ? (size_t)(eq - a->sets[i]) : sizeof key - 1;
+        memcpy(key, a->sets[i], l);
+        key[l] = 0;
+        fprintf(f, "%s", i ? ", " : "");
+        json_str(f, key);
+        fprintf(f, ": ");
+        json_str(f, eq + 1);
+    }
+    fprintf(f, "},\n  \"objective\": ");
+    json_str(f, a->objective ? a->objective : "probability");
+    fprintf(f, ",\n  \"seed\": %s", a->seed ? a->seed : "0");
+}
+
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
  * to a temporary name and renamed. */
 /* The tokens of a token-id model, for the record: ids (N, T) and, with --vocab, their text. */
@@ -685,28 +726,7 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
         fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
         return EXIT_RUNTIME;
     }
-    fprintf(f, "{\n  \"method\": ");
-    json_str(f, a->method);
-    fprintf(f, ",\n  \"model\": ");
-    json_str(f, a->model);
-    fprintf(f, ",\n  \"library\": ");
-    json_str(f, idl_version());
-    fprintf(f, ",\n  \"settings\": {");
-    for (int i = 0; i < a->n_sets; i++) {
-        const char *eq = strchr(a->sets[i], '=');
-        char key[256];
-        size_t l =
-            (size_t)(eq - a->sets[i]) < sizeof key - 1 ? (size_t)(eq - a->sets[i]) : sizeof key - 1;
-        memcpy(key, a->sets[i], l);
-        key[l] = 0;
-        fprintf(f, "%s", i ? ", " : "");
-        json_str(f, key);
-        fprintf(f, ": ");
-        json_str(f, eq + 1);
-    }
-    fprintf(f, "},\n  \"objective\": ");
-    json_str(f, a->objective ? a->objective : "probability");
-    fprintf(f, ",\n  \"seed\": %s", a->seed ? a->seed : "0");
+    json_head(f, a, "method");
     fprintf(f, ",\n  \"targets_given\": %s", targets_given ? "true" : "false");
     if (preprocess && *preprocess) fprintf(f, ",\n  \"preprocess\": %s", preprocess);
     fprintf(f, ",\n  \"wrt\": ");
@@ -975,6 +995,82 @@ static int write_extra(const args *a, const idl_explanation *e) {
     return 0;
 }
 
+/* What explain and evaluate share: the model, its session, the inputs (.npy files, or images
+ * decoded, preprocessed and stacked, with their pictures) and the request built from the options.
+ */
+typedef struct job {
+    idl_model *m;
+    idl_session *s;
+    idl_tensor *in[MAX_ARGS];
+    const char *names[MAX_ARGS];
+    bool images;
+    idl_image *shown[MAX_ARGS];
+    char pp_json[1024];
+    int64_t *targets;
+    idl_tensor *pictures;
+    idl_explain_request rq;
+} job;
+
+static void job_close(job *j) {
+    idl_tensor_free(j->pictures);
+    free(j->targets);
+    for (int i = 0; i < MAX_ARGS; i++) {
+        idl_tensor_free(j->in[i]);
+        idl_image_free(j->shown[i]);
+    }
+    idl_session_free(j->s);
+    idl_model_free(j->m);
+    memset(j, 0, sizeof *j);
+}
+
+/* Opens the model and the inputs and builds the request; cmd names the command in messages.
+ * Returns 0 or an exit code (then the job still has to be closed). */
+static int job_open(const args *a, job *j, const char *cmd) {
+    memset(j, 0, sizeof *j);
+    int named = 0, rc = open_model(a, &j->m, &j->s);
+    j->images = a->n_inputs > 0;
+    for (int i = 0; i < a->n_inputs; i++)
+        j->images = j->images && is_image_path(a->inputs[i]);
+    if (!rc && j->images)
+        rc = load_images(a, j->m, &j->in[0], j->shown, j->pp_json, sizeof j->pp_json);
+    if (!rc && !j->images) rc = load_inputs(a, j->m, j->in, j->names, &named);
+    if (!rc && a->preprocess && !j->images)
+        rc = cli_usage_error("%s", "--preprocess applies to image inputs (png or jpeg)");
+    idl_explain_request rq = idl_explain_request_default();
+    rq.inputs = (const idl_tensor *const *)j->in;
+    rq.input_names = named ? j->names : NULL;
+    rq.n_inputs = j->images ? 1 : a->n_inputs;
+    rq.output = a->output_index;
+    rq.layer = a->layer;
+    if (!rc && a->objective && idl_objective_kind_parse(a->objective, &rq.objective))
+        rc = cli_usage_error("%s", idl_last_error());
+    if (!rc && a->objective && rq.objective == IDL_OBJ_SEED)
+        rc = cli_usage_error("%s takes --objective logit, probability or log_probability", cmd);
+    if (!rc && a->seed) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(a->seed, &end, 10);
+        if (errno || !*a->seed || *end || a->seed[0] == '-')
+            rc = cli_usage_error("--seed needs a non-negative integer, got '%s'", a->seed);
+        rq.seed = v;
+    }
+    if (!rc && a->target && strcmp(a->target, "top1") != 0) {
+        int64_t n = 1;
+        for (int i = 0; i < rq.n_inputs; i++)
+            if (j->in[i]->ndim >= 1 && idl_tensor_numel(j->in[i]) > 16) {
+                n = j->in[i]->shape[0];
+                break;
+            }
+        rc = parse_targets(a->target, n, &j->targets);
+        rq.targets = j->targets;
+    }
+    if (!rc && isatty(2)) rq.progress = progress_bar;
+    if (!rc && j->images) rc = pictures_tensor(j->in[0], j->shown, &j->pictures);
+    rq.image = j->pictures;
+    j->rq = rq;
+    return rc;
+}
+
 static int cmd_explain(const args *a) {
     const char *const *methods = idl_explain_methods();
     bool known = false;
@@ -988,58 +1084,19 @@ static int cmd_explain(const args *a) {
         return EXIT_USAGE;
     }
     if (a->n_outs != 1) return cli_usage_error("%s", "explain needs one --out FILE.npy");
-    idl_model *m = NULL;
-    idl_session *s = NULL;
-    idl_tensor *in[MAX_ARGS] = { 0 };
-    const char *names[MAX_ARGS];
-    int64_t *targets = NULL;
-    int named = 0, rc = open_model(a, &m, &s);
-    bool images = a->n_inputs > 0;
-    for (int i = 0; i < a->n_inputs; i++)
-        images = images && is_image_path(a->inputs[i]);
-    idl_image *shown[MAX_ARGS] = { 0 };
-    char pp_json[1024] = "";
-    if (!rc && images) rc = load_images(a, m, &in[0], shown, pp_json, sizeof pp_json);
-    if (!rc && !images) rc = load_inputs(a, m, in, names, &named);
-    if (!rc && a->preprocess && !images)
-        rc = cli_usage_error("%s", "--preprocess applies to image inputs (png or jpeg)");
-    if (!rc && a->overlay && !images)
+    job jb;
+    int rc = job_open(a, &jb, "explain");
+    if (!rc && a->overlay && !jb.images)
         rc = cli_usage_error("%s", "--overlay needs image inputs (png or jpeg)");
     idl_overlay_opts oo_check;
     if (!rc && a->overlay) rc = overlay_opts(a, &oo_check);
-    idl_explain_request rq = idl_explain_request_default();
-    rq.inputs = (const idl_tensor *const *)in;
-    rq.input_names = named ? names : NULL;
-    rq.n_inputs = images ? 1 : a->n_inputs;
-    rq.output = a->output_index;
-    rq.layer = a->layer;
-    if (!rc && a->objective && idl_objective_kind_parse(a->objective, &rq.objective))
-        rc = cli_usage_error("%s", idl_last_error());
-    if (!rc && a->objective && rq.objective == IDL_OBJ_SEED)
-        rc = cli_usage_error("%s",
-                             "explain takes --objective logit, probability or log_probability");
-    if (!rc && a->seed) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(a->seed, &end, 10);
-        if (errno || !*a->seed || *end || a->seed[0] == '-')
-            rc = cli_usage_error("--seed needs a non-negative integer, got '%s'", a->seed);
-        rq.seed = v;
-    }
-    if (!rc && a->target && strcmp(a->target, "top1") != 0) {
-        int64_t n = 1;
-        for (int i = 0; i < rq.n_inputs; i++)
-            if (in[i]->ndim >= 1 && idl_tensor_numel(in[i]) > 16) {
-                n = in[i]->shape[0];
-                break;
-            }
-        rc = parse_targets(a->target, n, &targets);
-        rq.targets = targets;
-    }
-    if (!rc && isatty(2)) rq.progress = progress_bar;
-    idl_tensor *pictures = NULL;
-    if (!rc && images) rc = pictures_tensor(in[0], shown, &pictures);
-    rq.image = pictures;
+    idl_session *s = jb.s;
+    idl_explain_request rq = jb.rq;
+    idl_tensor **in = jb.in;
+    idl_image **shown = jb.shown;
+    bool images = jb.images;
+    const int64_t *targets = jb.targets;
+    const char *pp_json = jb.pp_json;
     idl_explanation e = { 0 };
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1087,15 +1144,208 @@ static int cmd_explain(const args *a) {
         printf("%lld passes in %.3f s\n", (long long)e.passes, secs);
     }
     idl_explanation_clear(&e);
-    idl_tensor_free(pictures);
-    free(targets);
-    for (int i = 0; i < MAX_ARGS; i++) {
-        idl_tensor_free(in[i]);
-        idl_image_free(shown[i]);
-    }
-    idl_session_free(s);
-    idl_model_free(m);
+    job_close(&jb);
     return rc;
+}
+
+/* A help text, one setting per line, indented. */
+static void print_help_lines(const char *h) {
+    while (h && *h) {
+        const char *nl = strchr(h, '\n');
+        int len = nl ? (int)(nl - h) : (int)strlen(h);
+        printf("    %.*s\n", len, h);
+        h += len + (nl ? 1 : 0);
+    }
+}
+
+/* ---- evaluate ---- */
+
+static void json_num(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fprintf(f, "null");
+}
+
+/* Mean of score k over the items, NaN ones left out (NaN if none). */
+static double score_mean(const idl_evaluation *ev, int k) {
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < ev->n; b++) {
+        double v = ev->values[b * ev->n_scores + k];
+        if (!isnan(v)) sum += v, n++;
+    }
+    return n ? sum / (double)n : NAN;
+}
+
+static void json_curve(FILE *f, const char *key, const idl_tensor *c, int64_t b) {
+    if (!c) return;
+    int64_t P = c->shape[1];
+    fprintf(f, ", \"%s\": [", key);
+    for (int64_t j = 0; j < P; j++) {
+        fprintf(f, "%s", j ? ", " : "");
+        json_num(f, ((const double *)c->data)[b * P + j]);
+    }
+    fprintf(f, "]");
+}
+
+/* Opens path.tmp for writing; commit renames it over path (nothing the user had is lost on
+ * failure). */
+static FILE *tmp_open(const char *path, char *tmp, size_t cap) {
+    if (snprintf(tmp, cap, "%s.tmp", path) >= (int)cap) return NULL;
+    FILE *f = fopen(tmp, "w");
+    if (!f) fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
+    return f;
+}
+
+static int tmp_commit(FILE *f, const char *tmp, const char *path) {
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static int write_eval_json(const args *a, const idl_evaluation *ev, double secs) {
+    char tmp[4096];
+    FILE *f = tmp_open(a->outs[0], tmp, sizeof tmp);
+    if (!f) return EXIT_RUNTIME;
+    json_head(f, a, "metric");
+    fprintf(f, ",\n  \"explanation\": ");
+    json_str(f, a->explanation);
+    fprintf(f, ",\n  \"items\": %lld", (long long)ev->n);
+    for (int k = 0; k < ev->n_scores; k++) { /* each score by name: the mean over the items */
+        fprintf(f, ",\n  \"%s\": ", ev->names[k]);
+        json_num(f, score_mean(ev, k));
+    }
+    fprintf(f, ",\n  \"passes\": %lld,\n  \"seconds\": %.4f,\n  \"per_item\": [",
+            (long long)ev->passes, secs);
+    for (int64_t b = 0; b < ev->n; b++) {
+        fprintf(f, "%s\n    {\"index\": %lld", b ? "," : "", (long long)b);
+        if (ev->targets) fprintf(f, ", \"target\": %lld", (long long)ev->targets[b]);
+        if (ev->score) fprintf(f, ", \"score\": %.9g", (double)ev->score[b]);
+        for (int k = 0; k < ev->n_scores; k++) {
+            fprintf(f, ", \"%s\": ", ev->names[k]);
+            json_num(f, ev->values[b * ev->n_scores + k]);
+        }
+        json_curve(f, ev->curve2 ? "curve_morf" : "curve", ev->curve, b);
+        json_curve(f, "curve_lerf", ev->curve2, b);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    return tmp_commit(f, tmp, a->outs[0]);
+}
+
+static int write_eval_csv(const args *a, const idl_evaluation *ev) {
+    char tmp[4096];
+    FILE *f = tmp_open(a->csv, tmp, sizeof tmp);
+    if (!f) return EXIT_RUNTIME;
+    fprintf(f, "item,target,score");
+    for (int k = 0; k < ev->n_scores; k++)
+        fprintf(f, ",%s", ev->names[k]);
+    fprintf(f, "\n");
+    for (int64_t b = 0; b <= ev->n; b++) {
+        if (b < ev->n) {
+            fprintf(f, "%lld,", (long long)b);
+            if (ev->targets) fprintf(f, "%lld", (long long)ev->targets[b]);
+            fprintf(f, ",");
+            if (ev->score) fprintf(f, "%.9g", (double)ev->score[b]);
+        } else {
+            fprintf(f, "mean,,");
+        }
+        for (int k = 0; k < ev->n_scores; k++) {
+            double v = b < ev->n ? ev->values[b * ev->n_scores + k] : score_mean(ev, k);
+            if (isnan(v))
+                fprintf(f, ",");
+            else
+                fprintf(f, ",%.9g", v);
+        }
+        fprintf(f, "\n");
+    }
+    return tmp_commit(f, tmp, a->csv);
+}
+
+static int cmd_evaluate(const args *a) {
+    if (!idl_evaluate_help(a->method)) {
+        const char *const *m = idl_evaluate_metrics();
+        fprintf(stderr, "interpretdl: unknown metric '%s'; metrics:", a->method);
+        for (int i = 0; m[i]; i++)
+            fprintf(stderr, " %s", m[i]);
+        fprintf(stderr, "\n");
+        return EXIT_USAGE;
+    }
+    if (a->n_outs != 1) return cli_usage_error("%s", "evaluate needs one --out FILE.json");
+    if (!a->explanation)
+        return cli_usage_error("%s", "evaluate needs --explanation FILE.npy (the explanation "
+                                     "judged; sensitivity recomputes it when --explanation none)");
+    bool modelless = !strcmp(a->method, "point_game");
+    if (modelless && (a->model || a->n_inputs))
+        return cli_usage_error("%s", "point_game takes no --model and no --input: the object is "
+                                     "--set box=x1,y1,x2,y2 or --set mask=F.npy");
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    int rc = modelless ? 0 : job_open(a, &jb, "evaluate");
+    idl_tensor *E = NULL;
+    if (!rc && strcmp(a->explanation, "none") != 0 && idl_npy_load(a->explanation, &E))
+        rc = cli_runtime_error("cannot read --explanation");
+    if (!rc && !E && strcmp(a->method, "sensitivity") != 0)
+        rc = cli_usage_error("%s", "--explanation none is for sensitivity only");
+    idl_evaluation ev = { 0 };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc &&
+        idl_evaluate(jb.s, a->method, modelless ? NULL : &jb.rq, E, a->sets, a->n_sets, &ev)) {
+        rc = strstr(idl_last_error(), "setting") ? EXIT_USAGE : EXIT_RUNTIME;
+        fprintf(stderr, "interpretdl: evaluate %s: %s\n", a->method, idl_last_error());
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc) rc = write_eval_json(a, &ev, secs);
+    if (!rc && a->csv) rc = write_eval_csv(a, &ev);
+    if (!rc) {
+        for (int64_t b = 0; b < ev.n; b++) {
+            printf("item %lld:", (long long)b);
+            if (ev.targets) printf(" target %lld", (long long)ev.targets[b]);
+            for (int k = 0; k < ev.n_scores; k++)
+                printf(" %s %.6g", ev.names[k], ev.values[b * ev.n_scores + k]);
+            printf("\n");
+        }
+        printf("wrote %s (%lld passes in %.3f s)\n", a->outs[0], (long long)ev.passes, secs);
+    }
+    idl_evaluation_clear(&ev);
+    idl_tensor_free(E);
+    job_close(&jb);
+    return rc;
+}
+
+static const char *EVALUATE_USAGE =
+    "usage: interpretdl evaluate METRIC --model MODEL --input x.npy|photo.png [--input ...]\n"
+    "       --explanation a.npy [--target K[,K...]|top1] [--objective logit|probability|"
+    "log_probability]\n"
+    "       [--seed S] [--set key=value]... --out scores.json [--csv scores.csv]\n"
+    "       interpretdl evaluate point_game --explanation a.npy --set box=x1,y1,x2,y2 --out "
+    "s.json\n"
+    "\n"
+    "Judges an explanation of every sample of the batch. The JSON names each score after its\n"
+    "metric (the mean over the items) and lists per_item scores, targets and curves; --csv\n"
+    "writes one row per item and a row of means. Defaults: the argmax class of the clean pass,\n"
+    "the probability objective (Quantus's softmax, InterpretDL's). The explanation: the input's\n"
+    "shape (per element), (N, H, W) per pixel, or a 2-D map per sample resized to H x W.\n"
+    "Settings every metric takes: objective, output, internal_batch, seed, wrt. Metrics and\n"
+    "their settings (defaults shown):\n";
+
+/* interpretdl evaluate [METRIC] --help */
+static int evaluate_help(const char *metric) {
+    const char *const *m = idl_evaluate_metrics();
+    printf("%s", EVALUATE_USAGE);
+    for (int i = 0; m[i]; i++) {
+        if (metric && strcmp(metric, m[i]) != 0) continue;
+        printf("\n%s\n", m[i]);
+        print_help_lines(idl_evaluate_help(m[i]));
+    }
+    return 0;
 }
 
 /* interpretdl explain [METHOD] --help: the methods and their settings */
@@ -1105,13 +1355,7 @@ static int explain_help(const char *method) {
     for (int i = 0; m[i]; i++) {
         if (method && strcmp(method, m[i]) != 0) continue;
         printf("\n%s\n", m[i]);
-        const char *h = idl_explain_help(m[i]);
-        while (h && *h) {
-            const char *nl = strchr(h, '\n');
-            int len = nl ? (int)(nl - h) : (int)strlen(h);
-            printf("    %.*s\n", len, h);
-            h += len + (nl ? 1 : 0);
-        }
+        print_help_lines(idl_explain_help(m[i]));
     }
     return 0;
 }
@@ -1129,6 +1373,7 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             if (!strcmp(argv[1], "explain")) return explain_help(i > 2 ? argv[2] : NULL);
+            if (!strcmp(argv[1], "evaluate")) return evaluate_help(i > 2 ? argv[2] : NULL);
             fputs(USAGE, stdout);
             return 0;
         }
@@ -1140,5 +1385,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return cmd_run(&a);
     if (!strcmp(argv[1], "grad")) return cmd_grad(&a);
     if (!strcmp(argv[1], "explain")) return cmd_explain(&a);
+    if (!strcmp(argv[1], "evaluate")) return cmd_evaluate(&a);
     return cli_usage_error("unknown command '%s'", argv[1]);
 }

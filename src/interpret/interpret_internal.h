@@ -85,7 +85,8 @@ enum {
     IDL__STREAM_BASELINE = 3,
     IDL__STREAM_PICK = 4,
     IDL__STREAM_MASK = 5,
-    IDL__STREAM_KMEANS = 6
+    IDL__STREAM_KMEANS = 6,
+    IDL__STREAM_SENSITIVITY = 7
 };
 #define IDL__STREAM(purpose, k) (((uint64_t)(purpose) << 48) | (uint64_t)(k))
 
@@ -130,6 +131,14 @@ int64_t idl__nearest_centre(const float *x, const float *centres, int64_t k, int
 idl_status idl__weighted_ridge(const float *Z, int64_t n, int64_t S, const double *y,
                                const double *w, double alpha, double *beta, double *intercept,
                                double *r2);
+
+/* LIME's kernel weight of mask z (S superpixels): sqrt(exp(-d^2 / width^2)), d the cosine distance
+ * of z to the all-ones mask (lime.c). */
+double idl__lime_weight(const float *z, int64_t S, double kernel_width);
+/* idl_lime, also handing over the objective of every perturbed sample: *y (N * num_samples,
+ * owned; one class per sample). */
+idl_status idl__lime_samples(idl_session *s, const idl_explain_request *rq,
+                             const idl_lime_params *p, idl_explanation *out, double **y);
 
 /* Integrated Gradients quadrature: alpha and weight of each of n steps. */
 idl_status idl__ig_quadrature(idl_ig_method m, int n, double *alpha, double *w);

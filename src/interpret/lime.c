@@ -409,6 +409,14 @@ static idl_status glime_prior(lime *o) {
     return IDL_OK;
 }
 
+double idl__lime_weight(const float *z, int64_t S, double kernel_width) {
+    double k = 0;
+    for (int64_t j = 0; j < S; j++)
+        k += z[j];
+    double d = k > 0 ? 1 - sqrt(k / (double)S) : 1;
+    return sqrt(exp(-d * d / (kernel_width * kernel_width)));
+}
+
 static idl_status lime_fit(lime *o, idl_explanation *e) {
     const idl__xrun *r = o->r;
     int64_t ns = o->n_samples, S_max = o->S_max, HW = o->H * o->W;
@@ -421,11 +429,9 @@ static idl_status lime_fit(lime *o, idl_explanation *e) {
     for (int64_t i = 0; !st && i < r->N; i++) {
         int64_t S = o->S[i];
         for (int64_t s = 0; s < ns; s++) {
-            double k = 0;
             for (int64_t j = 0; j < S; j++)
-                k += (Z[s * S + j] = o->Z[s * S_max + j]);
-            double d = k > 0 ? 1 - sqrt(k / (double)S) : 1;
-            w[s] = sqrt(exp(-d * d / (kw * kw)));
+                Z[s * S + j] = o->Z[s * S_max + j];
+            w[s] = idl__lime_weight(Z + s * S, S, kw);
         }
         e->n_features[i] = S;
         for (int64_t c = 0; !st && c < o->nk; c++) { /* row i * K + c: sample i, its c-th class */
@@ -445,7 +451,7 @@ static idl_status lime_fit(lime *o, idl_explanation *e) {
 }
 
 static idl_status lime_run(idl_session *s, const idl_explain_request *rq, const idl_lime_params *p,
-                           const idl_glime_params *g, idl_explanation *out) {
+                           const idl_glime_params *g, idl_explanation *out, double **y_keep) {
     if (g && !(g->prior_reg_force >= 0 && isfinite(g->prior_reg_force)))
         return idl__error(IDL_ERR_INVALID_ARG, "glime: prior_reg_force must be >= 0");
     if (p->num_samples < 1 && !p->masks)
@@ -573,6 +579,7 @@ static idl_status lime_run(idl_session *s, const idl_explain_request *rq, const 
         if (!st && g && g->concepts) strcpy(out->layer, layer);
     }
     if (st) idl_explanation_clear(out);
+    if (!st && y_keep) *y_keep = o.y, o.y = NULL;
     idl__free(o.seg);
     idl__free(o.S);
     idl__free(o.fill);
@@ -590,7 +597,14 @@ idl_status idl_lime(idl_session *s, const idl_explain_request *rq, const idl_lim
     idl_lime_params d = idl_lime_params_default();
     if (out) memset(out, 0, sizeof *out);
     if (!out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
-    return lime_run(s, rq, p ? p : &d, NULL, out);
+    return lime_run(s, rq, p ? p : &d, NULL, out, NULL);
+}
+
+idl_status idl__lime_samples(idl_session *s, const idl_explain_request *rq,
+                             const idl_lime_params *p, idl_explanation *out, double **y) {
+    memset(out, 0, sizeof *out);
+    *y = NULL;
+    return lime_run(s, rq, p, NULL, out, y);
 }
 
 idl_glime_params idl_glime_params_default(void) {
@@ -607,7 +621,7 @@ idl_status idl_glime(idl_session *s, const idl_explain_request *rq, const idl_gl
     if (out) memset(out, 0, sizeof *out);
     if (!out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     p = p ? p : &d;
-    return lime_run(s, rq, &p->lime, p, out);
+    return lime_run(s, rq, &p->lime, p, out, NULL);
 }
 
 idl_status idl_lime_top_mask(const idl_explanation *e, int64_t i, float ratio, idl_tensor **mask) {

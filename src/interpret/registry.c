@@ -3,7 +3,7 @@
  * noisy copies of the input, Captum's NoiseTunnel) and consensus (one method over several models,
  * each map reduced and normalised, then averaged: Li et al.'s Consensus; InterpretDL returns the
  * raw maps and leaves this aggregation to the user). */
-#include "interpret/interpret_internal.h"
+#include "interpret/settings.h"
 
 #include "interpretdl/segment.h"
 
@@ -13,204 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SET 64
-
-typedef struct kv {
-    char key[64];
-    const char *val;
-    bool used;
-} kv;
-
-typedef struct kvs {
-    kv v[MAX_SET];
-    int n;
-    idl_tensor *owned[8]; /* tensors loaded from files */
-    int n_owned;
-    const char *method;
-} kvs;
-
-static void kvs_free(kvs *k) {
-    for (int i = 0; i < k->n_owned; i++)
-        idl_tensor_free(k->owned[i]);
-    k->n_owned = 0;
-}
-
-static idl_status kvs_parse(kvs *k, const char *method, const char *const *set, int n) {
-    memset(k, 0, sizeof *k);
-    k->method = method;
-    if (n < 0 || (n && !set)) return idl__error(IDL_ERR_INVALID_ARG, "bad settings array");
-    if (n > MAX_SET) return idl__error(IDL_ERR_INVALID_ARG, "more than %d settings", MAX_SET);
-    for (int i = 0; i < n; i++) {
-        const char *eq = set[i] ? strchr(set[i], '=') : NULL;
-        if (!eq || eq == set[i] || (size_t)(eq - set[i]) >= sizeof k->v[0].key)
-            return idl__error(IDL_ERR_INVALID_ARG, "setting '%s' is not key=value",
-                              set[i] ? set[i] : "(null)");
-        memcpy(k->v[i].key, set[i], (size_t)(eq - set[i]));
-        k->v[i].key[eq - set[i]] = 0;
-        k->v[i].val = eq + 1;
-        for (int j = 0; j < i; j++)
-            if (!strcmp(k->v[j].key, k->v[i].key))
-                return idl__error(IDL_ERR_INVALID_ARG, "setting '%s' given twice", k->v[i].key);
-    }
-    k->n = n;
-    return IDL_OK;
-}
-
-static const char *kv_get(kvs *k, const char *key) {
-    for (int i = 0; i < k->n; i++)
-        if (!strcmp(k->v[i].key, key)) {
-            k->v[i].used = true;
-            return k->v[i].val;
-        }
-    return NULL;
-}
-
-static void kv_unuse(kvs *k, const char *key) {
-    for (int i = 0; i < k->n; i++)
-        if (!strcmp(k->v[i].key, key)) k->v[i].used = false;
-}
-
-static idl_status bad(kvs *k, const char *key, const char *val, const char *want) {
-    return idl__error(IDL_ERR_INVALID_ARG, "%s: setting %s=%s: expected %s", k->method, key, val,
-                      want);
-}
-
-static idl_status get_int(kvs *k, const char *key, int *out, long lo, long hi) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi) {
-        char want[96];
-        snprintf(want, sizeof want, "an integer in %ld..%ld", lo, hi);
-        return bad(k, key, v, want);
-    }
-    *out = (int)x;
-    return IDL_OK;
-}
-
-static idl_status get_u64(kvs *k, const char *key, uint64_t *out) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (!*v || *end || errno || *v == '-') return bad(k, key, v, "a non-negative integer");
-    *out = (uint64_t)x;
-    return IDL_OK;
-}
-
-static idl_status get_float(kvs *k, const char *key, float *out, double lo, double hi) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end || !isfinite(x) || x < lo || x > hi) {
-        char want[96];
-        snprintf(want, sizeof want, "a number in [%g, %g]", lo, hi);
-        return bad(k, key, v, want);
-    }
-    *out = (float)x;
-    return IDL_OK;
-}
-
-static idl_status get_bool(kvs *k, const char *key, int *out) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
-        *out = 1;
-    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
-        *out = 0;
-    else
-        return bad(k, key, v, "0 or 1");
-    return IDL_OK;
-}
-
-static idl_status get_enum(kvs *k, const char *key, const char *const *names, int n, int *out) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    char want[256] = "one of";
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(v, names[i])) {
-            *out = i;
-            return IDL_OK;
-        }
-        snprintf(want + strlen(want), sizeof want - strlen(want), " %s", names[i]);
-    }
-    return bad(k, key, v, want);
-}
-
-static idl_status get_npy(kvs *k, const char *key, const idl_tensor **out) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    if (k->n_owned >= 8) return idl__error(IDL_ERR_INVALID_ARG, "too many file settings");
-    idl_status st = idl_npy_load(v, &k->owned[k->n_owned]);
-    if (st) return idl__error_prefix(st, "%s: setting %s=%s: ", k->method, key, v);
-    *out = k->owned[k->n_owned++];
-    return IDL_OK;
-}
-
-static idl_status get_floats(kvs *k, const char *key, float *out, int n) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    const char *p = v;
-    for (int i = 0; i < n; i++) {
-        char *end;
-        double x = strtod(p, &end);
-        if (end == p || !isfinite(x)) return bad(k, key, v, "comma-separated numbers");
-        out[i] = (float)x;
-        p = end;
-        if (*p == ',')
-            p++;
-        else {
-            if (*p || i != n - 1) {
-                if (!*p && i < n - 1) { /* fewer values: repeat the last */
-                    for (int j = i + 1; j < n; j++)
-                        out[j] = out[i];
-                    return IDL_OK;
-                }
-                return bad(k, key, v, "comma-separated numbers");
-            }
-        }
-    }
-    return IDL_OK;
-}
-
-static idl_status get_baseline(kvs *k, idl_baseline *b) {
-    const char *v = kv_get(k, "baseline");
-    idl_status st = IDL_OK;
-    if (v) {
-        if (k->n_owned >= 8) return idl__error(IDL_ERR_INVALID_ARG, "too many file settings");
-        idl_tensor *t = NULL;
-        st = idl__baseline_parse(v, b, &t);
-        if (t) k->owned[k->n_owned++] = t;
-        if (st) return idl__error_prefix(st, "%s: ", k->method);
-    }
-    if (!st) st = get_float(k, "blur_sigma", &b->blur_sigma, 1e-3, 1e4);
-    if (!st) st = get_int(k, "trials", &b->trials, 1, 100000);
-    if (!st) st = get_floats(k, "mean", b->mean, 4);
-    if (!st) st = get_floats(k, "std", b->std, 4);
-    return st;
-}
-
-/* Settings every method takes; they override the request's fields. */
-static idl_status common(kvs *k, idl_explain_request *rq) {
-    static const char *const objs[] = { "logit", "probability", "log_probability" };
-    int o = (int)rq->objective;
-    idl_status st = get_enum(k, "objective", objs, 3, &o);
-    rq->objective = (idl_objective_kind)o;
-    if (!st) st = get_int(k, "output", &rq->output, 0, 1 << 20);
-    if (!st) st = get_int(k, "internal_batch", &rq->internal_batch, 0, 1 << 20);
-    if (!st) st = get_u64(k, "seed", &rq->seed);
-    const char *w = kv_get(k, "wrt");
-    if (w) rq->wrt = w;
-    const char *l = kv_get(k, "layer");
-    if (l) rq->layer = l;
-    return st;
-}
-
-static idl_status all_used(kvs *k, const char *help) {
+static idl_status all_used(idl__kvs *k, const char *help) {
     for (int i = 0; i < k->n; i++)
         if (!k->v[i].used)
             return idl__error(IDL_ERR_INVALID_ARG,
@@ -222,7 +25,7 @@ static idl_status all_used(kvs *k, const char *help) {
 
 /* ---- the table ---- */
 
-typedef idl_status (*run_fn)(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+typedef idl_status (*run_fn)(idl_session *s, const char *name, idl_explain_request *rq, idl__kvs *k,
                              idl_explanation *out);
 
 typedef struct method {
@@ -234,25 +37,25 @@ typedef struct method {
 
 static const method *find_method(const char *name);
 
-static idl_status run_saliency(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                               idl_explanation *out) {
+static idl_status run_saliency(idl_session *s, const char *name, idl_explain_request *rq,
+                               idl__kvs *k, idl_explanation *out) {
     idl_saliency_params p = idl_saliency_params_default();
-    idl_status st = get_bool(k, "abs", &p.abs);
+    idl_status st = idl__kv_bool(k, "abs", &p.abs);
     if (!st) st = all_used(k, "abs");
     if (!strcmp(name, "input_x_gradient")) return st ? st : idl_input_x_gradient(s, rq, out);
     return st ? st : idl_saliency(s, rq, &p, out);
 }
 
-static idl_status smooth_settings(kvs *k, idl_smooth_params *p) {
-    idl_status st = get_int(k, "n_samples", &p->n_samples, 1, 1 << 24);
-    if (!st) st = get_float(k, "noise", &p->noise, 0, 1e6);
-    if (!st) st = get_float(k, "noise_abs", &p->noise_abs, 0, 1e9);
-    if (!st) st = get_npy(k, "noise_file", &p->noise_tensor);
+static idl_status smooth_settings(idl__kvs *k, idl_smooth_params *p) {
+    idl_status st = idl__kv_int(k, "n_samples", &p->n_samples, 1, 1 << 24);
+    if (!st) st = idl__kv_float(k, "noise", &p->noise, 0, 1e6);
+    if (!st) st = idl__kv_float(k, "noise_abs", &p->noise_abs, 0, 1e9);
+    if (!st) st = idl__kv_npy(k, "noise_file", &p->noise_tensor);
     return st;
 }
 
-static idl_status run_smoothgrad(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                                 idl_explanation *out) {
+static idl_status run_smoothgrad(idl_session *s, const char *name, idl_explain_request *rq,
+                                 idl__kvs *k, idl_explanation *out) {
     idl_smooth_params p = idl_smooth_params_default();
     p.kind = !strcmp(name, "smoothgrad_sq") ? IDL_SMOOTH_SQ
              : !strcmp(name, "vargrad")     ? IDL_SMOOTH_VAR
@@ -262,7 +65,7 @@ static idl_status run_smoothgrad(idl_session *s, const char *name, idl_explain_r
     return st ? st : idl_smoothgrad(s, rq, &p, out);
 }
 
-static idl_status run_ig(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+static idl_status run_ig(idl_session *s, const char *name, idl_explain_request *rq, idl__kvs *k,
                          idl_explanation *out) {
     (void)name;
     static const char *const methods[] = { "gausslegendre",  "riemann_left",      "riemann_right",
@@ -270,38 +73,38 @@ static idl_status run_ig(idl_session *s, const char *name, idl_explain_request *
                                            "trapezoid" };
     idl_ig_params p = idl_ig_params_default();
     int m = (int)p.method;
-    idl_status st = get_int(k, "steps", &p.steps, 1, 100000);
-    if (!st) st = get_enum(k, "method", methods, 7, &m);
+    idl_status st = idl__kv_int(k, "steps", &p.steps, 1, 100000);
+    if (!st) st = idl__kv_enum(k, "method", methods, 7, &m);
     p.method = (idl_ig_method)m;
-    if (!st) st = get_baseline(k, &p.baseline);
+    if (!st) st = idl__kv_baseline(k, &p.baseline);
     if (!st) st = all_used(k, "steps, method, baseline, trials, blur_sigma, mean, std");
     return st ? st : idl_integrated_gradients(s, rq, &p, out);
 }
 
-static idl_status run_gradshap(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                               idl_explanation *out) {
+static idl_status run_gradshap(idl_session *s, const char *name, idl_explain_request *rq,
+                               idl__kvs *k, idl_explanation *out) {
     (void)name;
     idl_gradient_shap_params p = idl_gradient_shap_params_default();
-    idl_status st = get_int(k, "n_samples", &p.n_samples, 1, 1 << 24);
-    if (!st) st = get_float(k, "noise", &p.noise, 0, 1e6);
-    if (!st) st = get_float(k, "noise_abs", &p.noise_abs, 0, 1e9);
-    if (!st) st = get_npy(k, "noise_file", &p.noise_tensor);
-    if (!st) st = get_npy(k, "alpha_file", &p.alpha_tensor);
-    if (!st) st = get_baseline(k, &p.baseline);
+    idl_status st = idl__kv_int(k, "n_samples", &p.n_samples, 1, 1 << 24);
+    if (!st) st = idl__kv_float(k, "noise", &p.noise, 0, 1e6);
+    if (!st) st = idl__kv_float(k, "noise_abs", &p.noise_abs, 0, 1e9);
+    if (!st) st = idl__kv_npy(k, "noise_file", &p.noise_tensor);
+    if (!st) st = idl__kv_npy(k, "alpha_file", &p.alpha_tensor);
+    if (!st) st = idl__kv_baseline(k, &p.baseline);
     if (!st)
         st = all_used(k, "n_samples, noise, noise_abs, noise_file, alpha_file, baseline, "
                          "blur_sigma, mean, std");
     return st ? st : idl_gradient_shap(s, rq, &p, out);
 }
 
-static idl_status run_guided(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+static idl_status run_guided(idl_session *s, const char *name, idl_explain_request *rq, idl__kvs *k,
                              idl_explanation *out) {
     idl_guided_params p = { !strcmp(name, "deconvnet") };
     idl_status st = all_used(k, "(none)");
     return st ? st : idl_guided_backprop(s, rq, &p, out);
 }
 
-static idl_status run_cam(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+static idl_status run_cam(idl_session *s, const char *name, idl_explain_request *rq, idl__kvs *k,
                           idl_explanation *out) {
     idl_cam_params p = idl_cam_params_default();
     p.kind = !strcmp(name, "cam")                 ? IDL_CAM
@@ -309,64 +112,41 @@ static idl_status run_cam(idl_session *s, const char *name, idl_explain_request 
              : !strcmp(name, "xgradcam")          ? IDL_XGRADCAM
              : !strcmp(name, "layercam")          ? IDL_LAYERCAM
                                                   : IDL_GRADCAM;
-    idl_status st = get_bool(k, "relu", &p.relu);
-    if (!st) st = get_bool(k, "normalize", &p.normalize);
-    if (!st) st = get_bool(k, "upsample", &p.upsample);
+    idl_status st = idl__kv_bool(k, "relu", &p.relu);
+    if (!st) st = idl__kv_bool(k, "normalize", &p.normalize);
+    if (!st) st = idl__kv_bool(k, "upsample", &p.upsample);
     if (!st) st = all_used(k, "relu, normalize, upsample");
     return st ? st : idl_cam(s, rq, &p, out);
 }
 
 static idl_status run_guided_gradcam(idl_session *s, const char *name, idl_explain_request *rq,
-                                     kvs *k, idl_explanation *out) {
+                                     idl__kvs *k, idl_explanation *out) {
     (void)name;
     static const char *const modes[] = { "nearest", "bilinear" };
     idl_guided_gradcam_params p = { 0 };
-    idl_status st = get_enum(k, "interpolate", modes, 2, &p.bilinear);
+    idl_status st = idl__kv_enum(k, "interpolate", modes, 2, &p.bilinear);
     if (!st) st = all_used(k, "interpolate");
     return st ? st : idl_guided_gradcam(s, rq, &p, out);
 }
 
-/* "a,b,c": 1..max integers in [lo, hi]; *n receives the count. */
-static idl_status get_ints(kvs *k, const char *key, int64_t *out, int max, int *n, long long lo,
-                           long long hi) {
-    const char *v = kv_get(k, key);
-    if (!v) return IDL_OK;
-    const char *p = v;
-    int c = 0;
-    char want[128];
-    snprintf(want, sizeof want, "1 to %d comma-separated integers in %lld..%lld", max, lo, hi);
-    for (;;) {
-        char *end;
-        errno = 0;
-        long long x = strtoll(p, &end, 10);
-        if (end == p || errno || x < lo || x > hi || c == max) return bad(k, key, v, want);
-        out[c++] = x;
-        p = end;
-        if (!*p) break;
-        if (*p++ != ',') return bad(k, key, v, want);
-    }
-    *n = c;
-    return IDL_OK;
-}
-
-static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                                idl_explanation *out) {
+static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_request *rq,
+                                idl__kvs *k, idl_explanation *out) {
     (void)name;
     static const char *const aggs[] = { "mean", "sum" };
     idl_occlusion_params p = idl_occlusion_params_default();
     int nw = 0, ns = 0;
-    idl_status st = get_ints(k, "window", p.window, IDL_MAX_DIMS - 1, &nw, 1, 1LL << 40);
-    if (!st) st = get_ints(k, "stride", p.stride, IDL_MAX_DIMS - 1, &ns, 1, 1LL << 40);
-    if (!st) st = get_enum(k, "aggregate", aggs, 2, &p.sum);
-    const char *b = kv_get(k, "baseline");
+    idl_status st = idl__kv_ints(k, "window", p.window, IDL_MAX_DIMS - 1, &nw, 1, 1LL << 40);
+    if (!st) st = idl__kv_ints(k, "stride", p.stride, IDL_MAX_DIMS - 1, &ns, 1, 1LL << 40);
+    if (!st) st = idl__kv_enum(k, "aggregate", aggs, 2, &p.sum);
+    const char *b = idl__kv_get(k, "baseline");
     if (!st && b) {
         size_t len = strlen(b);
         if (len > 4 && !strcmp(b + len - 4, ".npy")) {
-            kv_unuse(k, "baseline");
-            st = get_npy(k, "baseline", &p.baseline_tensor);
+            idl__kv_unuse(k, "baseline");
+            st = idl__kv_npy(k, "baseline", &p.baseline_tensor);
         } else {
-            kv_unuse(k, "baseline");
-            st = get_float(k, "baseline", &p.baseline, -1e30, 1e30);
+            idl__kv_unuse(k, "baseline");
+            st = idl__kv_float(k, "baseline", &p.baseline, -1e30, 1e30);
         }
     }
     if (st) return st;
@@ -387,16 +167,16 @@ static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_re
     return st ? st : idl_occlusion(s, rq, &p, out);
 }
 
-static idl_status run_score_cam(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                                idl_explanation *out) {
+static idl_status run_score_cam(idl_session *s, const char *name, idl_explain_request *rq,
+                                idl__kvs *k, idl_explanation *out) {
     static const char *const variants[] = { "paper", "interpretdl" };
     idl_score_cam_params p = idl_score_cam_params_default();
     p.ablation = !strcmp(name, "ablationcam");
-    idl_status st = get_bool(k, "relu", &p.cam.relu);
-    if (!st) st = get_bool(k, "normalize", &p.cam.normalize);
-    if (!st) st = get_bool(k, "upsample", &p.cam.upsample);
-    if (!st && !p.ablation) st = get_enum(k, "variant", variants, 2, &p.interpretdl);
-    if (!st && p.ablation) st = get_float(k, "ablation_value", &p.ablation_value, -1e30, 1e30);
+    idl_status st = idl__kv_bool(k, "relu", &p.cam.relu);
+    if (!st) st = idl__kv_bool(k, "normalize", &p.cam.normalize);
+    if (!st) st = idl__kv_bool(k, "upsample", &p.cam.upsample);
+    if (!st && !p.ablation) st = idl__kv_enum(k, "variant", variants, 2, &p.interpretdl);
+    if (!st && p.ablation) st = idl__kv_float(k, "ablation_value", &p.ablation_value, -1e30, 1e30);
     if (!st)
         st = all_used(k, p.ablation ? "relu, normalize, upsample, ablation_value"
                                     : "relu, normalize, upsample, variant");
@@ -404,92 +184,56 @@ static idl_status run_score_cam(idl_session *s, const char *name, idl_explain_re
 }
 
 /* LIME's sampling and segmentation settings (lime, glime); sp receives the segmentation. */
-static idl_status lime_settings(kvs *k, const idl_explain_request *rq, idl_lime_params *p,
-                                idl_segment_params *g) {
-    const char *seg = kv_get(k, "segmentation");
-    idl_segmentation m = IDL_SEG_QUICKSHIFT;
-    if (seg && idl_segmentation_parse(seg, &m))
-        return bad(k, "segmentation", seg, "quickshift, slic or grid");
-    *g = idl_segment_params_default(m);
-    p->seg = g;
-    idl_status st = get_int(k, "num_samples", &p->num_samples, 1, 1 << 24);
-    if (!st) st = get_float(k, "kernel_width", &p->kernel_width, 1e-6, 1e6);
-    const char *hide = kv_get(k, "hide");
-    if (!st && hide && strcmp(hide, "mean")) {
-        p->hide_mean = 0;
-        kv_unuse(k, "hide");
-        st = get_float(k, "hide", &p->hide_value, -1e30, 1e30);
-    }
-    if (!st) st = get_float(k, "ratio", &g->ratio, 0, 1e6);
-    if (!st) st = get_float(k, "kernel_size", &g->kernel_size, 1e-3, IDL_SEGMENT_MAX_KERNEL);
-    if (!st) st = get_float(k, "max_dist", &g->max_dist, 0, 1e30);
-    if (!st) st = get_float(k, "sigma", &g->sigma, 0, IDL_SEGMENT_MAX_SIGMA);
-    if (!st) st = get_bool(k, "convert2lab", &g->convert2lab);
-    if (!st) st = get_int(k, "n_segments", &g->n_segments, 1, 1 << 24);
-    if (!st) st = get_float(k, "compactness", &g->compactness, 1e-6, 1e6);
-    if (!st) st = get_int(k, "max_iter", &g->max_iter, 1, IDL_SEGMENT_MAX_ITER);
-    if (!st) st = get_int(k, "grid_rows", &g->grid_rows, 1, 1 << 14);
-    if (!st) st = get_int(k, "grid_cols", &g->grid_cols, 1, 1 << 14);
-    if (!st) st = get_npy(k, "segments", &p->segments);
-    if (!st) st = get_npy(k, "masks", &p->masks);
-    g->seed = rq->seed;
-    /* written by the caller (the command line) from the result */
-    kv_get(k, "segments_out"), kv_get(k, "masks_out");
-    return st;
-}
 
-#define LIME_KEYS                                                                             \
-    "num_samples, kernel_width, hide, segmentation, ratio, kernel_size, max_dist, sigma, "    \
-    "convert2lab, n_segments, compactness, max_iter, grid_rows, grid_cols, segments, masks, " \
-    "segments_out, masks_out"
-
-static idl_status run_lime(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
+static idl_status run_lime(idl_session *s, const char *name, idl_explain_request *rq, idl__kvs *k,
                            idl_explanation *out) {
     idl_segment_params sp;
     if (!strcmp(name, "glime")) {
         idl_glime_params g = idl_glime_params_default();
-        idl_status st = lime_settings(k, rq, &g.lime, &sp);
-        if (!st) st = get_float(k, "prior_reg_force", &g.prior_reg_force, 0, 1e12);
-        if (!st) st = get_npy(k, "prior", &g.prior);
-        if (!st) st = get_npy(k, "concepts", &g.concepts);
-        const char *cl = kv_get(k, "concept_layer");
+        idl_status st = idl__kv_lime(k, rq, &g.lime, &sp);
+        if (!st) st = idl__kv_float(k, "prior_reg_force", &g.prior_reg_force, 0, 1e12);
+        if (!st) st = idl__kv_npy(k, "prior", &g.prior);
+        if (!st) st = idl__kv_npy(k, "concepts", &g.concepts);
+        const char *cl = idl__kv_get(k, "concept_layer");
         if (cl) g.concept_layer = cl;
-        if (!st) st = all_used(k, LIME_KEYS ", prior_reg_force, prior, concepts, concept_layer");
+        if (!st)
+            st = all_used(k, IDL__LIME_KEYS ", prior_reg_force, prior, concepts, concept_layer");
         return st ? st : idl_glime(s, rq, &g, out);
     }
     if (strstr(name, "normlime")) {
         bool fast = !strcmp(name, "fastnormlime");
         idl_normlime_params g = idl_normlime_params_default();
-        idl_status st = lime_settings(k, rq, &g.lime, &sp);
-        if (!st && fast && !kv_get(k, "segmentation"))
+        idl_status st = idl__kv_lime(k, rq, &g.lime, &sp);
+        if (!st && fast && !idl__kv_get(k, "segmentation"))
             sp = idl_segment_params_default(IDL_SEG_GRID);
-        if (!st) st = get_int(k, "n_concepts", &g.n_concepts, 1, 1 << 20);
-        if (!st) st = get_int(k, "kmeans_iter", &g.kmeans_iter, 1, 1 << 20);
-        if (!st) st = get_npy(k, "concepts", &g.concepts);
-        if (!st && fast) st = get_float(k, "ridge_alpha", &g.ridge_alpha, 0, 1e12);
-        const char *cl = kv_get(k, "concept_layer");
+        if (!st) st = idl__kv_int(k, "n_concepts", &g.n_concepts, 1, 1 << 20);
+        if (!st) st = idl__kv_int(k, "kmeans_iter", &g.kmeans_iter, 1, 1 << 20);
+        if (!st) st = idl__kv_npy(k, "concepts", &g.concepts);
+        if (!st && fast) st = idl__kv_float(k, "ridge_alpha", &g.ridge_alpha, 0, 1e12);
+        const char *cl = idl__kv_get(k, "concept_layer");
         if (cl) g.concept_layer = cl;
-        kv_get(k, "concepts_out");
-        const char *cache = kv_get(k, "cache");
+        idl__kv_get(k, "concepts_out");
+        const char *cache = idl__kv_get(k, "cache");
         if (cache && !fast) g.cache = cache;
         if (!st)
             st = all_used(k, fast ? "grid_rows, grid_cols, n_concepts, kmeans_iter, concepts, "
                                     "concept_layer, concepts_out, ridge_alpha"
-                                  : LIME_KEYS ", n_concepts, kmeans_iter, concepts, concept_layer, "
-                                              "concepts_out, cache");
+                                  : IDL__LIME_KEYS
+                                 ", n_concepts, kmeans_iter, concepts, concept_layer, "
+                                 "concepts_out, cache");
         if (st) return st;
         return fast ? idl_fastnormlime(s, rq, &g, out) : idl_normlime(s, rq, &g, out);
     }
     idl_lime_params p = idl_lime_params_default();
-    idl_status st = lime_settings(k, rq, &p, &sp);
-    if (!st) st = get_float(k, "ridge_alpha", &p.ridge_alpha, 0, 1e12);
-    if (!st) st = get_int(k, "top_k", &p.top_k, 1, 1 << 20);
-    if (!st) st = all_used(k, LIME_KEYS ", ridge_alpha, top_k");
+    idl_status st = idl__kv_lime(k, rq, &p, &sp);
+    if (!st) st = idl__kv_float(k, "ridge_alpha", &p.ridge_alpha, 0, 1e12);
+    if (!st) st = idl__kv_int(k, "top_k", &p.top_k, 1, 1 << 20);
+    if (!st) st = all_used(k, IDL__LIME_KEYS ", ridge_alpha, top_k");
     return st ? st : idl_lime(s, rq, &p, out);
 }
 
-static idl_status run_attention(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                                idl_explanation *out) {
+static idl_status run_attention(idl_session *s, const char *name, idl_explain_request *rq,
+                                idl__kvs *k, idl_explanation *out) {
     static const char *const fusions[] = { "mean", "max", "min" };
     static const char *const variants[] = { "paper", "interpretdl" };
     static const char *const modes[] = { "head", "token" };
@@ -503,18 +247,19 @@ static idl_status run_attention(idl_session *s, const char *name, idl_explain_re
                                                              : IDL_ATTENTION_GRADCAM;
     idl_attn_params p = idl_attn_params_default(m);
     idl_status st = IDL_OK;
-    if (m != IDL_ATTENTION_GRADCAM) st = get_int(k, "start_layer", &p.start_layer, 0, 1 << 20);
-    if (!st && m == IDL_ROLLOUT) st = get_enum(k, "head_fusion", fusions, 3, &p.head_fusion);
-    if (!st && m == IDL_ROLLOUT) st = get_float(k, "discard_ratio", &p.discard_ratio, 0, 0.999);
-    if (!st && m == IDL_GENERIC_ATTENTION) st = get_enum(k, "variant", variants, 2, &p.interpretdl);
-    if (!st && (m == IDL_TAM || m == IDL_BT)) st = get_int(k, "steps", &p.steps, 1, 100000);
-    if (!st && m == IDL_BT) st = get_enum(k, "mode", modes, 2, &p.token_mode);
+    if (m != IDL_ATTENTION_GRADCAM) st = idl__kv_int(k, "start_layer", &p.start_layer, 0, 1 << 20);
+    if (!st && m == IDL_ROLLOUT) st = idl__kv_enum(k, "head_fusion", fusions, 3, &p.head_fusion);
+    if (!st && m == IDL_ROLLOUT) st = idl__kv_float(k, "discard_ratio", &p.discard_ratio, 0, 0.999);
+    if (!st && m == IDL_GENERIC_ATTENTION)
+        st = idl__kv_enum(k, "variant", variants, 2, &p.interpretdl);
+    if (!st && (m == IDL_TAM || m == IDL_BT)) st = idl__kv_int(k, "steps", &p.steps, 1, 100000);
+    if (!st && m == IDL_BT) st = idl__kv_enum(k, "mode", modes, 2, &p.token_mode);
     /* attention discovery overrides pass through as "key=value" */
     char ov[9][320];
     const char *ovp[9];
     int n_ov = 0;
     for (size_t i = 0; i < sizeof ov_keys / sizeof *ov_keys; i++) {
-        const char *v = kv_get(k, ov_keys[i]);
+        const char *v = idl__kv_get(k, ov_keys[i]);
         if (v) {
             snprintf(ov[n_ov], sizeof ov[n_ov], "%s=%s", ov_keys[i], v);
             ovp[n_ov] = ov[n_ov];
@@ -532,7 +277,7 @@ static idl_status run_attention(idl_session *s, const char *name, idl_explain_re
 }
 
 /* Collects the settings not consumed so far as "key=value" strings for a base method. */
-static int rest(kvs *k, char (*buf)[320], const char **ptrs) {
+static int rest(idl__kvs *k, char (*buf)[320], const char **ptrs) {
     int n = 0;
     for (int i = 0; i < k->n; i++)
         if (!k->v[i].used) {
@@ -545,22 +290,22 @@ static int rest(kvs *k, char (*buf)[320], const char **ptrs) {
 }
 
 static idl_status run_noise_tunnel(idl_session *s, const char *name, idl_explain_request *rq,
-                                   kvs *k, idl_explanation *out) {
+                                   idl__kvs *k, idl_explanation *out) {
     (void)name;
     static const char *const types[] = { "smoothgrad", "smoothgrad_sq", "vargrad" };
     idl_smooth_params p = idl_smooth_params_default();
     int kind = 0;
-    const char *base = kv_get(k, "base");
+    const char *base = idl__kv_get(k, "base");
     idl_status st = smooth_settings(k, &p);
-    if (!st) st = get_enum(k, "nt_type", types, 3, &kind);
+    if (!st) st = idl__kv_enum(k, "nt_type", types, 3, &kind);
     if (st) return st;
     if (!base) return idl__error(IDL_ERR_INVALID_ARG, "noise_tunnel needs base=METHOD");
     const method *bm = find_method(base);
     if (!bm || !strcmp(base, "noise_tunnel") || !strcmp(base, "consensus"))
         return idl__error(IDL_ERR_INVALID_ARG, "noise_tunnel: base=%s is not a method it can wrap",
                           base);
-    char buf[MAX_SET][320];
-    const char *ptrs[MAX_SET];
+    char buf[IDL__MAX_SET][320];
+    const char *ptrs[IDL__MAX_SET];
     int nb = rest(k, buf, ptrs);
 
     idl__xrun r;
@@ -677,17 +422,17 @@ static idl_status consensus_map(const idl_explanation *e, int64_t H, int64_t W, 
     return IDL_OK;
 }
 
-static idl_status run_consensus(idl_session *s, const char *name, idl_explain_request *rq, kvs *k,
-                                idl_explanation *out) {
+static idl_status run_consensus(idl_session *s, const char *name, idl_explain_request *rq,
+                                idl__kvs *k, idl_explanation *out) {
     (void)name;
-    const char *base = kv_get(k, "base");
-    const char *models = kv_get(k, "models");
+    const char *base = idl__kv_get(k, "base");
+    const char *models = idl__kv_get(k, "models");
     if (!base) return idl__error(IDL_ERR_INVALID_ARG, "consensus needs base=METHOD");
     const method *bm = find_method(base);
     if (!bm || !strcmp(base, "consensus"))
         return idl__error(IDL_ERR_INVALID_ARG, "consensus: base=%s is not a method", base);
-    char buf[MAX_SET][320];
-    const char *ptrs[MAX_SET];
+    char buf[IDL__MAX_SET][320];
+    const char *ptrs[IDL__MAX_SET];
     int nb = rest(k, buf, ptrs);
     /* image size: the first float 4-D input */
     int64_t H = 0, W = 0, N = 0;
@@ -913,10 +658,10 @@ idl_status idl_explain(idl_session *s, const char *name, const idl_explain_reque
         return idl__error(IDL_ERR_NOT_FOUND, "unknown method '%s'%s%s", name,
                           close[0] ? "; did you mean " : "", close);
     }
-    kvs k;
-    idl_status st = kvs_parse(&k, name, settings, n_settings);
+    idl__kvs k;
+    idl_status st = idl__kvs_parse(&k, name, settings, n_settings);
     idl_explain_request r = *rq;
-    if (!st) st = common(&k, &r);
+    if (!st) st = idl__kv_request(&k, &r);
     bool layered =
         strstr(name, "cam") || !strcmp(name, "noise_tunnel") || !strcmp(name, "consensus");
     if (!st && r.layer && r.layer[0] && !layered)
@@ -924,6 +669,6 @@ idl_status idl_explain(idl_session *s, const char *name, const idl_explain_reque
                         "%s takes no layer (layer=%s); layers are for the CAM methods", name,
                         r.layer);
     if (!st) st = m->run(s, name, &r, &k, out);
-    kvs_free(&k);
+    idl__kvs_free(&k);
     return st;
 }
