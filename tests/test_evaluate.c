@@ -245,6 +245,73 @@ static void test_deletion(idl_session *s, const idl_tensor *x, const int64_t *tg
     idl_tensor_free(P);
 }
 
+/* InterpretDL's variant: with 64 distinct pixel values and K = 4 the percentile thresholds
+ * remove 16, 32, 48 pixels and then all but the minimum (E > min); its insertion reveals the
+ * same sets and ends on the input. Per-channel fills. */
+static void test_deletion_interpretdl(idl_session *s, const idl_tensor *x, const int64_t *tg) {
+    const float *xv = x->data;
+    idl_tensor *P = tensor(3, (int64_t[]){ N_, H_, W_ });
+    uint32_t seed = 77;
+    for (int j = 0; j < N_ * HW_; j++)
+        ((float *)P->data)[j] = frand(&seed);
+    const float fc[C_] = { 0.1f, -0.2f, 0.3f };
+    idl_evaluation del = { 0 }, ins = { 0 };
+    CHECK_OK(eval(s, "deletion", x, tg, P, "variant=interpretdl steps=4 fill=0.1,-0.2,0.3", &del));
+    CHECK_OK(eval(s, "insertion", x, tg, P, "variant=interpretdl steps=4 fill=0.1,-0.2,0.3", &ins));
+    for (int i = 0; i < N_ && del.curve && ins.curve; i++) {
+        double v[HW_];
+        int64_t rank[HW_];
+        for (int q = 0; q < HW_; q++)
+            v[q] = ((const float *)P->data)[i * HW_ + q];
+        ranks(v, HW_, false, rank);
+        const int64_t cnt[5] = { 0, 16, 32, 48, 63 };
+        double worst = 0;
+        for (int j = 0; j <= 4; j++) {
+            float xd[F_], xi[F_];
+            /* insertion point j reveals the set of deletion step j + 1; the last is x */
+            int64_t ci = j < 4 ? cnt[j + 1] : HW_;
+            for (int e = 0; e < F_; e++) {
+                float f = fc[e / HW_], xe = xv[i * F_ + e];
+                xd[e] = rank[e % HW_] < cnt[j] ? f : xe;
+                xi[e] = rank[e % HW_] < ci ? xe : f;
+            }
+            worst =
+                fmax(worst, fabs(((const double *)del.curve->data)[i * 5 + j] - logit(xd, tg[i])));
+            worst =
+                fmax(worst, fabs(((const double *)ins.curve->data)[i * 5 + j] - logit(xi, tg[i])));
+        }
+        CHECK_MSG(worst < 1e-4, "variant=interpretdl sample %d: curves off by %g", i, worst);
+    }
+    idl_evaluation_clear(&del);
+    idl_evaluation_clear(&ins);
+    /* its LeRF: step j fills E < percentile(100 (j - 1) / K): 0, 0, 16, 32, 48 pixels */
+    CHECK_OK(eval(s, "lerf", x, tg, P, "variant=interpretdl steps=4 fill=0.5", &del));
+    for (int i = 0; i < N_ && del.curve; i++) {
+        double v[HW_];
+        int64_t rank[HW_];
+        for (int q = 0; q < HW_; q++)
+            v[q] = ((const float *)P->data)[i * HW_ + q];
+        ranks(v, HW_, true, rank);
+        const int64_t cnt[5] = { 0, 0, 16, 32, 48 };
+        double worst = 0, mean = 0;
+        for (int j = 0; j <= 4; j++) {
+            float xl[F_];
+            for (int e = 0; e < F_; e++)
+                xl[e] = rank[e % HW_] < cnt[j] ? 0.5f : xv[i * F_ + e];
+            double y = logit(xl, tg[i]);
+            worst = fmax(worst, fabs(((const double *)del.curve->data)[i * 5 + j] - y));
+            mean += y / 5;
+        }
+        CHECK_MSG(worst < 1e-4, "lerf variant=interpretdl sample %d: curve off by %g", i, worst);
+        CHECK(fabs(idl_evaluation_score(&del, "lerf_mean", i) - mean) < 1e-4);
+    }
+    idl_evaluation_clear(&del);
+    CHECK(eval(s, "deletion", x, tg, P, "fill=0.1,0.2", &del) == IDL_ERR_SHAPE);
+    CHECK(strstr(idl_last_error(), "2 fill values") != NULL);
+    CHECK(eval(s, "deletion", x, tg, P, "fill=0.1,x", &del) == IDL_ERR_INVALID_ARG);
+    idl_tensor_free(P);
+}
+
 /* MoRF / LeRF against the definition: Quantus's centred grid, cumulative patches. */
 static void test_region(idl_session *s, const idl_tensor *x, const int64_t *tg) {
     const float *xv = x->data;
@@ -572,6 +639,7 @@ static void invariants(void) {
         ((float *)x->data)[j] = frand(&seed);
     int64_t tg[N_] = { 1, 2 };
     test_deletion(s, x, tg);
+    test_deletion_interpretdl(s, x, tg);
     test_region(s, x, tg);
     test_infidelity(s, x, tg);
     test_sensitivity(s, x, tg);

@@ -44,11 +44,17 @@ typedef enum idl_fill_kind {
     IDL_FILL_VALUE,     /* value */
     IDL_FILL_BLUR,      /* Gaussian blur of the sample, blur_sigma pixels */
     IDL_FILL_TENSOR,    /* tensor: one sample's shape or (N, sample shape) */
+    IDL_FILL_CHANNELS,  /* channel[c] on channel c (n_channels = C): e.g. a grey pixel after the
+                           model's normalisation, InterpretDL's fill */
 } idl_fill_kind;
+
+#define IDL_FILL_MAX_CHANNELS 8
 
 typedef struct idl_fill {
     idl_fill_kind kind;
     float value;
+    float channel[IDL_FILL_MAX_CHANNELS];
+    int n_channels;
     float blur_sigma;         /* default 10 */
     const idl_tensor *tensor; /* borrowed */
 } idl_fill;
@@ -85,6 +91,10 @@ typedef struct idl_deletion_params {
     int features_in_step; /* > 0: m features per step instead, K = ceil(F / m) (Quantus) */
     int reduce;           /* an (N, C, H, W) explanation: 0 per element (default); 1: pixels
                              ranked by sum_c |E| (InterpretDL); 2: by sum_c E */
+    int interpretdl;      /* InterpretDL's DeletionInsertion: step j changes the features whose
+                             value exceeds numpy's percentile(E, 100 (K - j) / K) (ties move
+                             together); insertion's curve is its K + 1 scored images, from the
+                             first reveal to the input (the fill canvas itself is not scored) */
     idl_fill fill;        /* default black; insertion's canvas */
 } idl_deletion_params;
 IDL_API idl_deletion_params idl_deletion_params_default(void);
@@ -104,9 +114,13 @@ IDL_API idl_status idl_eval_deletion(idl_session *s, const idl_explain_request *
 typedef enum idl_region_order { IDL_MORF = 0, IDL_LERF, IDL_ABPC } idl_region_order;
 typedef struct idl_region_params {
     idl_region_order order;
-    int patch_size; /* 8 */
-    int regions;    /* 100 (Quantus's regions_evaluation) */
-    idl_fill fill;  /* default black */
+    int interpretdl; /* InterpretDL's Perturbation: no regions, pixels by percentile thresholds
+                        of the explanation (MoRF = its deletion; LeRF: the pixels below
+                        percentile(E, 100 (j - 1) / K) filled at step j), steps K */
+    int steps;       /* interpretdl: K (20) */
+    int patch_size;  /* 8 */
+    int regions;     /* 100 (Quantus's regions_evaluation) */
+    idl_fill fill;   /* default black */
 } idl_region_params;
 IDL_API idl_region_params idl_region_params_default(void);
 IDL_API idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,

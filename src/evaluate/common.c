@@ -170,7 +170,16 @@ idl_status idl__ev_fill_check(const idl__xrun *r, const idl_fill *f, const char 
                                   ? idl__shape_str(f->tensor->ndim, f->tensor->shape, a, sizeof a)
                                   : "missing");
     }
-    if ((unsigned)f->kind > IDL_FILL_TENSOR)
+    if (f->kind == IDL_FILL_CHANNELS) {
+        int64_t C = r->wrt_ndim >= 3 ? r->wrt_shape[1] : 0;
+        if (f->n_channels < 1 || f->n_channels != C)
+            return idl__error(IDL_ERR_SHAPE, "%s: %d fill values for an input of %lld channels",
+                              metric, f->n_channels, (long long)C);
+        for (int c = 0; c < f->n_channels; c++)
+            if (!isfinite(f->channel[c]))
+                return idl__error(IDL_ERR_INVALID_ARG, "%s: a fill value is not finite", metric);
+    }
+    if ((unsigned)f->kind > IDL_FILL_CHANNELS)
         return idl__error(IDL_ERR_INVALID_ARG, "%s: unknown fill kind %d", metric, (int)f->kind);
     return IDL_OK;
 }
@@ -181,6 +190,12 @@ idl_status idl__ev_fill(const idl__xrun *r, const idl_fill *f, int64_t i, float 
     if (f->kind == IDL_FILL_BLUR || f->kind == IDL_FILL_TENSOR) {
         idl_baseline b = as_baseline(f);
         return idl__baseline_fill(r, &b, 0, i, dst);
+    }
+    if (f->kind == IDL_FILL_CHANNELS) {
+        int64_t plane = n / f->n_channels;
+        for (int64_t j = 0; j < n; j++)
+            dst[j] = f->channel[j / plane];
+        return IDL_OK;
     }
     double v = f->value;
     if (f->kind != IDL_FILL_VALUE) {

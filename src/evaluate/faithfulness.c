@@ -53,10 +53,11 @@ typedef struct curve_run {
     int64_t F;            /* units per sample */
     int64_t K;            /* steps: rows j = 1..K (deletion) or 0..K-1 (insertion) per sample */
     int64_t *rank;        /* (N, F) */
-    const int64_t *count; /* (K + 1) units changed after step j */
-    const int32_t *unit;  /* (H * W) region of each pixel, or NULL: element / pixel */
-    int64_t HW;           /* pixels per channel */
-    float *fill;          /* (N, numel) */
+    const int64_t *count; /* (K + 1) units changed after step j, or per sample (N, K + 1) */
+    bool per_sample;
+    const int32_t *unit; /* (H * W) region of each pixel, or NULL: element / pixel */
+    int64_t HW;          /* pixels per channel */
+    float *fill;         /* (N, numel) */
     bool insertion;
     double *y; /* (N, K + 1) */
 } curve_run;
@@ -75,7 +76,7 @@ static void curve_point(void *u, int64_t row, float *dst) {
     int64_t i = row / c->K, j = curve_step(c, row), n = c->r->numel, F = c->F;
     const float *x = c->r->x + i * n, *f = c->fill + i * n;
     const int64_t *rk = c->rank + i * F;
-    int64_t lim = c->count[j];
+    int64_t lim = c->count[(c->per_sample ? i * (c->K + 1) : 0) + j];
     for (int64_t e = 0; e < n; e++) {
         int64_t q = c->unit ? c->unit[e % c->HW] : e % F;
         bool changed = rk[q] < lim;
@@ -113,94 +114,6 @@ static idl_status new_curve(int64_t N, int64_t P, idl_tensor **t) {
     return idl_tensor_new(IDL_DT_F64, 2, shape, t);
 }
 
-/* ---------------- deletion and insertion ---------------- */
-
-idl_deletion_params idl_deletion_params_default(void) {
-    idl_deletion_params p;
-    memset(&p, 0, sizeof p);
-    p.steps = 20;
-    p.fill = idl_fill_default();
-    return p;
-}
-
-idl_status idl_eval_deletion(idl_session *s, const idl_explain_request *rq,
-                             const idl_tensor *explanation, const idl_deletion_params *p,
-                             idl_evaluation *out) {
-    idl_deletion_params d = idl_deletion_params_default();
-    if (out) memset(out, 0, sizeof *out);
-    if (!out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
-    if (!p) p = &d;
-    const char *name = p->insertion ? "insertion" : "deletion";
-    if (p->features_in_step < 0 || (p->features_in_step == 0 && p->steps < 1))
-        return idl__error(IDL_ERR_INVALID_ARG, "%s: steps must be >= 1 (or features_in_step >= 1)",
-                          name);
-    if (p->reduce < 0 || p->reduce > 2)
-        return idl__error(IDL_ERR_INVALID_ARG, "%s: reduce must be 0, 1 or 2", name);
-    idl__xrun r;
-    idl_status st = idl__x_begin(&r, s, rq, true);
-    if (st) return st;
-    curve_run c;
-    memset(&c, 0, sizeof c);
-    c.r = &r;
-    c.insertion = p->insertion != 0;
-    double *v = NULL;
-    int64_t *count = NULL;
-    st = idl__ev_values(&r, explanation, p->reduce, name, &v, &c.F);
-    if (!st) {
-        int64_t m = p->features_in_step;
-        c.K = m > 0 ? (c.F + m - 1) / m : p->steps;
-        count = idl__malloc(sizeof(int64_t) * (size_t)(c.K + 1));
-        c.rank = idl__malloc(sizeof(int64_t) * (size_t)(r.N * c.F));
-        c.y = idl__malloc(sizeof(double) * (size_t)(r.N * (c.K + 1)));
-        if (!count || !c.rank || !c.y) st = idl__error(IDL_ERR_NOMEM, "out of memory");
-        for (int64_t j = 0; !st && j <= c.K; j++)
-            count[j] =
-                m > 0 ? IDL_MIN(j * m, c.F) : (int64_t)((double)j * (double)c.F / (double)c.K);
-        c.count = count;
-    }
-    for (int64_t i = 0; !st && i < r.N; i++)
-        st = ranks(v + i * c.F, c.F, false, c.rank + i * c.F);
-    if (!st) st = fills(&r, &p->fill, name, &c.fill);
-    if (!st) st = curve_eval(&c);
-    static const char *const del_names[] = { "deletion", "deletion_mean" };
-    static const char *const ins_names[] = { "insertion", "insertion_mean" };
-    if (!st)
-        st = idl__ev_result(out, r.N, r.targets, r.score, 2, c.insertion ? ins_names : del_names);
-    if (!st) st = new_curve(r.N, c.K + 1, &out->curve);
-    if (!st) {
-        memcpy(out->curve->data, c.y, sizeof(double) * (size_t)(r.N * (c.K + 1)));
-        for (int64_t i = 0; i < r.N; i++) {
-            const double *y = c.y + i * (c.K + 1);
-            double mean = 0;
-            for (int64_t j = 0; j <= c.K; j++)
-                mean += y[j];
-            out->values[i * 2] = idl__ev_trapz(y, c.K);
-            out->values[i * 2 + 1] = mean / (double)(c.K + 1);
-        }
-        out->passes = r.passes;
-    }
-    if (st) idl_evaluation_clear(out);
-    idl__free(v);
-    idl__free(count);
-    idl__free(c.rank);
-    idl__free(c.y);
-    idl__free(c.fill);
-    idl__x_end(&r);
-    return st;
-}
-
-/* ---------------- region perturbation: MoRF, LeRF, ABPC ---------------- */
-
-idl_region_params idl_region_params_default(void) {
-    idl_region_params p;
-    memset(&p, 0, sizeof p);
-    p.order = IDL_MORF;
-    p.patch_size = 8;
-    p.regions = 100;
-    p.fill = idl_fill_default();
-    return p;
-}
-
 /* AOPC of a curve: 1/(L+1) sum_j (y_0 - y_j); and its mean. */
 static double aopc(const double *y, int64_t L) {
     double a = 0;
@@ -216,6 +129,160 @@ static double curve_mean(const double *y, int64_t L) {
     return a / (double)(L + 1);
 }
 
+/* ---------------- deletion and insertion ---------------- */
+
+idl_deletion_params idl_deletion_params_default(void) {
+    idl_deletion_params p;
+    memset(&p, 0, sizeof p);
+    p.steps = 20;
+    p.fill = idl_fill_default();
+    return p;
+}
+
+/* numpy.percentile(v, q) (linear interpolation, numpy's lerp) of sorted values a[0..n-1]. */
+static double percentile(const double *a, int64_t n, double q) {
+    double pos = (double)(n - 1) * q / 100.0;
+    int64_t lo = (int64_t)floor(pos);
+    if (lo >= n - 1) return a[n - 1];
+    double t = pos - (double)lo, x = a[lo], y = a[lo + 1], d = y - x;
+    return t >= 0.5 ? y - d * (1 - t) : x + d * t;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef enum step_mode { DELETE = 0, INSERT, LERF_PIXELS } step_mode;
+
+/* The stepwise curves of deletion, insertion and InterpretDL's MoRF / LeRF: y (N, K + 1) owned.
+ * K steps (or features_in_step m); interpretdl: counts from the percentile thresholds. */
+static idl_status stepwise(idl__xrun *r, const idl_tensor *E, int reduce, step_mode mode, int steps,
+                           int m, bool interpretdl, const idl_fill *fill, const char *name,
+                           double **y_out, int64_t *K_out) {
+    curve_run c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    c.insertion = mode == INSERT;
+    double *v = NULL, *sorted = NULL;
+    int64_t *count = NULL;
+    *y_out = NULL;
+    idl_status st = idl__ev_values(r, E, reduce, name, &v, &c.F);
+    if (!st) {
+        c.K = m > 0 ? (c.F + m - 1) / m : steps;
+        c.per_sample = interpretdl;
+        int64_t rows = interpretdl ? r->N : 1;
+        count = idl__malloc(sizeof(int64_t) * (size_t)(rows * (c.K + 1)));
+        c.rank = idl__malloc(sizeof(int64_t) * (size_t)(r->N * c.F));
+        c.y = idl__malloc(sizeof(double) * (size_t)(r->N * (c.K + 1)));
+        sorted = interpretdl ? idl__malloc(sizeof(double) * (size_t)c.F) : NULL;
+        if (!count || !c.rank || !c.y || (interpretdl && !sorted))
+            st = idl__error(IDL_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; !st && !interpretdl && j <= c.K; j++)
+            count[j] =
+                m > 0 ? IDL_MIN(j * m, c.F) : (int64_t)((double)j * (double)c.F / (double)c.K);
+        c.count = count;
+    }
+    for (int64_t i = 0; !st && i < r->N; i++) {
+        const double *vi = v + i * c.F;
+        st = ranks(vi, c.F, mode == LERF_PIXELS, c.rank + i * c.F);
+        if (st || !interpretdl) continue;
+        /* InterpretDL: t_j = percentile(E, 100 (K - j) / K); deletion step j removes E > t_j;
+           insertion's point j (0..K-1) reveals E > t_{j+1}, its last point is the input; LeRF
+           step j fills E < percentile(E, 100 (j - 1) / K) */
+        memcpy(sorted, vi, sizeof(double) * (size_t)c.F);
+        qsort(sorted, (size_t)c.F, sizeof(double), cmp_double);
+        int64_t *ci = count + i * (c.K + 1);
+        for (int64_t j = 0; j <= c.K; j++) {
+            int64_t k = mode == INSERT ? j + 1 : j, n = 0;
+            if (mode == INSERT && j == c.K) {
+                ci[j] = c.F;
+                continue;
+            }
+            if (k == 0) {
+                ci[j] = 0;
+                continue;
+            }
+            double t = percentile(sorted, c.F,
+                                  mode == LERF_PIXELS ? 100.0 * (double)(k - 1) / (double)c.K
+                                                      : 100.0 * (double)(c.K - k) / (double)c.K);
+            for (int64_t f = 0; f < c.F; f++)
+                n += mode == LERF_PIXELS ? sorted[f] < t : sorted[f] > t;
+            ci[j] = n;
+        }
+    }
+    if (!st) st = fills(r, fill, name, &c.fill);
+    if (!st) st = curve_eval(&c);
+    idl__free(v);
+    idl__free(sorted);
+    idl__free(count);
+    idl__free(c.rank);
+    idl__free(c.fill);
+    if (st) {
+        idl__free(c.y);
+        return st;
+    }
+    *y_out = c.y;
+    *K_out = c.K;
+    return IDL_OK;
+}
+
+idl_status idl_eval_deletion(idl_session *s, const idl_explain_request *rq,
+                             const idl_tensor *explanation, const idl_deletion_params *p,
+                             idl_evaluation *out) {
+    idl_deletion_params d = idl_deletion_params_default();
+    if (out) memset(out, 0, sizeof *out);
+    if (!out) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
+    if (!p) p = &d;
+    const char *name = p->insertion ? "insertion" : "deletion";
+    if (p->features_in_step < 0 || (p->features_in_step == 0 && p->steps < 1))
+        return idl__error(IDL_ERR_INVALID_ARG, "%s: steps must be >= 1 (or features_in_step >= 1)",
+                          name);
+    if (p->reduce < 0 || p->reduce > 2)
+        return idl__error(IDL_ERR_INVALID_ARG, "%s: reduce must be 0, 1 or 2", name);
+    if (p->interpretdl && p->features_in_step)
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "%s: variant=interpretdl takes steps, not features_in_step", name);
+    idl__xrun r;
+    idl_status st = idl__x_begin(&r, s, rq, true);
+    if (st) return st;
+    double *y = NULL;
+    int64_t K = 0;
+    int reduce = p->interpretdl && !p->reduce ? 1 : p->reduce; /* InterpretDL: sum_c |E| */
+    st = stepwise(&r, explanation, reduce, p->insertion ? INSERT : DELETE, p->steps,
+                  p->features_in_step, p->interpretdl != 0, &p->fill, name, &y, &K);
+    static const char *const del_names[] = { "deletion", "deletion_mean" };
+    static const char *const ins_names[] = { "insertion", "insertion_mean" };
+    if (!st)
+        st = idl__ev_result(out, r.N, r.targets, r.score, 2, p->insertion ? ins_names : del_names);
+    if (!st) st = new_curve(r.N, K + 1, &out->curve);
+    if (!st) {
+        memcpy(out->curve->data, y, sizeof(double) * (size_t)(r.N * (K + 1)));
+        for (int64_t i = 0; i < r.N; i++) {
+            out->values[i * 2] = idl__ev_trapz(y + i * (K + 1), K);
+            out->values[i * 2 + 1] = curve_mean(y + i * (K + 1), K);
+        }
+        out->passes = r.passes;
+    }
+    if (st) idl_evaluation_clear(out);
+    idl__free(y);
+    idl__x_end(&r);
+    return st;
+}
+
+/* ---------------- region perturbation: MoRF, LeRF, ABPC ---------------- */
+
+idl_region_params idl_region_params_default(void) {
+    idl_region_params p;
+    memset(&p, 0, sizeof p);
+    p.order = IDL_MORF;
+    p.patch_size = 8;
+    p.regions = 100;
+    p.steps = 20;
+    p.fill = idl_fill_default();
+    return p;
+}
+
 idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
                            const idl_tensor *explanation, const idl_region_params *p,
                            idl_evaluation *out) {
@@ -227,8 +294,9 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
     if ((unsigned)p->order > IDL_ABPC)
         return idl__error(IDL_ERR_INVALID_ARG, "region: unknown order %d", (int)p->order);
     const char *name = metric[p->order];
-    if (p->patch_size < 1 || p->regions < 1)
-        return idl__error(IDL_ERR_INVALID_ARG, "%s: patch_size and regions must be >= 1", name);
+    if (p->patch_size < 1 || p->regions < 1 || (p->interpretdl && p->steps < 1))
+        return idl__error(IDL_ERR_INVALID_ARG, "%s: patch_size, regions and steps must be >= 1",
+                          name);
     idl__xrun r;
     idl_status st = idl__x_begin(&r, s, rq, true);
     if (st) return st;
@@ -268,9 +336,16 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
         (void)C;
         c.r = &r, c.F = nP, c.K = L, c.count = count, c.unit = unit, c.HW = HW;
     }
-    if (!st) st = fills(&r, &p->fill, name, &c.fill);
+    if (!st && !p->interpretdl) st = fills(&r, &p->fill, name, &c.fill);
     for (int o = 0; o < 2 && !st; o++) { /* 0: MoRF, 1: LeRF */
         if ((p->order == IDL_MORF && o == 1) || (p->order == IDL_LERF && o == 0)) continue;
+        if (p->interpretdl) { /* pixels by percentile thresholds: MoRF is its deletion */
+            int64_t K = 0;
+            st = stepwise(&r, explanation, 1, o ? LERF_PIXELS : DELETE, p->steps, 0, true, &p->fill,
+                          name, &ys[o], &K);
+            L = K;
+            continue;
+        }
         ys[o] = idl__malloc(sizeof(double) * (size_t)(r.N * (L + 1)));
         if (!ys[o]) st = idl__error(IDL_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; !st && i < r.N; i++)

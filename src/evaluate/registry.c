@@ -27,6 +27,23 @@ static idl_status fill_settings(idl__kvs *k, idl_fill *f) {
             f->kind = IDL_FILL_BLUR;
         } else if (*v && !*end && isfinite(x)) {
             f->kind = IDL_FILL_VALUE, f->value = (float)x;
+        } else if (*v && *end == ',') { /* one value per channel */
+            f->kind = IDL_FILL_CHANNELS;
+            f->n_channels = 0;
+            const char *q = v;
+            for (;;) {
+                char *e;
+                double c = strtod(q, &e);
+                if (e == q || !isfinite(c) || f->n_channels == IDL_FILL_MAX_CHANNELS)
+                    return idl__kv_bad(k, "fill", v,
+                                       "black, white, mean, blur, a number, "
+                                       "numbers per channel or a .npy file");
+                f->channel[f->n_channels++] = (float)c;
+                if (!*e) break;
+                if (*e != ',')
+                    return idl__kv_bad(k, "fill", v, "comma-separated numbers per channel");
+                q = e + 1;
+            }
         } else {
             idl__kv_unuse(k, "fill");
             f->kind = IDL_FILL_TENSOR;
@@ -35,6 +52,12 @@ static idl_status fill_settings(idl__kvs *k, idl_fill *f) {
     }
     if (!st) st = idl__kv_float(k, "blur_sigma", &f->blur_sigma, 1e-3, 1e4);
     return st;
+}
+
+/* variant=paper (default) | interpretdl */
+static idl_status variant(idl__kvs *k, int *interpretdl) {
+    static const char *const v[] = { "paper", "interpretdl" };
+    return idl__kv_enum(k, "variant", v, 2, interpretdl);
 }
 
 static idl_status unused(idl__kvs *k, const char *keys) {
@@ -58,8 +81,9 @@ static idl_status run_deletion(idl_session *s, const char *name, const idl_expla
     idl_status st = idl__kv_int(k, "steps", &p.steps, 1, 1 << 24);
     if (!st) st = idl__kv_int(k, "features_in_step", &p.features_in_step, 1, 1 << 30);
     if (!st) st = idl__kv_enum(k, "reduce", reduce, 3, &p.reduce);
+    if (!st) st = variant(k, &p.interpretdl);
     if (!st) st = fill_settings(k, &p.fill);
-    if (!st) st = unused(k, "steps, features_in_step, reduce, fill, blur_sigma");
+    if (!st) st = unused(k, "steps, features_in_step, reduce, variant, fill, blur_sigma");
     return st ? st : idl_eval_deletion(s, rq, E, &p, out);
 }
 
@@ -69,8 +93,10 @@ static idl_status run_region(idl_session *s, const char *name, const idl_explain
     p.order = !strcmp(name, "lerf") ? IDL_LERF : !strcmp(name, "abpc") ? IDL_ABPC : IDL_MORF;
     idl_status st = idl__kv_int(k, "patch_size", &p.patch_size, 1, 1 << 20);
     if (!st) st = idl__kv_int(k, "regions", &p.regions, 1, 1 << 30);
+    if (!st) st = variant(k, &p.interpretdl);
+    if (!st) st = idl__kv_int(k, "steps", &p.steps, 1, 1 << 24);
     if (!st) st = fill_settings(k, &p.fill);
-    if (!st) st = unused(k, "patch_size, regions, fill, blur_sigma");
+    if (!st) st = unused(k, "patch_size, regions, variant, steps (interpretdl), fill, blur_sigma");
     return st ? st : idl_eval_region(s, rq, E, &p, out);
 }
 
@@ -211,19 +237,23 @@ static const metric g_metrics[] = {
       "features ranked by the explanation removed in steps: deletion (trapezoid area, x in "
       "[0, 1]), deletion_mean (InterpretDL), the curve\n"
       "steps=20  or features_in_step=M (Quantus's PixelFlipping)\n"
-      "reduce=none  none | abs_sum | sum: rank pixels by sum_c |E| or sum_c E\n" FILL_HELP },
+      "reduce=none  none | abs_sum | sum: rank pixels by sum_c |E| or sum_c E\n"
+      "variant=paper  interpretdl: steps by percentile thresholds, InterpretDL's "
+      "images\n" FILL_HELP },
     { "insertion", run_deletion,
       "features put back on the fill in the same order: insertion, insertion_mean, the curve\n"
       "steps=20, features_in_step, reduce, fill (the canvas), blur_sigma  as deletion\n" },
     { "morf", run_region,
       "regions removed most relevant first: morf (AOPC), morf_mean, the curve\n"
-      "patch_size=8  regions=100  (Quantus's RegionPerturbation)\n" FILL_HELP },
+      "patch_size=8  regions=100  (Quantus's RegionPerturbation)\n"
+      "variant=paper  interpretdl: InterpretDL's Perturbation (pixels by percentile thresholds, "
+      "steps=20)\n" FILL_HELP },
     { "lerf", run_region,
       "least relevant first: lerf (AOPC), lerf_mean\n"
-      "patch_size=8 regions=100 fill blur_sigma\n" },
+      "patch_size=8 regions=100 variant steps fill blur_sigma  as morf\n" },
     { "abpc", run_region,
       "area between the LeRF and MoRF curves (trapezoid): abpc, morf, lerf, morf_mean, "
-      "lerf_mean\npatch_size=8 regions=100 fill blur_sigma\n" },
+      "lerf_mean\npatch_size=8 regions=100 variant steps fill blur_sigma  as morf\n" },
     { "infidelity", run_infidelity,
       "squares filled one at a time: infidelity (lower is better), infidelity_beta\n"
       "patch_sizes=32,64,128  at 224 x 224, scaled to the input; stride=8 likewise\n"
