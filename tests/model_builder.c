@@ -269,3 +269,24 @@ idl_model *tb_load(tb_model *b) {
     free(buf);
     return m;
 }
+
+float tb_frand(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+}
+
+idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const float *w,
+                           const float *b) {
+    tb_model *t = tb_new(13);
+    tb_input_sym(t, "x", IDL_DT_F32, 4, (int64_t[]){ -1, C, H, W });
+    tb_init_f32(t, "W", 2, (int64_t[]){ K, C * H * W }, w);
+    tb_init_f32(t, "B", 1, (int64_t[]){ K }, b);
+    tb_node(t, "Flatten", "x", "f");
+    tb_attr_int(t, "axis", 1);
+    tb_node(t, "Gemm", "f,W,B", "y");
+    tb_attr_int(t, "transB", 1);
+    tb_output(t, "y");
+    idl_model *m = tb_load(t);
+    tb_free(t);
+    return m;
+}

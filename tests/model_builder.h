@@ -44,3 +44,10 @@ void tb_attr_str(tb_model *b, const char *name, const char *s);
 int tb_pack(tb_model *b, uint8_t **buf, size_t *len);
 /* Packs and loads; returns NULL (and prints the error) on failure. */
 idl_model *tb_load(tb_model *b);
+
+/* A uniform number in [-1, 1) from a linear congruential state (test data). */
+float tb_frand(uint32_t *s);
+/* The linear image model y = W flatten(x) + B: input "x" (N free, C, H, W), output "y" (N, K);
+ * W (K, C * H * W) and B (K) are copied. */
+idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const float *w,
+                           const float *b);

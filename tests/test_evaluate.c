@@ -38,29 +38,13 @@
 
 static float g_w[K_ * F_], g_b[K_];
 
-static float frand(uint32_t *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)(*s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
-}
-
 static idl_model *linear_model(void) {
     uint32_t seed = 11;
     for (int j = 0; j < K_ * F_; j++)
-        g_w[j] = frand(&seed);
+        g_w[j] = tb_frand(&seed);
     for (int k = 0; k < K_; k++)
         g_b[k] = 0.25f * (float)k;
-    tb_model *b = tb_new(13);
-    tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, C_, H_, W_ });
-    tb_init_f32(b, "W", 2, (int64_t[]){ K_, F_ }, g_w);
-    tb_init_f32(b, "B", 1, (int64_t[]){ K_ }, g_b);
-    tb_node(b, "Flatten", "x", "f");
-    tb_attr_int(b, "axis", 1);
-    tb_node(b, "Gemm", "f,W,B", "y");
-    tb_attr_int(b, "transB", 1);
-    tb_output(b, "y");
-    idl_model *m = tb_load(b);
-    tb_free(b);
-    return m;
+    return tb_linear_model(C_, H_, W_, K_, g_w, g_b);
 }
 
 static double logit(const float *x, int64_t t) {
@@ -151,9 +135,9 @@ static void test_deletion(idl_session *s, const idl_tensor *x, const int64_t *tg
     idl_tensor *P = tensor(3, (int64_t[]){ N_, H_, W_ });
     uint32_t seed = 5;
     for (int j = 0; j < N_ * F_; j++)
-        ((float *)E->data)[j] = frand(&seed);
+        ((float *)E->data)[j] = tb_frand(&seed);
     for (int j = 0; j < N_ * HW_; j++)
-        ((float *)P->data)[j] = frand(&seed);
+        ((float *)P->data)[j] = tb_frand(&seed);
     struct {
         const char *set;
         bool insertion, pixel;
@@ -214,7 +198,7 @@ static void test_deletion(idl_session *s, const idl_tensor *x, const int64_t *tg
     CHECK_OK(eval(s, "insertion", x, tg, Q, "steps=16 fill=0", &bins));
     for (int trial = 0; trial < 4; trial++) {
         for (int j = 0; j < N_ * F_; j++)
-            ((float *)E->data)[j] = frand(&seed);
+            ((float *)E->data)[j] = tb_frand(&seed);
         idl_evaluation r = { 0 }, ri = { 0 };
         CHECK_OK(eval(s, "deletion", x, tg, E, "steps=16 fill=0", &r));
         CHECK_OK(eval(s, "insertion", x, tg, E, "steps=16 fill=0", &ri));
@@ -234,7 +218,7 @@ static void test_deletion(idl_session *s, const idl_tensor *x, const int64_t *tg
     /* a 2-D map of another size is resized (a constant 4x4 map ranks pixels by index) */
     idl_tensor *small = tensor(3, (int64_t[]){ N_, 4, 4 });
     for (int j = 0; j < N_ * 16; j++)
-        ((float *)small->data)[j] = frand(&seed);
+        ((float *)small->data)[j] = tb_frand(&seed);
     idl_evaluation ev = { 0 };
     CHECK_OK(eval(s, "deletion", x, tg, small, "steps=4", &ev));
     CHECK(ev.curve && ev.curve->shape[1] == 5);
@@ -253,7 +237,7 @@ static void test_deletion_interpretdl(idl_session *s, const idl_tensor *x, const
     idl_tensor *P = tensor(3, (int64_t[]){ N_, H_, W_ });
     uint32_t seed = 77;
     for (int j = 0; j < N_ * HW_; j++)
-        ((float *)P->data)[j] = frand(&seed);
+        ((float *)P->data)[j] = tb_frand(&seed);
     const float fc[C_] = { 0.1f, -0.2f, 0.3f };
     idl_evaluation del = { 0 }, ins = { 0 };
     CHECK_OK(eval(s, "deletion", x, tg, P, "variant=interpretdl steps=4 fill=0.1,-0.2,0.3", &del));
@@ -318,7 +302,7 @@ static void test_region(idl_session *s, const idl_tensor *x, const int64_t *tg) 
     idl_tensor *E = tensor(4, (int64_t[]){ N_, 1, H_, W_ });
     uint32_t seed = 9;
     for (int j = 0; j < N_ * HW_; j++)
-        ((float *)E->data)[j] = frand(&seed);
+        ((float *)E->data)[j] = tb_frand(&seed);
     int sizes[] = { 2, 3, 5 }, regions[] = { 100, 5, 3 };
     for (int c = 0; c < 3; c++)
         for (int order = 0; order < 3; order++) {
@@ -464,7 +448,7 @@ static void test_point_game(void) {
     float *e = E->data;
     uint32_t seed = 3;
     for (int j = 0; j < 3 * HW_; j++)
-        e[j] = roundf(frand(&seed) * 4) / 4;         /* ties */
+        e[j] = roundf(tb_frand(&seed) * 4) / 4;      /* ties */
     e[0 * HW_ + 2 * W_ + 3] = 5;                     /* sample 0: maximum at (row 2, col 3) */
     e[1 * HW_ + 7 * W_ + 7] = 5;                     /* sample 1: maximum at (7, 7) */
     e[2 * HW_ + 0] = 5, e[2 * HW_ + 5 * W_ + 5] = 5; /* sample 2: tied maxima, one inside */
@@ -571,7 +555,7 @@ static void test_batch(idl_session *s, const idl_tensor *x, const int64_t *tg) {
     idl_tensor *E = tensor(4, (int64_t[]){ N_, C_, H_, W_ });
     uint32_t seed = 21;
     for (int j = 0; j < N_ * F_; j++)
-        ((float *)E->data)[j] = frand(&seed);
+        ((float *)E->data)[j] = tb_frand(&seed);
     struct {
         const char *metric, *set;
     } cases[] = { { "deletion", "steps=9" },
@@ -636,7 +620,7 @@ static void invariants(void) {
     idl_tensor *x = tensor(4, (int64_t[]){ N_, C_, H_, W_ });
     uint32_t seed = 1;
     for (int j = 0; j < N_ * F_; j++)
-        ((float *)x->data)[j] = frand(&seed);
+        ((float *)x->data)[j] = tb_frand(&seed);
     int64_t tg[N_] = { 1, 2 };
     test_deletion(s, x, tg);
     test_deletion_interpretdl(s, x, tg);

@@ -26,29 +26,13 @@
 
 static float g_w[K_ * F_], g_b[K_];
 
-static float frand(uint32_t *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)(*s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
-}
-
 static idl_model *linear_model(void) {
     uint32_t seed = 7;
     for (int j = 0; j < K_ * F_; j++)
-        g_w[j] = frand(&seed);
+        g_w[j] = tb_frand(&seed);
     for (int k = 0; k < K_; k++)
         g_b[k] = 0.1f * (float)k;
-    tb_model *b = tb_new(13);
-    tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, C_, H_, W_ });
-    tb_init_f32(b, "W", 2, (int64_t[]){ K_, F_ }, g_w);
-    tb_init_f32(b, "B", 1, (int64_t[]){ K_ }, g_b);
-    tb_node(b, "Flatten", "x", "f");
-    tb_attr_int(b, "axis", 1);
-    tb_node(b, "Gemm", "f,W,B", "y");
-    tb_attr_int(b, "transB", 1);
-    tb_output(b, "y");
-    idl_model *m = tb_load(b);
-    tb_free(b);
-    return m;
+    return tb_linear_model(C_, H_, W_, K_, g_w, g_b);
 }
 
 static idl_status run(idl_session *s, const char *method, const idl_tensor *x,
@@ -514,9 +498,9 @@ static float g_cw[4 * 3 * 9], g_v[K_ * 4];
 static idl_model *conv_model(void) {
     uint32_t seed = 11;
     for (int j = 0; j < 4 * 27; j++)
-        g_cw[j] = 0.5f * frand(&seed);
+        g_cw[j] = 0.5f * tb_frand(&seed);
     for (int j = 0; j < K_ * 4; j++)
-        g_v[j] = frand(&seed);
+        g_v[j] = tb_frand(&seed);
     tb_model *b = tb_new(13);
     tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, C_, H_, W_ });
     tb_init_f32(b, "CW", 4, (int64_t[]){ 4, 3, 3, 3 }, g_cw);
@@ -698,7 +682,7 @@ static void test_kmeans(void) {
     uint32_t sd = 5;
     for (int i = 0; i < 60; i++)
         for (int j = 0; j < 5; j++)
-            X[i * 5 + j] = (j == i / 20 ? 10.0f : 0.0f) + 0.1f * frand(&sd);
+            X[i * 5 + j] = (j == i / 20 ? 10.0f : 0.0f) + 0.1f * tb_frand(&sd);
     for (uint64_t seed = 0; seed < 4; seed++) {
         CHECK_OK(idl__kmeans(X, 60, 5, 3, seed, 50, cent, as));
         for (int i = 0; i < 60; i++)
@@ -725,7 +709,7 @@ int main(void) {
     float xv[2 * F_];
     uint32_t seed = 3;
     for (int j = 0; j < 2 * F_; j++)
-        xv[j] = frand(&seed);
+        xv[j] = tb_frand(&seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, C_, H_, W_ }, xv);
     int64_t tg[2] = { 2, 0 };
     if (s) {

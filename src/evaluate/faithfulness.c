@@ -583,8 +583,9 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
     double *beta = idl__calloc((size_t)Smax + 1, sizeof(double));
     double *cnt = idl__calloc((size_t)Smax + 1, sizeof(double));
     double *w = idl__malloc(sizeof(double) * (size_t)ns);
+    float *Zi = idl__malloc(sizeof(float) * (size_t)(ns * Smax) + 1);
     char a[128];
-    if (!beta || !cnt || !w) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+    if (!beta || !cnt || !w || !Zi) st = idl__error(IDL_ERR_NOMEM, "out of memory");
     if (!st && p->features &&
         (p->features->ndim != 2 || p->features->shape[0] != N || p->features->shape[1] < Smax))
         st = idl__error(IDL_ERR_SHAPE,
@@ -614,31 +615,24 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
                 beta[j] = cnt[j] > 0 ? beta[j] / cnt[j] : 0;
         }
         const double *yi = y + i * ns;
-        double sw = 0, b0 = 0, ym = 0;
-        for (int64_t k = 0; k < ns; k++) {
-            w[k] = idl__lime_weight(Z + k * Smax, S, p->lime.kernel_width);
-            double g = 0;
+        for (int64_t k = 0; k < ns; k++) { /* this sample's S columns, packed */
             for (int64_t j = 0; j < S; j++)
-                g += Z[k * Smax + j] * beta[j];
-            sw += w[k], b0 += w[k] * (yi[k] - g), ym += w[k] * yi[k];
+                Zi[k * S + j] = Z[k * Smax + j];
+            w[k] = idl__lime_weight(Zi + k * S, S, p->lime.kernel_width);
         }
-        b0 = p->intercept ? p->intercept[i] : sw > 0 ? b0 / sw : 0;
-        ym = sw > 0 ? ym / sw : 0;
-        double res = 0, tot = 0;
-        for (int64_t k = 0; k < ns; k++) {
-            double g = b0;
-            for (int64_t j = 0; j < S; j++)
-                g += Z[k * Smax + j] * beta[j];
-            res += w[k] * (yi[k] - g) * (yi[k] - g);
-            tot += w[k] * (yi[k] - ym) * (yi[k] - ym);
-        }
-        out->values[i] = tot > 0 ? 1 - res / tot : res > 0 ? 0.0 : 1.0;
+        double ym = 0, b0 = 0;
+        idl__weighted_means(Zi, ns, S, yi, w, cnt, &ym);
+        for (int64_t j = 0; j < S; j++) /* the least-squares intercept for these weights */
+            b0 -= cnt[j] * beta[j];
+        b0 = p->intercept ? p->intercept[i] : ym + b0;
+        out->values[i] = idl__weighted_r2(Zi, ns, S, yi, w, ym, beta, b0);
     }
     if (!st) out->passes = e.passes;
     if (st) idl_evaluation_clear(out);
     idl__free(beta);
     idl__free(cnt);
     idl__free(w);
+    idl__free(Zi);
     idl__free(y);
     idl_explanation_clear(&e);
     return st;

@@ -132,6 +132,13 @@ idl_status idl__weighted_ridge(const float *Z, int64_t n, int64_t S, const doubl
                                const double *w, double alpha, double *beta, double *intercept,
                                double *r2);
 
+/* Weighted means of the columns of Z (n, S) and of y; false when the weights sum to 0 (lime.c). */
+bool idl__weighted_means(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
+                         double *zm, double *ym);
+/* Weighted R^2 of y ~ b0 + Z beta (scikit-learn's score with sample weights); ym the weighted mean
+ * of y. */
+double idl__weighted_r2(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
+                        double ym, const double *beta, double b0);
 /* LIME's kernel weight of mask z (S superpixels): sqrt(exp(-d^2 / width^2)), d the cosine distance
  * of z to the all-ones mask (lime.c). */
 double idl__lime_weight(const float *z, int64_t S, double kernel_width);

@@ -84,9 +84,8 @@ static idl_status lsq_solve(double *A, int64_t m, int64_t S, double *B) {
     return st;
 }
 
-/* Weighted means of the columns of Z and of y. */
-static bool weighted_means(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
-                           double *zm, double *ym) {
+bool idl__weighted_means(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
+                         double *zm, double *ym) {
     double sw = 0;
     *ym = 0;
     memset(zm, 0, sizeof(double) * (size_t)S);
@@ -102,9 +101,8 @@ static bool weighted_means(const float *Z, int64_t n, int64_t S, const double *y
     return true;
 }
 
-/* Weighted R^2 of y ~ b0 + Z beta (sklearn's score with sample weights). */
-static double weighted_r2(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
-                          double ym, const double *beta, double b0) {
+double idl__weighted_r2(const float *Z, int64_t n, int64_t S, const double *y, const double *w,
+                        double ym, const double *beta, double b0) {
     double res = 0, tot = 0;
     for (int64_t s = 0; s < n; s++) {
         double f = b0;
@@ -129,7 +127,7 @@ static idl_status fit(const float *Z, int64_t n, int64_t S, const double *y, con
     double *B = idl__calloc((size_t)IDL_MAX(m, S), sizeof(double));
     double ym = 0, ys = 1;
     idl_status st = zm && sc && A && B ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
-    if (!st && !weighted_means(Z, n, S, y, w, zm, &ym))
+    if (!st && !idl__weighted_means(Z, n, S, y, w, zm, &ym))
         st = idl__error(IDL_ERR_INVALID_ARG, "ridge: the sample weights sum to 0");
     for (int64_t j = 0; !st && j < S; j++) { /* column scales: 1, or G-LIME's L2 norms */
         double q = 0;
@@ -163,7 +161,7 @@ static idl_status fit(const float *Z, int64_t n, int64_t S, const double *y, con
             b0 -= zm[j] * sc[j];
         }
         *intercept = b0;
-        *r2 = weighted_r2(Z, n, S, y, w, ym, sc, b0);
+        *r2 = idl__weighted_r2(Z, n, S, y, w, ym, sc, b0);
     }
     idl__free(zm);
     idl__free(sc);
