@@ -12,6 +12,7 @@
 
 #include "cli.h"
 
+#include "interpretdl/evaluate.h"
 #include "interpretdl/image.h"
 #include "interpretdl/visual.h"
 
@@ -93,6 +94,9 @@ typedef struct demo_section {
     float prob[MAX_IMAGES];          /* its softmax probability */
     double secs[MAX_METHODS];        /* for the whole batch */
     bool ok[MAX_METHODS];
+    /* the explanation judged: deletion and insertion areas (10 steps, pixels by sum_c |E|,
+       filled with the image's minimum); NaN when the metric failed */
+    double del[MAX_METHODS][MAX_IMAGES], ins[MAX_METHODS][MAX_IMAGES];
 } demo_section;
 
 /* The ImageNet model folder, read before any work is done. */
@@ -338,6 +342,34 @@ static int predict(idl_session *s, const idl_tensor *x, const char *const *label
     return 0;
 }
 
+static double mean_of(const double *v, int n) {
+    double sum = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) sum += v[i], k++;
+    return k ? sum / k : NAN;
+}
+
+/* Deletion and insertion of method k's explanation of every image (the page's two scores). */
+static void judge(idl_session *s, const idl_explain_request *rq, const idl_tensor *attribution,
+                  demo_section *sec, int k) {
+    static const char *const set[] = { "steps=10", "reduce=abs_sum" };
+    for (int m = 0; m < 2; m++) {
+        double *dst = m ? sec->ins[k] : sec->del[k];
+        idl_evaluation ev;
+        for (int i = 0; i < sec->n; i++)
+            dst[i] = NAN;
+        if (idl_evaluate(s, m ? "insertion" : "deletion", rq, attribution, set, 2, &ev)) {
+            fprintf(stderr, "interpretdl: demo: %s of %s: %s\n", m ? "insertion" : "deletion",
+                    sec->methods[k].name, idl_last_error());
+            continue;
+        }
+        for (int i = 0; i < sec->n && i < ev.n; i++)
+            dst[i] = ev.values[i * ev.n_scores];
+        idl_evaluation_clear(&ev);
+    }
+}
+
 /* Every method of the section on the whole batch; pictures into DIR/img. A method that fails is
  * reported and marked (the page says "failed"); a picture that cannot be written stops. */
 static int run_methods(idl_session *s, const idl_tensor *x, const idl_tensor *image,
@@ -378,8 +410,10 @@ static int run_methods(idl_session *s, const idl_tensor *x, const idl_tensor *im
             idl_image_free(big);
             idl_image_free(pic);
         }
+        judge(s, &rq, e.attribution, sec, k);
         idl_explanation_clear(&e);
-        printf("  %-22s %9.1f ms\n", m->name, 1e3 * sec->secs[k]);
+        printf("  %-22s %9.1f ms  deletion %.3f insertion %.3f\n", m->name, 1e3 * sec->secs[k],
+               mean_of(sec->del[k], sec->n), mean_of(sec->ins[k], sec->n));
         fflush(stdout);
     }
     /* the input pictures */
@@ -569,7 +603,8 @@ static void write_section(FILE *f, const demo_section *sec) {
         for (int j = 0; j < 3 && m->settings[j]; j++)
             fprintf(f, "<small>%s</small><br>", m->settings[j]);
         if (sec->ok[k])
-            fprintf(f, "%.1f ms</th>", 1e3 * sec->secs[k]);
+            fprintf(f, "%.1f ms<br><small>deletion %.3f<br>insertion %.3f</small></th>",
+                    1e3 * sec->secs[k], mean_of(sec->del[k], sec->n), mean_of(sec->ins[k], sec->n));
         else
             fprintf(f, "failed</th>");
     }
@@ -584,8 +619,11 @@ static void write_section(FILE *f, const demo_section *sec) {
         fprintf(f, " (%.2f)</td>", (double)sec->prob[i]);
         for (int k = 0; k < sec->n_methods; k++) {
             if (sec->ok[k])
-                fprintf(f, "<td><img src=\"img/%s%s_%d.png\" alt=\"%s\"></td>", sec->prefix,
-                        sec->methods[k].name, i, sec->methods[k].name);
+                fprintf(f,
+                        "<td><img src=\"img/%s%s_%d.png\" alt=\"%s\"><br><small>del %.3f "
+                        "ins %.3f</small></td>",
+                        sec->prefix, sec->methods[k].name, i, sec->methods[k].name, sec->del[k][i],
+                        sec->ins[k][i]);
             else
                 fprintf(f, "<td></td>");
         }
@@ -615,7 +653,11 @@ static int write_page(const char *dir, const demo_section *fashion, const imagen
             "predicted class of every image; the time is for the whole batch of %d "
             "images. Gradient methods: sum over channels of |attribution| in the green "
             "channel; CAM methods: heatmap; LIME: the 20%% of superpixels with the largest "
-            "positive weights in green.</p>\n",
+            "positive weights in green. Under each picture, the explanation judged by "
+            "<code>interpretdl evaluate</code>: deletion (the probability's area as the pixels "
+            "it ranks first are set to the image's minimum, 10 steps; lower is better) and "
+            "insertion (pixels put back in that order; higher is better); the header gives "
+            "their means.</p>\n",
             idl_version(), fashion->n);
     write_section(f, fashion);
     if (inet) {
