@@ -602,6 +602,8 @@ static void test_errors(idl_session *s, const idl_tensor *x, const int64_t *tg) 
     CHECK(strstr(idl_last_error(), "window") != NULL);
     CHECK(eval(s, "deletion", x, tg, bad, "fill=nosuch.npy", &ev) != IDL_OK);
     CHECK(strstr(idl_last_error(), "nosuch.npy") != NULL);
+    CHECK(eval(s, "deletion", x, tg, bad, "steps=65", &ev) == IDL_ERR_INVALID_ARG);
+    CHECK(strstr(idl_last_error(), "64 features") != NULL);
     CHECK(eval(s, "infidelity", x, tg, bad, "patch_sizes=9", &ev) == IDL_ERR_INVALID_ARG);
     CHECK(strstr(idl_last_error(), "fits") != NULL);
     ((float *)bad->data)[3] = NAN;

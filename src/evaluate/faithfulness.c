@@ -168,6 +168,9 @@ static idl_status stepwise(idl__xrun *r, const idl_tensor *E, int reduce, step_m
     int64_t *count = NULL;
     *y_out = NULL;
     idl_status st = idl__ev_values(r, E, reduce, name, &v, &c.F);
+    if (!st && m <= 0 && steps > c.F)
+        st = idl__error(IDL_ERR_INVALID_ARG, "%s: steps=%d exceeds the %lld features ranked", name,
+                        steps, (long long)c.F);
     if (!st) {
         c.K = m > 0 ? (c.F + m - 1) / m : steps;
         c.per_sample = interpretdl;

@@ -227,9 +227,9 @@ typedef struct metric {
     const char *help;
 } metric;
 
-#define FILL_HELP                                                                          \
-    "fill=black  black (sample minimum) | white | mean | blur | a number | F.npy (sample " \
-    "shape)\n"                                                                             \
+#define FILL_HELP                                                                           \
+    "fill=black  black (sample minimum) | white | mean | blur | a number | a,b,c (one per " \
+    "channel) | F.npy (sample shape)\n"                                                     \
     "blur_sigma=10  fill=blur's Gaussian, in pixels\n"
 
 static const metric g_metrics[] = {
