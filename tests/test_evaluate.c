@@ -644,6 +644,7 @@ static void parity_case(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/case.txt", dir);
     FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "%s: no case.txt", dir);
     if (!f) return;
     idl_model *m = NULL;
     idl_session *s = NULL;

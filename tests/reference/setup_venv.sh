@@ -29,6 +29,9 @@
 #                               pairwise_distances), scikit-image (python3-skimage: segmentation,
 #                               color), matplotlib and tqdm, all Debian's.
 #   quantus 0.6.0               make_evaluate.py's metric references, --no-deps (+ python3-pandas)
+#   interpretdl 0.8.0           make_evaluate_interpretdl.py runs its evaluators, --no-deps (cv2,
+#                               PIL, sklearn, paddle; its evaluator modules are imported without
+#                               the package __init__, which needs IPython)
 set -euo pipefail
 
 VENV=${1:?usage: setup_venv.sh VENV}
@@ -38,7 +41,7 @@ PINS="onnxruntime==1.26.0 paddlepaddle==3.3.1 paddle2onnx==2.1.0 \
 onnx==1.17.0 onnxoptimizer==0.3.13 polygraphy==0.53.6 safetensors==0.8.0 flatbuffers==25.12.19 \
 opt-einsum==3.3.0 httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 networkx==3.6.1 \
 packaging==26.4 typing_extensions==4.16.0"
-NODEPS="rapidocr-onnxruntime==1.4.4 captum==0.7.0 grad-cam==1.5.5 ttach==0.0.3 lime==0.2.0.1 quantus==0.6.0"
+NODEPS="rapidocr-onnxruntime==1.4.4 captum==0.7.0 grad-cam==1.5.5 ttach==0.0.3 lime==0.2.0.1 quantus==0.6.0 interpretdl==0.8.0"
 STAMP_TEXT="$PINS | $NODEPS"
 
 # Only the pinned packages may live in the venv. Anything else is removed: in particular a numpy 2
