@@ -170,11 +170,9 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib.metadata  # noqa: E402
 import json  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -215,25 +213,17 @@ BOX = (8, 4, 20, 18)  # x1, y1, x2, y2
 
 # ---------------------------------------------------------------- bookkeeping
 
-class Case:
-    """One fixture folder: expected files (float64), case.txt lines, meta.json."""
+class Case(mx.Case):
+    """One fixture folder: expected files (float64), case.txt lines, meta.json (the folder,
+    save and comment as make_explain.py's). source: what case.txt's first line names in
+    parentheses after the case (the generating script); width: the case name's column in the
+    printed summary. make_evaluate_interpretdl.py's case uses this class too."""
 
-    def __init__(self, outdir, name):
-        self.name = name
-        self.d = os.path.join(outdir, name)
-        if os.path.isdir(self.d):
-            shutil.rmtree(self.d)
-        os.makedirs(self.d)
-        self.lines = []
-        self.meta_lines = []
-        self.saved = {}
-
-    def save(self, fname, arr):
-        np.save(os.path.join(self.d, fname), arr)
-        return fname
-
-    def comment(self, text):
-        self.lines.append("# " + text)
+    def __init__(self, outdir, name,
+                 source="tests/reference/make_evaluate.py; format in its docstring", width=11):
+        super().__init__(outdir, name)
+        self.source = source
+        self.width = width
 
     def add(self, metric, expected, score, settings, ref, call, fp32=None, cross=None,
             note=None):
@@ -271,8 +261,7 @@ class Case:
 
     def finish(self, meta, header):
         with open(os.path.join(self.d, "case.txt"), "w") as f:
-            f.write("# evaluation parity case %s (tests/reference/make_evaluate.py; format in "
-                    "its docstring)\n" % self.name)
+            f.write("# evaluation parity case %s (%s)\n" % (self.name, self.source))
             for h in header:
                 f.write("# %s\n" % h)
             for ln in self.lines:
@@ -288,9 +277,9 @@ class Case:
             json.dump(meta, f, indent=1, sort_keys=True)
             f.write("\n")
         size = sum(os.path.getsize(os.path.join(self.d, f)) for f in os.listdir(self.d))
-        print("%-11s %2d lines  fp32 vs fp64 (worst) %.1e  cross-checks (worst) %.1e  %7d bytes"
-              % (self.name, sum(1 for ln in self.lines if not ln.startswith("#")), max(fp32),
-                 max(crosses), size), flush=True)
+        print("%-*s %2d lines  fp32 vs fp64 (worst) %.1e  cross-checks (worst) %.1e  %7d bytes"
+              % (self.width, self.name, sum(1 for ln in self.lines if not ln.startswith("#")),
+                 max(fp32), max(crosses), size), flush=True)
 
 
 def harness_err(got, ref):
@@ -633,6 +622,18 @@ def draw_explanations(seed, uses):
     raise RuntimeError("no explanation draw without near-ties")
 
 
+def rectangle_masks(rng, n, h, w, sides):
+    """(n, h, w) uint8, per sample the union of two rectangles: height and width
+    rng.integers(*sides, 2), then the top row and left column uniform inside the frame."""
+    mask = np.zeros((n, h, w), np.uint8)
+    for i in range(n):
+        for _ in range(2):
+            rh, rw = rng.integers(sides[0], sides[1], 2)
+            r, q = rng.integers(0, h - rh), rng.integers(0, w - rw)
+            mask[i, r:r + rh, q:q + rw] = 1
+    return mask
+
+
 def draw_point_game(seed, x_shape):
     """mask (N, H, W) uint8, expl_pg, expl_pg_tied (float32)."""
     n = x_shape[0]
@@ -640,12 +641,7 @@ def draw_point_game(seed, x_shape):
     x1, y1, x2, y2 = BOX
     box = np.zeros((H, W), bool)
     box[y1:y2, x1:x2] = True
-    mask = np.zeros((n, H, W), np.uint8)
-    for i in range(n):
-        for _ in range(2):
-            h, w = rng.integers(5, 14, 2)
-            r, q = rng.integers(0, H - h), rng.integers(0, W - w)
-            mask[i, r:r + h, q:q + w] = 1
+    mask = rectangle_masks(rng, n, H, W, (5, 14))
     # the object for sample 0 must meet the box; keep one rectangle overlapping it
     mask[0, y1 + 2:y1 + 9, x1 + 1:x1 + 8] = 1
     rng = np.random.default_rng(seed + 2)
@@ -1061,20 +1057,8 @@ CASES = {NAME: make_quantus_cnn}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("outdir", nargs="?", default=os.path.join(HERE, "..", "data", "evaluate"))
-    ap.add_argument("--cases", default="", help="comma-separated (default: all)")
-    a = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    os.makedirs(a.outdir, exist_ok=True)
-    t0 = time.time()
-    names = [n for n in a.cases.split(",") if n] or list(CASES)
-    for n in names:
-        CASES[n](a.outdir)
-    size = sum(os.path.getsize(os.path.join(a.outdir, n, f)) for n in names
-               for f in os.listdir(os.path.join(a.outdir, n)))
-    print("make_evaluate: %s in %.1fs, %d bytes -> %s" % (",".join(names), time.time() - t0, size,
-                                                          a.outdir))
+    mx.run_main(CASES, __doc__, "make_evaluate",
+                default_outdir=os.path.join(HERE, "..", "data", "evaluate"))
 
 
 if __name__ == "__main__":

@@ -134,8 +134,6 @@ import copy  # noqa: E402
 import hashlib  # noqa: E402
 import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -148,6 +146,7 @@ import onnx  # noqa: E402,F401  (before torch, which make_paddle's helpers impor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import make_paddle as mpd  # noqa: E402  (export_paddle, ort_session, seed_of)
+import make_evaluate as me  # noqa: E402  (Case, harness_err, rectangle_masks)
 
 import cv2  # noqa: E402
 import paddle  # noqa: E402
@@ -166,9 +165,6 @@ BOX = (14, 10, 40, 44)  # x1, y1, x2, y2 on the 56 x 56 map
 PG_SIZE = 56
 TIE_GAP = 2e-7       # thresholds this * max|E| away from every other resized value
 PG_GAP = 1e-6
-FP32_SAFE = 2e-5     # above this float32 error a line gets tol= (5x the error, rounded up)
-FP32_FAIL = 2e-3
-TOL_DEFAULT = 1e-4
 MAX_TRIES = 200
 INFID_SIZES = (32, 64, 128)
 INFID_STRIDE = 8
@@ -343,14 +339,6 @@ def batched(fn, xs, bs=50):
     return np.concatenate([fn(xs[i:i + bs]) for i in range(0, len(xs), bs)])
 
 
-def harness_err(got, ref):
-    """The parity test's error measure: per value |got - ref| / (1e-6 + |ref|), 0 where
-    |got - ref| < 1e-7; the maximum over the array."""
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    d = np.abs(got - ref)
-    return float(np.max(np.where(d < 1e-7, 0.0, d / (1e-6 + np.abs(ref)))))
-
-
 def trapz(curves, K):
     return np.array([np.trapz(c, dx=1.0 / K) for c in curves])
 
@@ -437,84 +425,7 @@ def draw_explanations(seed):
 
 
 def draw_mask(seed):
-    rng = np.random.default_rng(seed + 1)
-    m = np.zeros((BATCH, PG_SIZE, PG_SIZE), np.uint8)
-    for i in range(BATCH):
-        for _ in range(2):
-            h, w = rng.integers(8, 24, 2)
-            r, c = rng.integers(0, PG_SIZE - h), rng.integers(0, PG_SIZE - w)
-            m[i, r:r + h, c:c + w] = 1
-    return m
-
-
-# ---------------------------------------------------------------- bookkeeping
-
-class Case:
-    def __init__(self, outdir, name):
-        self.name = name
-        self.d = os.path.join(outdir, name)
-        if os.path.isdir(self.d):
-            shutil.rmtree(self.d)
-        os.makedirs(self.d)
-        self.lines, self.meta_lines, self.saved = [], [], {}
-
-    def save(self, fname, arr):
-        np.save(os.path.join(self.d, fname), arr)
-        return fname
-
-    def comment(self, text):
-        self.lines.append("# " + text)
-
-    def add(self, metric, expected, score, settings, ref, call, fp32=None, cross=None):
-        ref = np.asarray(ref, np.float64)
-        if expected in self.saved:
-            if not np.array_equal(self.saved[expected], ref):
-                raise RuntimeError("%s computed twice with different values" % expected)
-        else:
-            self.save(expected, ref)
-            self.saved[expected] = ref
-        errs = {k: harness_err(v, ref) for k, v in (fp32 or {}).items()}
-        worst = max(errs.values()) if errs else 0.0
-        if worst > FP32_FAIL:
-            raise RuntimeError("%s %s: float32 run %g from the reference (%s)" % (
-                metric, expected, worst, errs))
-        settings = list(settings)
-        if worst > FP32_SAFE:
-            tol = next(t for t in (2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2) if t >= 5 * worst)
-            if tol > TOL_DEFAULT:
-                settings.append("tol=%g" % tol)
-        line = " ".join([metric, expected, score] + settings)
-        self.lines.append(line)
-        ml = {"line": line, "reference": call, "shape": list(ref.shape),
-              "max_abs": float(np.max(np.abs(ref)))}
-        if errs:
-            ml["fp32_vs_fp64"] = errs
-        if cross:
-            ml["cross_check_rel_err"] = cross
-        self.meta_lines.append(ml)
-
-    def finish(self, meta, header):
-        with open(os.path.join(self.d, "case.txt"), "w") as f:
-            f.write("# evaluation parity case %s (tests/reference/make_evaluate_interpretdl.py; "
-                    "definitions in its docstring, format as make_evaluate.py's)\n" % self.name)
-            for h in header:
-                f.write("# %s\n" % h)
-            for ln in self.lines:
-                f.write(ln + "\n")
-        meta["lines"] = self.meta_lines
-        crosses = [v for m in self.meta_lines for v in m.get("cross_check_rel_err", {}).values()]
-        fp32 = [v for m in self.meta_lines for v in m.get("fp32_vs_fp64", {}).values()]
-        meta["cross_check_max"] = max(crosses)
-        meta["fp32_vs_fp64_max"] = max(fp32)
-        meta["fp32_vs_fp64_measure"] = ("the parity test's: max over the array of |got - ref| / "
-                                        "(1e-6 + |ref|), 0 where |got - ref| < 1e-7")
-        with open(os.path.join(self.d, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-            f.write("\n")
-        size = sum(os.path.getsize(os.path.join(self.d, f)) for f in os.listdir(self.d))
-        print("%-15s %2d lines  fp32 vs fp64 (worst) %.1e  cross-checks (worst) %.1e  %7d bytes"
-              % (self.name, sum(1 for ln in self.lines if not ln.startswith("#")), max(fp32),
-                 max(crosses), size), flush=True)
+    return me.rectangle_masks(np.random.default_rng(seed + 1), BATCH, PG_SIZE, PG_SIZE, (8, 24))
 
 
 # ---------------------------------------------------------------- the case
@@ -532,7 +443,8 @@ def make_case(outdir, cli):
     t0 = time.time()
     idl = load_interpretdl()
     paddle.set_device("cpu")
-    case = Case(outdir, NAME)
+    case = me.Case(outdir, NAME, source="tests/reference/make_evaluate_interpretdl.py; "
+                   "definitions in its docstring, format as make_evaluate.py's", width=15)
     seed = mpd.seed_of(NAME)
     pngs = make_photos(case.d)
     rel = [os.path.basename(p) for p in pngs]
@@ -667,15 +579,15 @@ def make_case(outdir, cli):
                      call % ("%s['%s']" % (call_of, probas)),
                      fp32={"interpretdl_paddle_fp32": R[key + "32"],
                            "own_onnxruntime_fp32": R[own + "_ort"]},
-                     cross={"own_fp64_images_of_the_definition": harness_err(R[own + "_own"],
-                                                                             R[key])})
+                     cross={"own_fp64_images_of_the_definition": me.harness_err(
+                         R[own + "_own"], R[key])})
             sname = {"deletion": "deletion_score", "insertion": "insertion_score",
                      "morf": "MoRF_score", "lerf": "LeRF_score"}[metric]
             case.add(metric, base + "_mean.npy", score, st, R[dscore],
                      call % ("%s['%s']" % (call_of, sname)),
                      fp32={"interpretdl_paddle_fp32": R[dscore + "32"],
                            "own_onnxruntime_fp32": R[own + "_ort"].mean(axis=1)},
-                     cross={"mean_of_curve": harness_err(R[key].mean(axis=1), R[dscore])})
+                     cross={"mean_of_curve": me.harness_err(R[key].mean(axis=1), R[dscore])})
             if metric in ("deletion", "insertion"):
                 case.add(metric, base + ".npy", metric, st, trapz(R[key], K),
                          call % ("numpy.trapz(%s['%s'], dx=1/%d)" % (call_of, probas, K)),
@@ -723,7 +635,7 @@ def make_case(outdir, cli):
                  "batch_size=50, resize_to=224, crop_to=224), i = 0, 1" % (
                      "interpretdl %s, float64 model" % idl.version, name),
                  fp32={"interpretdl_paddle_fp32": ref32, "own_onnxruntime_fp32": own32},
-                 cross={"own_fp64_e_sum": harness_err(own64, ref)})
+                 cross={"own_fp64_e_sum": me.harness_err(own64, ref)})
         case.meta_lines[-1]["beta_own"] = betas
 
     # ---- point game

@@ -1336,10 +1336,11 @@ CASES = {"cnn_relu": make_cnn_relu, "cnn_smooth": make_cnn_smooth, "text": make_
          "vit_tiny": make_vit_tiny}
 
 
-def run_main(cases, doc, tag):
-    """The command line of this script and of its siblings (make_perturb.py): OUTDIR, --cases."""
+def run_main(cases, doc, tag, default_outdir=os.path.join(HERE, "..", "data", "explain")):
+    """The command line of this script and of its siblings (make_perturb.py, make_evaluate.py):
+    OUTDIR (default default_outdir), --cases."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
-    ap.add_argument("outdir", nargs="?", default=os.path.join(HERE, "..", "data", "explain"))
+    ap.add_argument("outdir", nargs="?", default=default_outdir)
     ap.add_argument("--cases", default="", help="comma-separated (default: all)")
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
