@@ -121,9 +121,11 @@ expect 2 "needs --explanation" -- "$CLI" evaluate deletion --model "$MODEL" --in
 expect 2 "does not take the setting 'window'" -- "$CLI" evaluate morf --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --input "$IMG" --explanation "$T/sal.npy" --set window=3 --out "$T/e.json"
 expect 1 "does not have the 1 samples|fits neither" -- "$CLI" evaluate deletion --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --explanation "$T/sal.npy" --out "$T/e.json"
 expect 2 "point_game takes no --model" -- "$CLI" evaluate point_game --model "$MODEL" --explanation "$T/sal.npy" --set box=0,0,1,1 --out "$T/e.json"
-expect 1 "box= \(or boxes=\) or as mask=" -- "$CLI" evaluate point_game --explanation "$T/sal.npy" --out "$T/e.json"
+expect 2 "box= \(or boxes=\) or as mask=" -- "$CLI" evaluate point_game --explanation "$T/sal.npy" --out "$T/e.json"
 expect 0 "max_sensitivity" -- "$CLI" evaluate sensitivity --model "$DEMO/fashion_cnn.onnx" --input "$IMG" --explanation none --set method=smoothgrad --set method.n_samples=2 --set n_samples=2 --out "$T/sens.json"
 expect 0 "Metrics and" -- "$CLI" evaluate --help
+expect 1 "cannot write" -- "$CLI" evaluate point_game --explanation "$T/sal.npy" --set box=0,0,4,4 --out "$T/pgx.json" --csv "$T/no/such/dir/s.csv"
+[ -f "$T/pgx.json" ] && { fail=$((fail + 1)); echo "FAIL: evaluate left its JSON behind when the CSV failed"; } || pass=$((pass + 1))
 [ -f "$T/e.json" ] && { fail=$((fail + 1)); echo "FAIL: a failed evaluate wrote its output"; } || pass=$((pass + 1))
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

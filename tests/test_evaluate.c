@@ -505,7 +505,14 @@ static void test_point_game(void) {
         CHECK(idl_evaluation_score(&ev, "precision", 0) == 1);
     }
     idl_evaluation_clear(&ev);
-    /* errors */
+    /* errors: a NaN (its tie groups must not hang), an empty map, no object */
+    e[7] = NAN;
+    CHECK(idl_evaluate(NULL, "point_game", NULL, E, sets, 1, &ev) == IDL_ERR_INVALID_ARG);
+    CHECK(strstr(idl_last_error(), "non-finite") != NULL);
+    e[7] = 0;
+    idl_tensor *empty = tensor(3, (int64_t[]){ 1, 0, W_ });
+    CHECK(idl_evaluate(NULL, "point_game", NULL, empty, sets, 1, &ev) == IDL_ERR_SHAPE);
+    idl_tensor_free(empty);
     CHECK(idl_evaluate(NULL, "point_game", NULL, E, NULL, 0, &ev) == IDL_ERR_INVALID_ARG);
     CHECK(strstr(idl_last_error(), "box") != NULL);
     const char *bad[] = { "box=1,2,3" };
@@ -594,7 +601,20 @@ static void test_errors(idl_session *s, const idl_tensor *x, const int64_t *tg) 
     idl_tensor *badn = tensor(4, (int64_t[]){ 3, C_, H_, W_ });
     CHECK(eval(s, "nosuch", x, tg, bad, "", &ev) == IDL_ERR_NOT_FOUND);
     CHECK(eval(s, "deletion", x, tg, badn, "", &ev) == IDL_ERR_SHAPE);
-    CHECK(strstr(idl_last_error(), "samples") != NULL);
+    CHECK(strstr(idl_last_error(), "fits neither") != NULL);
+    /* channels last: as many values as the input, another layout */
+    idl_tensor *nhwc = tensor(4, (int64_t[]){ N_, H_, W_, C_ });
+    CHECK(eval(s, "deletion", x, tg, nhwc, "", &ev) == IDL_ERR_SHAPE);
+    idl_tensor_free(nhwc);
+    /* a zero explanation: every sensitivity draw is undefined */
+    idl_tensor *zero = tensor(4, (int64_t[]){ N_, C_, H_, W_ });
+    memset(zero->data, 0, sizeof(float) * N_ * F_);
+    CHECK_OK(eval(s, "sensitivity", x, tg, zero, "method=saliency n_samples=2", &ev));
+    for (int i = 0; i < N_ && ev.values; i++)
+        CHECK(isnan(idl_evaluation_score(&ev, "max_sensitivity", i)) &&
+              isnan(idl_evaluation_score(&ev, "avg_sensitivity", i)));
+    idl_evaluation_clear(&ev);
+    idl_tensor_free(zero);
     CHECK(eval(s, "deletion", x, tg, NULL, "", &ev) == IDL_ERR_INVALID_ARG);
     CHECK(eval(s, "deletion", x, tg, bad, "steps=0", &ev) == IDL_ERR_INVALID_ARG);
     CHECK(strstr(idl_last_error(), "steps=0") != NULL);
@@ -615,6 +635,49 @@ static void test_errors(idl_session *s, const idl_tensor *x, const int64_t *tg) 
     idl_tensor_free(badn);
 }
 
+/* A one-channel input: reduce=abs_sum ranks by |E| (a signed map and its absolute value give the
+ * same curve); InterpretDL's variant keeps the sign of a one-channel map (it squeezes it). */
+static void test_one_channel(void) {
+    float w1[K_ * HW_], b1[K_] = { 0, 0.5f, 1 };
+    uint32_t seed = 31;
+    for (int j = 0; j < K_ * HW_; j++)
+        w1[j] = tb_frand(&seed);
+    idl_model *m = tb_linear_model(1, H_, W_, K_, w1, b1);
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    idl_tensor *x = tensor(4, (int64_t[]){ N_, 1, H_, W_ });
+    idl_tensor *E = tensor(4, (int64_t[]){ N_, 1, H_, W_ });
+    idl_tensor *A = tensor(4, (int64_t[]){ N_, 1, H_, W_ });
+    for (int j = 0; j < N_ * HW_; j++) {
+        ((float *)x->data)[j] = tb_frand(&seed);
+        ((float *)E->data)[j] = tb_frand(&seed);
+        ((float *)A->data)[j] = fabsf(((float *)E->data)[j]);
+    }
+    int64_t tg[N_] = { 0, 2 };
+    idl_evaluation a = { 0 }, b = { 0 }, c = { 0 };
+    CHECK_OK(eval(s, "deletion", x, tg, E, "steps=8 reduce=abs_sum", &a));
+    CHECK_OK(eval(s, "deletion", x, tg, A, "steps=8", &b));
+    CHECK_OK(eval(s, "deletion", x, tg, E, "steps=8", &c));
+    for (int i = 0; i < N_ && a.values && b.values && c.values; i++) {
+        CHECK(idl_evaluation_score(&a, "deletion", i) == idl_evaluation_score(&b, "deletion", i));
+        CHECK(idl_evaluation_score(&a, "deletion", i) != idl_evaluation_score(&c, "deletion", i));
+    }
+    idl_evaluation_clear(&a);
+    idl_evaluation_clear(&b);
+    idl_evaluation_clear(&c);
+    CHECK_OK(eval(s, "deletion", x, tg, E, "steps=8 variant=interpretdl", &a));
+    CHECK_OK(eval(s, "deletion", x, tg, A, "steps=8 variant=interpretdl", &b));
+    for (int i = 0; i < N_ && a.values && b.values; i++)
+        CHECK(idl_evaluation_score(&a, "deletion", i) != idl_evaluation_score(&b, "deletion", i));
+    idl_evaluation_clear(&a);
+    idl_evaluation_clear(&b);
+    idl_tensor_free(x);
+    idl_tensor_free(E);
+    idl_tensor_free(A);
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
 static void invariants(void) {
     idl_model *m = linear_model();
     idl_session *s = NULL;
@@ -633,6 +696,7 @@ static void invariants(void) {
     test_local_fidelity(s, x, tg);
     test_batch(s, x, tg);
     test_errors(s, x, tg);
+    test_one_channel();
     idl_tensor_free(x);
     idl_session_free(s);
     idl_model_free(m);

@@ -660,9 +660,16 @@ static void json_head(FILE *f, const args *a, const char *what) {
         fprintf(f, ": ");
         json_str(f, eq + 1);
     }
+    /* the values in effect: a --set overrides the option */
+    const char *objective = a->objective ? a->objective : "probability";
+    const char *seed = a->seed ? a->seed : "0";
+    for (int i = 0; i < a->n_sets; i++) {
+        if (!strncmp(a->sets[i], "objective=", 10)) objective = a->sets[i] + 10;
+        if (!strncmp(a->sets[i], "seed=", 5)) seed = a->sets[i] + 5;
+    }
     fprintf(f, "},\n  \"objective\": ");
-    json_str(f, a->objective ? a->objective : "probability");
-    fprintf(f, ",\n  \"seed\": %s", a->seed ? a->seed : "0");
+    json_str(f, a->model ? objective : "");
+    fprintf(f, ",\n  \"seed\": %s", seed); /* checked by then: an integer */
 }
 
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
@@ -1198,9 +1205,10 @@ static FILE *tmp_open(const char *path, char *tmp, size_t cap) {
     return f;
 }
 
-static int tmp_commit(FILE *f, const char *tmp, const char *path) {
+/* Closes a temporary file; on failure removes it. Returns 0 or EXIT_RUNTIME. */
+static int tmp_close(FILE *f, const char *tmp, const char *path) {
     int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
+    if (fclose(f) || bad) {
         fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
         remove(tmp);
         return EXIT_RUNTIME;
@@ -1208,10 +1216,16 @@ static int tmp_commit(FILE *f, const char *tmp, const char *path) {
     return 0;
 }
 
-static int write_eval_json(const args *a, const idl_evaluation *ev, double secs) {
-    char tmp[4096];
-    FILE *f = tmp_open(a->outs[0], tmp, sizeof tmp);
-    if (!f) return EXIT_RUNTIME;
+static int tmp_rename(const char *tmp, const char *path) {
+    if (rename(tmp, path)) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static void write_eval_json(FILE *f, const args *a, const idl_evaluation *ev, double secs) {
     json_head(f, a, "metric");
     fprintf(f, ",\n  \"explanation\": ");
     json_str(f, a->explanation);
@@ -1225,7 +1239,10 @@ static int write_eval_json(const args *a, const idl_evaluation *ev, double secs)
     for (int64_t b = 0; b < ev->n; b++) {
         fprintf(f, "%s\n    {\"index\": %lld", b ? "," : "", (long long)b);
         if (ev->targets) fprintf(f, ", \"target\": %lld", (long long)ev->targets[b]);
-        if (ev->score) fprintf(f, ", \"score\": %.9g", (double)ev->score[b]);
+        if (ev->score) {
+            fprintf(f, ", \"score\": ");
+            json_num(f, (double)ev->score[b]);
+        }
         for (int k = 0; k < ev->n_scores; k++) {
             fprintf(f, ", \"%s\": ", ev->names[k]);
             json_num(f, ev->values[b * ev->n_scores + k]);
@@ -1235,13 +1252,9 @@ static int write_eval_json(const args *a, const idl_evaluation *ev, double secs)
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    return tmp_commit(f, tmp, a->outs[0]);
 }
 
-static int write_eval_csv(const args *a, const idl_evaluation *ev) {
-    char tmp[4096];
-    FILE *f = tmp_open(a->csv, tmp, sizeof tmp);
-    if (!f) return EXIT_RUNTIME;
+static void write_eval_csv(FILE *f, const idl_evaluation *ev) {
     fprintf(f, "item,target,score");
     for (int k = 0; k < ev->n_scores; k++)
         fprintf(f, ",%s", ev->names[k]);
@@ -1264,7 +1277,6 @@ static int write_eval_csv(const args *a, const idl_evaluation *ev) {
         }
         fprintf(f, "\n");
     }
-    return tmp_commit(f, tmp, a->csv);
 }
 
 static int cmd_evaluate(const args *a) {
@@ -1284,6 +1296,15 @@ static int cmd_evaluate(const args *a) {
     if (modelless && (a->model || a->n_inputs))
         return cli_usage_error("%s", "point_game takes no --model and no --input: the object is "
                                      "--set box=x1,y1,x2,y2 or --set mask=F.npy");
+    /* the outputs: temporary files opened before the work, renamed together at the end */
+    char tmp_json[4096], tmp_csv[4096];
+    FILE *fj = tmp_open(a->outs[0], tmp_json, sizeof tmp_json), *fc = NULL;
+    if (!fj) return EXIT_RUNTIME;
+    if (a->csv && !(fc = tmp_open(a->csv, tmp_csv, sizeof tmp_csv))) {
+        fclose(fj);
+        remove(tmp_json);
+        return EXIT_RUNTIME;
+    }
     job jb;
     memset(&jb, 0, sizeof jb);
     int rc = modelless ? 0 : job_open(a, &jb, "evaluate");
@@ -1295,15 +1316,25 @@ static int cmd_evaluate(const args *a) {
     idl_evaluation ev = { 0 };
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!rc &&
-        idl_evaluate(jb.s, a->method, modelless ? NULL : &jb.rq, E, a->sets, a->n_sets, &ev)) {
-        rc = strstr(idl_last_error(), "setting") ? EXIT_USAGE : EXIT_RUNTIME;
+    idl_status st =
+        rc ? IDL_OK
+           : idl_evaluate(jb.s, a->method, modelless ? NULL : &jb.rq, E, a->sets, a->n_sets, &ev);
+    if (st) { /* a bad setting or argument is a usage error; the rest happened at run time */
+        rc = st == IDL_ERR_INVALID_ARG ? EXIT_USAGE : EXIT_RUNTIME;
         fprintf(stderr, "interpretdl: evaluate %s: %s\n", a->method, idl_last_error());
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (!rc) rc = write_eval_json(a, &ev, secs);
-    if (!rc && a->csv) rc = write_eval_csv(a, &ev);
+    if (!rc) write_eval_json(fj, a, &ev, secs);
+    if (!rc && fc) write_eval_csv(fc, &ev);
+    int rj = tmp_close(fj, tmp_json, a->outs[0]), rcsv = fc ? tmp_close(fc, tmp_csv, a->csv) : 0;
+    if (!rc) rc = rj ? rj : rcsv;
+    if (!rc) rc = tmp_rename(tmp_json, a->outs[0]);
+    if (!rc && fc) rc = tmp_rename(tmp_csv, a->csv);
+    if (rc) { /* nothing of this run is left behind */
+        remove(tmp_json);
+        if (fc) remove(tmp_csv);
+    }
     if (!rc) {
         for (int64_t b = 0; b < ev.n; b++) {
             printf("item %lld:", (long long)b);

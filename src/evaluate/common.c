@@ -58,78 +58,83 @@ double idl__ev_trapz(const double *y, int64_t K) {
     return a / (double)K;
 }
 
+/* Whether shape a[0..n) equals b[0..n). */
+static bool same(const int64_t *a, const int64_t *b, int n) {
+    for (int k = 0; k < n; k++)
+        if (a[k] != b[k]) return false;
+    return true;
+}
+
 idl_status idl__ev_values(const idl__xrun *r, const idl_tensor *E, int reduce, const char *metric,
                           double **vals, int64_t *F) {
     *vals = NULL;
     *F = 0;
     char a[128], b[128];
-    const char *es = E ? idl__shape_str(E->ndim, E->shape, a, sizeof a) : "";
-    const char *xs = idl__shape_str(r->wrt_ndim, r->wrt_shape, b, sizeof b);
     if (!E) return idl__error(IDL_ERR_INVALID_ARG, "%s: no explanation given", metric);
+    const char *es = idl__shape_str(E->ndim, E->shape, a, sizeof a);
+    const char *xs = idl__shape_str(r->wrt_ndim, r->wrt_shape, b, sizeof b);
     if (E->dtype != IDL_DT_F32 && E->dtype != IDL_DT_F64)
         return idl__error(IDL_ERR_INVALID_ARG,
                           "%s: the explanation is %s; expected float32 or "
                           "float64",
                           metric, idl_dtype_name(E->dtype));
-    int64_t N = r->N, n = r->numel, tot = idl_tensor_numel(E);
+    int64_t N = r->N, n = r->numel;
     bool image = r->wrt_ndim >= 3;
-    int64_t H = image ? r->wrt_shape[r->wrt_ndim - 2] : 1,
-            W = image ? r->wrt_shape[r->wrt_ndim - 1] : n;
+    int64_t H = image ? r->wrt_shape[r->wrt_ndim - 2] : 1;
+    int64_t W = image ? r->wrt_shape[r->wrt_ndim - 1] : n;
     int64_t C = n / (H * W);
-    bool lead_ok = E->ndim >= 1 && (E->shape[0] == N || (N == 1 && E->ndim == 2));
-    if (!lead_ok)
-        return idl__error(IDL_ERR_SHAPE,
-                          "%s: the explanation %s does not have the %lld samples of "
-                          "the input %s on its first axis",
-                          metric, es, (long long)N, xs);
-    int64_t Fv = 0, h = 0, w = 0;
-    if (tot == N * n && !(reduce && C > 1 && image))
-        Fv = n;
-    else if (image && (tot == N * n || tot == N * H * W))
-        Fv = H * W;
-    else if (image &&
-             (E->ndim == 3 || (E->ndim == 4 && E->shape[1] == 1) || (E->ndim == 2 && N == 1))) {
-        h = E->shape[E->ndim - 2], w = E->shape[E->ndim - 1];
-        if (h * w * N != tot || h < 1 || w < 1)
-            return idl__error(IDL_ERR_SHAPE, "%s: explanation %s", metric, es);
-        Fv = H * W;
-    } else {
+    /* the layouts taken: the input's shape (per element); per pixel (N, H, W), (N, 1, H, W) or,
+       for one sample, (H, W); or a 2-D map of another size in one of those layouts (resized) */
+    bool elements = E->ndim == r->wrt_ndim && same(E->shape, r->wrt_shape, E->ndim);
+    int64_t h = 0, w = 0;
+    if (!elements && image) {
+        bool two_d = (E->ndim == 3 && E->shape[0] == N) ||
+                     (E->ndim == 4 && E->shape[0] == N && E->shape[1] == 1) ||
+                     (E->ndim == 2 && N == 1);
+        if (two_d) h = E->shape[E->ndim - 2], w = E->shape[E->ndim - 1];
+    }
+    if (!elements && (h < 1 || w < 1))
         return idl__error(IDL_ERR_SHAPE,
                           "%s: the explanation %s fits neither the input %s (one value per "
-                          "element), nor its pixels (N, H, W), nor a 2-D map per sample",
+                          "element) nor a map per sample of its pixels, (N, H, W) or (N, 1, H, W) "
+                          "(another H x W is resized)",
                           metric, es, xs);
-    }
+    /* reduce: 1 sum_c |E| of a per-element explanation; 2 sum_c E; 3 InterpretDL's (sum_c |E|
+       when there are several channels: it squeezes a one-channel map and keeps its sign) */
+    bool pool = elements && image && (reduce == 1 || reduce == 2 || (reduce == 3 && C > 1));
+    bool resize = !elements && (h != H || w != W);
+    int64_t Fv = elements && !pool ? n : H * W;
     double *v = idl__malloc(sizeof(double) * (size_t)(N * Fv));
-    float *src = h ? idl__malloc(sizeof(float) * (size_t)(h * w)) : NULL;
-    float *dst = h ? idl__malloc(sizeof(float) * (size_t)(H * W)) : NULL;
-    idl_status st = v && (!h || (src && dst)) ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
+    float *src = resize ? idl__malloc(sizeof(float) * (size_t)(h * w)) : NULL;
+    float *dst = resize ? idl__malloc(sizeof(float) * (size_t)(H * W)) : NULL;
+    idl_status st =
+        v && (!resize || (src && dst)) ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
+    for (int64_t j = 0; !st && j < idl_tensor_numel(E); j++)
+        if (!isfinite(idl__get_f64(E, j)))
+            st = idl__error(IDL_ERR_INVALID_ARG,
+                            "%s: the explanation holds a non-finite value (element %lld)", metric,
+                            (long long)j);
     for (int64_t i = 0; !st && i < N; i++) {
-        if (h) { /* a 2-D map of another size */
+        if (resize) { /* a 2-D map of another size */
             for (int64_t q = 0; q < h * w; q++)
                 src[q] = (float)idl__get_f64(E, i * h * w + q);
             st = idl__resize_map(src, (int)w, (int)h, dst, (int)W, (int)H, metric);
             for (int64_t q = 0; !st && q < H * W; q++)
                 v[i * Fv + q] = dst[q];
-        } else if (Fv == n || tot == N * H * W) {
-            for (int64_t q = 0; q < Fv; q++)
-                v[i * Fv + q] = idl__get_f64(E, i * Fv + q);
-        } else { /* element-wise reduced over channels */
+        } else if (pool) { /* element-wise reduced over channels */
             for (int64_t q = 0; q < H * W; q++) {
                 double acc = 0;
                 for (int64_t c = 0; c < C; c++) {
                     double e = idl__get_f64(E, i * n + c * H * W + q);
-                    acc += reduce == 1 ? fabs(e) : e;
+                    acc += reduce == 2 ? e : fabs(e);
                 }
                 v[i * Fv + q] = acc;
             }
+        } else {
+            for (int64_t q = 0; q < Fv; q++)
+                v[i * Fv + q] = idl__get_f64(E, i * Fv + q);
         }
     }
-    for (int64_t j = 0; !st && j < N * Fv; j++)
-        if (!isfinite(v[j]))
-            st = idl__error(IDL_ERR_INVALID_ARG,
-                            "%s: the explanation holds a non-finite value "
-                            "(sample %lld)",
-                            metric, (long long)(j / Fv));
     idl__free(src);
     idl__free(dst);
     if (st) {
@@ -138,6 +143,15 @@ idl_status idl__ev_values(const idl__xrun *r, const idl_tensor *E, int reduce, c
     }
     *vals = v;
     *F = Fv;
+    return IDL_OK;
+}
+
+idl_status idl__ev_check_input(const idl__xrun *r, const char *metric) {
+    for (int64_t j = 0; j < r->N * r->numel; j++)
+        if (!isfinite(r->x[j]))
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "%s: the input '%s' holds a non-finite value (sample %lld)", metric,
+                              r->wrt, (long long)(j / r->numel));
     return IDL_OK;
 }
 
@@ -169,9 +183,17 @@ idl_status idl__ev_fill_check(const idl__xrun *r, const idl_fill *f, const char 
                               f->tensor
                                   ? idl__shape_str(f->tensor->ndim, f->tensor->shape, a, sizeof a)
                                   : "missing");
+        for (int64_t j = 0; j < t; j++)
+            if (!isfinite(((const float *)f->tensor->data)[j]))
+                return idl__error(IDL_ERR_INVALID_ARG,
+                                  "%s: the fill tensor holds a non-finite "
+                                  "value",
+                                  metric);
     }
     if (f->kind == IDL_FILL_CHANNELS) {
-        int64_t C = r->wrt_ndim >= 3 ? r->wrt_shape[1] : 0;
+        int64_t C = r->wrt_ndim >= 3
+                        ? r->numel / (r->wrt_shape[r->wrt_ndim - 2] * r->wrt_shape[r->wrt_ndim - 1])
+                        : 0;
         if (f->n_channels < 1 || f->n_channels != C)
             return idl__error(IDL_ERR_SHAPE, "%s: %d fill values for an input of %lld channels",
                               metric, f->n_channels, (long long)C);

@@ -6,11 +6,15 @@
 #include "interpretdl/evaluate.h"
 
 /* The explanation as ranking values per sample (N * F doubles, *vals owned): F = numel (one per
- * element) or H * W (one per pixel: an (N, H, W) or (N, 1, H, W) explanation, one of another 2-D
- * size resized bilinearly, or an element-wise one reduced over channels when reduce = 1 (sum of
- * |E|) or 2 (sum of E)). Errors name the metric and both shapes. */
+ * element: the explanation has the input's shape) or H * W (one per pixel: an (N, H, W) or
+ * (N, 1, H, W) explanation, one of another 2-D size resized bilinearly, or an element-wise one
+ * reduced over channels when reduce = 1 (sum of |E|), 2 (sum of E) or 3 (InterpretDL's: sum of
+ * |E| when there are several channels, else E as it is)). Non-finite values are refused. Errors
+ * name the metric and both shapes. */
 idl_status idl__ev_values(const idl__xrun *r, const idl_tensor *E, int reduce, const char *metric,
                           double **vals, int64_t *F);
+/* An error naming the metric when the perturbed input holds a non-finite value. */
+idl_status idl__ev_check_input(const idl__xrun *r, const char *metric);
 /* The value of element j (0..numel-1) of sample i under idl__ev_values's layout. */
 static inline double idl__ev_at(const idl__xrun *r, const double *vals, int64_t F, int64_t i,
                                 int64_t j) {

@@ -167,7 +167,8 @@ static idl_status stepwise(idl__xrun *r, const idl_tensor *E, int reduce, step_m
     double *v = NULL, *sorted = NULL;
     int64_t *count = NULL;
     *y_out = NULL;
-    idl_status st = idl__ev_values(r, E, reduce, name, &v, &c.F);
+    idl_status st = idl__ev_check_input(r, name);
+    if (!st) st = idl__ev_values(r, E, reduce, name, &v, &c.F);
     if (!st && m <= 0 && steps > c.F)
         st = idl__error(IDL_ERR_INVALID_ARG, "%s: steps=%d exceeds the %lld features ranked", name,
                         steps, (long long)c.F);
@@ -251,7 +252,7 @@ idl_status idl_eval_deletion(idl_session *s, const idl_explain_request *rq,
     if (st) return st;
     double *y = NULL;
     int64_t K = 0;
-    int reduce = p->interpretdl && !p->reduce ? 1 : p->reduce; /* InterpretDL: sum_c |E| */
+    int reduce = p->interpretdl && !p->reduce ? 3 : p->reduce; /* InterpretDL's reduction */
     st = stepwise(&r, explanation, reduce, p->insertion ? INSERT : DELETE, p->steps,
                   p->features_in_step, p->interpretdl != 0, &p->fill, name, &y, &K);
     static const char *const del_names[] = { "deletion", "deletion_mean" };
@@ -320,7 +321,8 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
     int32_t *unit = NULL;
     curve_run c;
     memset(&c, 0, sizeof c);
-    st = idl__ev_values(&r, explanation, 0, name, &v, &Fv);
+    st = idl__ev_check_input(&r, name);
+    if (!st) st = idl__ev_values(&r, explanation, 0, name, &v, &Fv);
     if (!st) {
         unit = idl__malloc(sizeof(int32_t) * (size_t)HW);
         rel = idl__calloc((size_t)(r.N * nP), sizeof(double));
@@ -344,7 +346,7 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
         if ((p->order == IDL_MORF && o == 1) || (p->order == IDL_LERF && o == 0)) continue;
         if (p->interpretdl) { /* pixels by percentile thresholds: MoRF is its deletion */
             int64_t K = 0;
-            st = stepwise(&r, explanation, 1, o ? LERF_PIXELS : DELETE, p->steps, 0, true, &p->fill,
+            st = stepwise(&r, explanation, 3, o ? LERF_PIXELS : DELETE, p->steps, 0, true, &p->fill,
                           name, &ys[o], &K);
             L = K;
             continue;
@@ -490,6 +492,7 @@ idl_status idl_eval_infidelity(idl_session *s, const idl_explain_request *rq,
     if (P == 0)
         st = idl__error(IDL_ERR_INVALID_ARG, "infidelity: no patch fits in the %lldx%lld input",
                         (long long)o.H, (long long)o.W);
+    if (!st) st = idl__ev_check_input(&r, "infidelity");
     if (!st) st = idl__ev_values(&r, explanation, 0, "infidelity", &v, &Fv);
     if (!st) {
         sq = idl__malloc(sizeof(int64_t) * (size_t)(3 * P));
@@ -573,6 +576,10 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
                           "features");
     if (p->lime.top_k > 1)
         return idl__error(IDL_ERR_INVALID_ARG, "local_fidelity judges one class per sample");
+    if (p->heldout && p->lime.masks)
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "local_fidelity: masks= replays LIME's own samples; they are not held "
+                          "out (give heldout=0)");
     idl_explain_request r2 = *rq;
     r2.seed = rq->seed + (p->heldout ? 1u : 0u);
     idl_explanation e;

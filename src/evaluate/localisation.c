@@ -42,8 +42,9 @@ static void roc_ap(scored *s, int64_t n, double *auc, double *ap) {
     for (int64_t k = 0; k < n;) {
         double tp0 = tp, fp0 = fp;
         int64_t e = k;
-        while (e < n && s[e].v == s[k].v) /* one threshold: the whole tie group */
+        do /* one threshold: the whole tie group (at least one element) */
             tp += s[e].label, fp += 1 - s[e].label, e++;
+        while (e < n && s[e].v == s[k].v);
         area += (fp - fp0) * (tp + tp0) / 2; /* trapezoid of the ROC step */
         double r = tp / pos;
         sum_ap += (r - prev_r) * (tp / (tp + fp));
@@ -68,6 +69,15 @@ idl_status idl_eval_point_game(const idl_tensor *E, const idl_point_game_params 
                           idl_dtype_name(E->dtype), idl__shape_str(E->ndim, E->shape, a, sizeof a));
     int64_t N = E->ndim == 2 ? 1 : E->shape[0], C = E->ndim == 4 ? E->shape[1] : 1;
     int64_t H = E->shape[E->ndim - 2], W = E->shape[E->ndim - 1];
+    if (idl_tensor_numel(E) == 0)
+        return idl__error(IDL_ERR_SHAPE, "point_game: the explanation %s is empty",
+                          idl__shape_str(E->ndim, E->shape, a, sizeof a));
+    for (int64_t j = 0; j < idl_tensor_numel(E); j++)
+        if (!isfinite(idl__get_f64(E, j)))
+            return idl__error(IDL_ERR_INVALID_ARG,
+                              "point_game: the explanation holds a non-finite value (element "
+                              "%lld)",
+                              (long long)j);
     if ((p->mask != NULL) == (p->n_boxes > 0))
         return idl__error(IDL_ERR_INVALID_ARG, "point_game: give the object as box= (or boxes=) "
                                                "or as mask=, one of them");

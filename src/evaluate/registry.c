@@ -61,12 +61,13 @@ static idl_status variant(idl__kvs *k, int *interpretdl) {
 }
 
 static idl_status unused(idl__kvs *k, const char *keys) {
+    bool model = strcmp(k->method, "point_game") != 0;
     for (int i = 0; i < k->n; i++)
         if (!k->v[i].used)
             return idl__error(IDL_ERR_INVALID_ARG,
-                              "%s does not take the setting '%s'; it takes: %s (and objective, "
-                              "output, internal_batch, seed, wrt)",
-                              k->method, k->v[i].key, keys);
+                              "%s does not take the setting '%s'; it takes: %s%s", k->method,
+                              k->v[i].key, keys,
+                              model ? " (and objective, output, internal_batch, seed, wrt)" : "");
     return IDL_OK;
 }
 
@@ -122,8 +123,8 @@ static idl_status run_sensitivity(idl_session *s, const char *name, const idl_ex
                                   const idl_tensor *E, idl__kvs *k, idl_evaluation *out) {
     (void)name;
     idl_sensitivity_params p = idl_sensitivity_params_default();
-    const char *pass[IDL__MAX_SET];
-    char buf[IDL__MAX_SET][320];
+    const char *pass[IDL__MAX_SET + 1];
+    char buf[IDL__MAX_SET + 1][1024];
     int np = 0;
     p.method = idl__kv_get(k, "method");
     idl_status st = idl__kv_int(k, "n_samples", &p.n_samples, 1, 1 << 20);
@@ -132,12 +133,15 @@ static idl_status run_sensitivity(idl_session *s, const char *name, const idl_ex
     for (int i = 0; !st && i < k->n; i++) /* method.KEY=VALUE: the method's own settings */
         if (!strncmp(k->v[i].key, "method.", 7)) {
             k->v[i].used = true;
-            snprintf(buf[np], sizeof buf[np], "%s=%s", k->v[i].key + 7, k->v[i].val);
+            if (snprintf(buf[np], sizeof buf[np], "%s=%s", k->v[i].key + 7, k->v[i].val) >=
+                (int)sizeof buf[np])
+                st = idl__kv_bad(k, k->v[i].key, k->v[i].val, "a shorter value");
             pass[np] = buf[np];
             np++;
         }
     if (!st && rq->layer) { /* the method's layer */
-        snprintf(buf[np], sizeof buf[np], "layer=%s", rq->layer);
+        if (snprintf(buf[np], sizeof buf[np], "layer=%s", rq->layer) >= (int)sizeof buf[np])
+            st = idl__error(IDL_ERR_INVALID_ARG, "sensitivity: the layer name is too long");
         pass[np] = buf[np];
         np++;
     }
@@ -180,8 +184,14 @@ static idl_status run_point_game(idl_session *s, const char *name, const idl_exp
                             idl__shape_str(boxes->ndim, boxes->shape, a, sizeof a));
         owned = st ? NULL : idl__malloc(sizeof(int64_t) * (size_t)(nbx * 4));
         if (!st && !owned) st = idl__error(IDL_ERR_NOMEM, "out of memory");
-        for (int64_t j = 0; !st && j < nbx * 4; j++)
-            owned[j] = (int64_t)floor(idl__get_f64(boxes, j));
+        for (int64_t j = 0; !st && j < nbx * 4; j++) {
+            double v = idl__get_f64(boxes, j);
+            if (!(fabs(v) < 1e12))
+                st = idl__error(IDL_ERR_INVALID_ARG,
+                                "point_game: boxes: value %g (box %lld) is not a coordinate", v,
+                                (long long)(j / 4));
+            owned[j] = st ? 0 : (int64_t)floor(v);
+        }
         p.boxes = owned, p.n_boxes = nbx;
     }
     if (!st) st = idl_eval_point_game(E, &p, out);
@@ -198,10 +208,14 @@ static idl_status run_local_fidelity(idl_session *s, const char *name,
     const idl_tensor *icpt = NULL;
     double *b = NULL;
     idl_status st = idl__kv_lime(k, rq, &p.lime, &sp);
+    idl__kv_unuse(k, "segments_out"), idl__kv_unuse(k, "masks_out"); /* lime's outputs: not here */
     if (!st) st = idl__kv_npy(k, "features", &p.features);
     if (!st) st = idl__kv_bool(k, "heldout", &p.heldout);
     if (!st) st = idl__kv_npy(k, "intercept", &icpt);
-    if (!st) st = unused(k, "heldout, features, intercept and lime's " IDL__LIME_KEYS);
+    if (!st)
+        st = unused(k, "heldout, features, intercept and lime's sampling and segmentation "
+                       "settings (num_samples, kernel_width, hide, segmentation, segments, masks, "
+                       "...)");
     if (!st && icpt) {
         int64_t n = idl_tensor_numel(icpt);
         b = idl__malloc(sizeof(double) * (size_t)(n + 1));

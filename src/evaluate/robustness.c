@@ -42,6 +42,10 @@ idl_status idl_eval_sensitivity(idl_session *s, const idl_explain_request *rq,
                           "sensitivity adds noise to a graph input; '%s' is not one (give wrt=)",
                           r.wrt);
     }
+    if ((st = idl__ev_check_input(&r, "sensitivity"))) {
+        idl__x_end(&r);
+        return st;
+    }
     int64_t N = r.N, n = r.numel;
     const idl_tensor *nz = p->noise;
     char a[128];
@@ -126,12 +130,14 @@ idl_status idl_eval_sensitivity(idl_session *s, const idl_explain_request *rq,
     static const char *const names[] = { "max_sensitivity", "avg_sensitivity" };
     if (!st) st = idl__ev_result(out, N, r.targets, r.score, 2, names);
     for (int64_t i = 0; !st && i < N; i++) {
-        double mx = -INFINITY, sum = 0;
+        double mx = NAN, sum = 0; /* NaN draws (a zero explanation) left out; all NaN: NaN */
+        int k = 0;
         for (int j = 0; j < p->n_samples; j++) {
             double v = sens[i * p->n_samples + j];
-            mx = v > mx ? v : mx, sum += v;
+            if (isnan(v)) continue;
+            mx = isnan(mx) || v > mx ? v : mx, sum += v, k++;
         }
-        out->values[i * 2] = mx, out->values[i * 2 + 1] = sum / p->n_samples;
+        out->values[i * 2] = mx, out->values[i * 2 + 1] = k ? sum / k : NAN;
     }
     if (!st) out->passes = passes;
     if (st) idl_evaluation_clear(out);
