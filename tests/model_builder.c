@@ -290,3 +290,12 @@ idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const flo
     tb_free(t);
     return m;
 }
+
+idl_model *tb_linear_model_random(int64_t C, int64_t H, int64_t W, int64_t K, uint32_t seed,
+                                  float bias_step, float *w, float *b) {
+    for (int64_t j = 0; j < K * C * H * W; j++)
+        w[j] = tb_frand(&seed);
+    for (int64_t k = 0; k < K; k++)
+        b[k] = bias_step * (float)k;
+    return tb_linear_model(C, H, W, K, w, b);
+}

@@ -51,3 +51,7 @@ float tb_frand(uint32_t *s);
  * W (K, C * H * W) and B (K) are copied. */
 idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const float *w,
                            const float *b);
+/* The same with W drawn by tb_frand from seed and B[k] = bias_step * k, written to w and b (the
+ * test's references). */
+idl_model *tb_linear_model_random(int64_t C, int64_t H, int64_t W, int64_t K, uint32_t seed,
+                                  float bias_step, float *w, float *b);

@@ -39,12 +39,7 @@
 static float g_w[K_ * F_], g_b[K_];
 
 static idl_model *linear_model(void) {
-    uint32_t seed = 11;
-    for (int j = 0; j < K_ * F_; j++)
-        g_w[j] = tb_frand(&seed);
-    for (int k = 0; k < K_; k++)
-        g_b[k] = 0.25f * (float)k;
-    return tb_linear_model(C_, H_, W_, K_, g_w, g_b);
+    return tb_linear_model_random(C_, H_, W_, K_, 11, 0.25f, g_w, g_b);
 }
 
 static double logit(const float *x, int64_t t) {
@@ -638,11 +633,9 @@ static void test_errors(idl_session *s, const idl_tensor *x, const int64_t *tg) 
 /* A one-channel input: reduce=abs_sum ranks by |E| (a signed map and its absolute value give the
  * same curve); InterpretDL's variant keeps the sign of a one-channel map (it squeezes it). */
 static void test_one_channel(void) {
-    float w1[K_ * HW_], b1[K_] = { 0, 0.5f, 1 };
+    float w1[K_ * HW_], b1[K_];
     uint32_t seed = 31;
-    for (int j = 0; j < K_ * HW_; j++)
-        w1[j] = tb_frand(&seed);
-    idl_model *m = tb_linear_model(1, H_, W_, K_, w1, b1);
+    idl_model *m = tb_linear_model_random(1, H_, W_, K_, 29, 0.5f, w1, b1);
     idl_session *s = NULL;
     CHECK_OK(idl_session_new(m, NULL, &s));
     idl_tensor *x = tensor(4, (int64_t[]){ N_, 1, H_, W_ });

@@ -27,12 +27,7 @@
 static float g_w[K_ * F_], g_b[K_];
 
 static idl_model *linear_model(void) {
-    uint32_t seed = 7;
-    for (int j = 0; j < K_ * F_; j++)
-        g_w[j] = tb_frand(&seed);
-    for (int k = 0; k < K_; k++)
-        g_b[k] = 0.1f * (float)k;
-    return tb_linear_model(C_, H_, W_, K_, g_w, g_b);
+    return tb_linear_model_random(C_, H_, W_, K_, 7, 0.1f, g_w, g_b);
 }
 
 static idl_status run(idl_session *s, const char *method, const idl_tensor *x,
