@@ -266,9 +266,16 @@ ROW2(add_f, float, float, float, x0 + x1)
 ROW2(sub_f, float, float, float, x0 - x1)
 ROW2(mul_f, float, float, float, x0 *x1)
 ROW2(div_f, float, float, float, x0 / x1)
-ROW2(pow_ff, float, float, float, powf(x0, x1))
-ROW2(pow_fl, float, int64_t, float, powf(x0, (float)x1))
-ROW2(pow_fi, float, int32_t, float, powf(x0, (float)x1))
+/* powf with the exponents that exports use most done exactly without the call: x^2 (LayerNorm's
+ * variance as Pow(x, 2)) and x^1; with a constant exponent the compiler hoists the test out of the
+ * row loop, and the x * x loop vectorises. Both are the correctly rounded results powf gives. */
+static inline float pow_f(float a, float b) {
+    return b == 2.0f ? a * a : b == 1.0f ? a : powf(a, b);
+}
+
+ROW2(pow_ff, float, float, float, pow_f(x0, x1))
+ROW2(pow_fl, float, int64_t, float, pow_f(x0, (float)x1))
+ROW2(pow_fi, float, int32_t, float, pow_f(x0, (float)x1))
 /* Max/Min keep the earlier operand on ties and propagate NaN (numpy maximum/minimum) */
 ROW2(max_f, float, float, float, (x1 > x0 || x1 != x1) ? x1 : x0)
 ROW2(min_f, float, float, float, (x1 < x0 || x1 != x1) ? x1 : x0)
@@ -418,9 +425,9 @@ GROW(g_mul_b, float, float, x0)
 GROW(g_div_a, float, float, 1.0f / x1)
 GROW(g_div_b, float, float, -yv / x1)
 /* d/dx x^b = b x^(b-1), taken as 0 where b = 0 (PyTorch's rule; avoids 0 * inf at x = 0) */
-GROW(g_pow_a_f, float, float, x1 == 0.0f ? 0.0f : x1 * powf(x0, x1 - 1.0f))
-GROW(g_pow_a_l, float, int64_t, x1 == 0 ? 0.0f : (float)x1 * powf(x0, (float)x1 - 1.0f))
-GROW(g_pow_a_i, float, int32_t, x1 == 0 ? 0.0f : (float)x1 * powf(x0, (float)x1 - 1.0f))
+GROW(g_pow_a_f, float, float, x1 == 0.0f ? 0.0f : x1 * pow_f(x0, x1 - 1.0f))
+GROW(g_pow_a_l, float, int64_t, x1 == 0 ? 0.0f : (float)x1 * pow_f(x0, (float)x1 - 1.0f))
+GROW(g_pow_a_i, float, int32_t, x1 == 0 ? 0.0f : (float)x1 * pow_f(x0, (float)x1 - 1.0f))
 /* d/db x^b = x^b log x, only where x > 0 (0 elsewhere) */
 GROW(g_pow_b, float, float, x0 > 0.0f ? yv * logf(x0) : 0.0f)
 /* Max/Min of two: operand 0 is selected on ties (see max_f / min_f); branch-free */
