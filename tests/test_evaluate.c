@@ -574,6 +574,15 @@ static void test_batch(idl_session *s, const idl_tensor *x, const int64_t *tg) {
             xi.data = (float *)x->data + i * F_, ei.data = (float *)E->data + i * F_;
             idl_evaluation one = { 0 };
             CHECK_OK(eval(s, cases[c].metric, &xi, tg + i, &ei, cases[c].set, &one));
+            if (c == 0) { /* one sample's explanation without its batch axis */
+                idl_tensor e3 = ei;
+                e3.ndim = 3;
+                memmove(e3.shape, ei.shape + 1, sizeof(int64_t) * 3);
+                idl_evaluation three = { 0 };
+                CHECK_OK(eval(s, cases[c].metric, &xi, tg + i, &e3, cases[c].set, &three));
+                CHECK(three.values && one.values && three.values[0] == one.values[0]);
+                idl_evaluation_clear(&three);
+            }
             for (int k = 0; k < all.n_scores && one.values; k++) {
                 double a = all.values[i * all.n_scores + k], b = one.values[k];
                 CHECK_MSG(fabs(a - b) <= 1e-5 * (1 + fabs(b)), "%s %s: batch %g, single %g",

@@ -15,7 +15,8 @@
  *  - The objective (default: the softmax probability, as Quantus's softmax=True and InterpretDL's
  *    evaluators) of the target class, the target given or the argmax of the clean pass.
  *  - The perturbed tensor is the explain request's wrt (default the first float32 input).
- *  - The explanation, per sample: the perturbed tensor's shape (one value per element); or one
+ *  - The explanation, per sample: the perturbed tensor's shape (one value per element; one
+ *    sample's shape without the batch axis is taken for a batch of one); or one
  *    value per pixel, (N, H, W) or (N, 1, H, W), standing for every channel of the pixel (as
  *    Quantus broadcasts it); or another 2-D size (a CAM at its layer), resized bilinearly
  *    (half-pixel) to H x W as InterpretDL does.

@@ -83,9 +83,12 @@ idl_status idl__ev_values(const idl__xrun *r, const idl_tensor *E, int reduce, c
     int64_t H = image ? r->wrt_shape[r->wrt_ndim - 2] : 1;
     int64_t W = image ? r->wrt_shape[r->wrt_ndim - 1] : n;
     int64_t C = n / (H * W);
-    /* the layouts taken: the input's shape (per element); per pixel (N, H, W), (N, 1, H, W) or,
-       for one sample, (H, W); or a 2-D map of another size in one of those layouts (resized) */
-    bool elements = E->ndim == r->wrt_ndim && same(E->shape, r->wrt_shape, E->ndim);
+    /* the layouts taken: the input's shape (per element; for one sample also without the batch
+       axis); per pixel (N, H, W), (N, 1, H, W) or, for one sample, (H, W); or a 2-D map of another
+       size in one of those layouts (resized) */
+    bool elements = (E->ndim == r->wrt_ndim && same(E->shape, r->wrt_shape, E->ndim)) ||
+                    (N == 1 && E->ndim == r->wrt_ndim - 1 && /* one sample's shape */
+                     same(E->shape, r->wrt_shape + 1, E->ndim));
     int64_t h = 0, w = 0;
     if (!elements && image) {
         bool two_d = (E->ndim == 3 && E->shape[0] == N) ||
