@@ -312,7 +312,7 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
                           name, r.wrt, r.wrt_ndim);
     }
     int64_t H = r.wrt_shape[r.wrt_ndim - 2], W = r.wrt_shape[r.wrt_ndim - 1], HW = H * W;
-    int64_t C = r.numel / HW, ps = p->patch_size;
+    int64_t ps = p->patch_size;
     int64_t top = ((ps - H % ps) % ps) / 2, left = ((ps - W % ps) % ps) / 2;
     int64_t gh = (H + (ps - H % ps) % ps) / ps, gw = (W + (ps - W % ps) % ps) / ps, nP = gh * gw;
     int64_t L = IDL_MIN((int64_t)p->regions, nP);
@@ -321,16 +321,18 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
     int32_t *unit = NULL;
     curve_run c;
     memset(&c, 0, sizeof c);
-    st = idl__ev_check_input(&r, name);
-    if (!st) st = idl__ev_values(&r, explanation, 0, name, &v, &Fv);
-    if (!st) {
+    /* the region grid and each region's relevance (InterpretDL's variant ranks pixels instead:
+       stepwise does all of it) */
+    if (!p->interpretdl) st = idl__ev_check_input(&r, name);
+    if (!st && !p->interpretdl) st = idl__ev_values(&r, explanation, 0, name, &v, &Fv);
+    if (!st && !p->interpretdl) {
         unit = idl__malloc(sizeof(int32_t) * (size_t)HW);
         rel = idl__calloc((size_t)(r.N * nP), sizeof(double));
         count = idl__malloc(sizeof(int64_t) * (size_t)(L + 1));
         c.rank = idl__malloc(sizeof(int64_t) * (size_t)(r.N * nP));
         if (!unit || !rel || !count || !c.rank) st = idl__error(IDL_ERR_NOMEM, "out of memory");
     }
-    if (!st) {
+    if (!st && !p->interpretdl) {
         for (int64_t q = 0; q < HW; q++)
             unit[q] = (int32_t)(((q / W + top) / ps) * gw + (q % W + left) / ps);
         for (int64_t j = 0; j <= L; j++)
@@ -338,7 +340,6 @@ idl_status idl_eval_region(idl_session *s, const idl_explain_request *rq,
         for (int64_t i = 0; i < r.N; i++) /* a region's relevance: the sum over its elements */
             for (int64_t e = 0; e < r.numel; e++)
                 rel[i * nP + unit[e % HW]] += idl__ev_at(&r, v, Fv, i, e);
-        (void)C;
         c.r = &r, c.F = nP, c.K = L, c.count = count, c.unit = unit, c.HW = HW;
     }
     if (!st && !p->interpretdl) st = fills(&r, &p->fill, name, &c.fill);
@@ -591,11 +592,12 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
     const float *Z = e.masks->data;
     const int32_t *seg = e.segments->data;
     double *beta = idl__calloc((size_t)Smax + 1, sizeof(double));
-    double *cnt = idl__calloc((size_t)Smax + 1, sizeof(double));
+    double *cnt = idl__calloc((size_t)Smax + 1, sizeof(double)); /* pixels per superpixel */
+    double *zm = idl__calloc((size_t)Smax + 1, sizeof(double));  /* weighted mask means */
     double *w = idl__malloc(sizeof(double) * (size_t)ns);
     float *Zi = idl__malloc(sizeof(float) * (size_t)(ns * Smax) + 1);
     char a[128];
-    if (!beta || !cnt || !w || !Zi) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+    if (!beta || !cnt || !zm || !w || !Zi) st = idl__error(IDL_ERR_NOMEM, "out of memory");
     if (!st && p->features &&
         (p->features->ndim != 2 || p->features->shape[0] != N || p->features->shape[1] < Smax))
         st = idl__error(IDL_ERR_SHAPE,
@@ -631,9 +633,9 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
             w[k] = idl__lime_weight(Zi + k * S, S, p->lime.kernel_width);
         }
         double ym = 0, b0 = 0;
-        idl__weighted_means(Zi, ns, S, yi, w, cnt, &ym);
+        idl__weighted_means(Zi, ns, S, yi, w, zm, &ym);
         for (int64_t j = 0; j < S; j++) /* the least-squares intercept for these weights */
-            b0 -= cnt[j] * beta[j];
+            b0 -= zm[j] * beta[j];
         b0 = p->intercept ? p->intercept[i] : ym + b0;
         out->values[i] = idl__weighted_r2(Zi, ns, S, yi, w, ym, beta, b0);
     }
@@ -641,6 +643,7 @@ idl_status idl_eval_local_fidelity(idl_session *s, const idl_explain_request *rq
     if (st) idl_evaluation_clear(out);
     idl__free(beta);
     idl__free(cnt);
+    idl__free(zm);
     idl__free(w);
     idl__free(Zi);
     idl__free(y);
