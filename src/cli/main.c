@@ -672,6 +672,40 @@ static void json_head(FILE *f, const args *a, const char *what) {
     fprintf(f, ",\n  \"seed\": %s", seed); /* checked by then: an integer */
 }
 
+/* Opens path.tmp for writing into *f; tmp_close and tmp_rename then put it over path (nothing
+ * the user had is lost on failure). Returns 0, EXIT_USAGE (path too long) or EXIT_RUNTIME. */
+static int tmp_open(const char *path, char *tmp, size_t cap, FILE **f) {
+    *f = NULL;
+    if (snprintf(tmp, cap, "%s.tmp", path) >= (int)cap)
+        return cli_usage_error("output path too long: %s", path);
+    *f = fopen(tmp, "w");
+    if (!*f) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* Closes a temporary file; on failure removes it. Returns 0 or EXIT_RUNTIME. */
+static int tmp_close(FILE *f, const char *tmp, const char *path) {
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static int tmp_rename(const char *tmp, const char *path) {
+    if (rename(tmp, path)) {
+        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
 /* The run's record: method, model, settings, targets, scores, completeness, shape, timing. Written
  * to a temporary name and renamed. */
 /* The tokens of a token-id model, for the record: ids (N, T) and, with --vocab, their text. */
@@ -726,13 +760,9 @@ static void free_vocab(token_info *t) {
 static int write_json(const args *a, const idl_explanation *e, const int64_t *targets_given,
                       double seconds, const token_info *tok, const char *preprocess) {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp)
-        return cli_usage_error("%s", "--json path too long");
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
-        return EXIT_RUNTIME;
-    }
+    FILE *f;
+    int rc = tmp_open(a->json, tmp, sizeof tmp, &f);
+    if (rc) return rc;
     json_head(f, a, "method");
     fprintf(f, ",\n  \"targets_given\": %s", targets_given ? "true" : "false");
     if (preprocess && *preprocess) fprintf(f, ",\n  \"preprocess\": %s", preprocess);
@@ -802,13 +832,8 @@ static int write_json(const args *a, const idl_explanation *e, const int64_t *ta
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, a->json)) {
-        fprintf(stderr, "interpretdl: cannot write %s: %s\n", a->json, strerror(errno));
-        remove(tmp);
-        return EXIT_RUNTIME;
-    }
-    return 0;
+    rc = tmp_close(f, tmp, a->json);
+    return rc ? rc : tmp_rename(tmp, a->json);
 }
 
 static int progress_bar(int64_t done, int64_t total, void *user) {
@@ -1196,35 +1221,6 @@ static void json_curve(FILE *f, const char *key, const idl_tensor *c, int64_t b)
     fprintf(f, "]");
 }
 
-/* Opens path.tmp for writing; commit renames it over path (nothing the user had is lost on
- * failure). */
-static FILE *tmp_open(const char *path, char *tmp, size_t cap) {
-    if (snprintf(tmp, cap, "%s.tmp", path) >= (int)cap) return NULL;
-    FILE *f = fopen(tmp, "w");
-    if (!f) fprintf(stderr, "interpretdl: cannot write %s: %s\n", tmp, strerror(errno));
-    return f;
-}
-
-/* Closes a temporary file; on failure removes it. Returns 0 or EXIT_RUNTIME. */
-static int tmp_close(FILE *f, const char *tmp, const char *path) {
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
-        remove(tmp);
-        return EXIT_RUNTIME;
-    }
-    return 0;
-}
-
-static int tmp_rename(const char *tmp, const char *path) {
-    if (rename(tmp, path)) {
-        fprintf(stderr, "interpretdl: cannot write %s: %s\n", path, strerror(errno));
-        remove(tmp);
-        return EXIT_RUNTIME;
-    }
-    return 0;
-}
-
 static void write_eval_json(FILE *f, const args *a, const idl_evaluation *ev, double secs) {
     json_head(f, a, "metric");
     fprintf(f, ",\n  \"explanation\": ");
@@ -1298,12 +1294,13 @@ static int cmd_evaluate(const args *a) {
                                      "--set box=x1,y1,x2,y2 or --set mask=F.npy");
     /* the outputs: temporary files opened before the work, renamed together at the end */
     char tmp_json[4096], tmp_csv[4096];
-    FILE *fj = tmp_open(a->outs[0], tmp_json, sizeof tmp_json), *fc = NULL;
-    if (!fj) return EXIT_RUNTIME;
-    if (a->csv && !(fc = tmp_open(a->csv, tmp_csv, sizeof tmp_csv))) {
+    FILE *fj = NULL, *fc = NULL;
+    int ro = tmp_open(a->outs[0], tmp_json, sizeof tmp_json, &fj);
+    if (ro) return ro;
+    if (a->csv && (ro = tmp_open(a->csv, tmp_csv, sizeof tmp_csv, &fc))) {
         fclose(fj);
         remove(tmp_json);
-        return EXIT_RUNTIME;
+        return ro;
     }
     job jb;
     memset(&jb, 0, sizeof jb);
