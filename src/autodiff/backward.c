@@ -87,14 +87,24 @@ static idl_status seed_objective(idl_session *s, const idl_objective *obj, const
     return IDL_OK;
 }
 
-static idl_status ensure_grad(idl__plan *p, int v) {
+/* The gradient buffer of value v, allocated on first need and kept with the plan; zeroed only when
+ * `zero` (the reverse pass zeroes the others lazily, see zero_grad). */
+static idl_status ensure_grad(idl__plan *p, int v, bool zero) {
     idl_tensor *g = &p->grads[v];
     if (!g->data) {
         *g = idl_tensor_wrap(IDL_DT_F32, p->vals[v].ndim, p->vals[v].shape, NULL);
-        return idl__tensor_alloc_data(g);
+        idl_status st = idl__tensor_alloc_data(g);
+        if (st) return st;
     }
-    memset(g->data, 0, idl__tensor_bytes(g));
+    if (zero) memset(g->data, 0, idl__tensor_bytes(g));
     return IDL_OK;
+}
+
+/* Zeroes the gradient of v before its first contribution of this pass (once). */
+static void zero_grad(idl__plan *p, bool *zeroed, int v) {
+    if (zeroed[v]) return;
+    memset(p->grads[v].data, 0, idl__tensor_bytes(&p->grads[v]));
+    zeroed[v] = true;
 }
 
 static void relu_rule_backward(idl__op_ctx *c, int rule) {
@@ -158,16 +168,24 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         p->active[v] = down[v] && up[v];
     idl__free(down);
     idl__free(up);
+    /* buffers of the path are zeroed lazily, before their first contribution, and not at all when
+     * their only contributor overwrites them (IDL__OP_BWD_WRITES_FRESH): most of a CNN's */
     for (int v = 0; v < nv; v++)
-        if (p->active[v] && (st = ensure_grad(p, v))) return st;
+        if (p->active[v] && (st = ensure_grad(p, v, v == yv))) return st;
     for (int i = 0; i < n_wrt; i++)
-        if (!p->active[wrt[i]] && (st = ensure_grad(p, wrt[i]))) return st; /* stays zero */
+        if (!p->active[wrt[i]] && (st = ensure_grad(p, wrt[i], true))) return st; /* stays zero */
     if (!p->active[yv]) return IDL_OK; /* objective does not depend on any wrt tensor: zeros */
 
     if ((st = seed_objective(s, obj, &p->vals[yv], &p->grads[yv]))) return st;
     /* values with exactly one contributing (node, input slot): that kernel may overwrite */
     int *contrib = idl__calloc((size_t)nv + 1, sizeof(int));
-    if (!contrib) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    bool *zeroed = idl__calloc((size_t)nv + 1, sizeof(bool));
+    if (!contrib || !zeroed) {
+        idl__free(contrib);
+        idl__free(zeroed);
+        return idl__error(IDL_ERR_NOMEM, "out of memory");
+    }
+    zeroed[yv] = true;
     for (int i = 0; i < nn; i++) {
         const idl__node *n = &m->nodes[i];
         bool any_out = false;
@@ -195,20 +213,39 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
             any_in = any_in || a;
         }
         if (!any_out || !any_in) continue;
-        if (s->abort_cb && s->abort_cb(s->abort_user))
-            return idl__error(IDL_ERR_ABORTED, "backward aborted");
+        if (s->abort_cb && s->abort_cb(s->abort_user)) {
+            st = idl__error(IDL_ERR_ABORTED, "backward aborted");
+            break;
+        }
         const idl__op_def *def = idl__ops[n->op];
-        if (s->relu_rule != IDL__RELU_DEFAULT && !strcmp(def->name, "Relu")) {
+        bool rule = s->relu_rule != IDL__RELU_DEFAULT && !strcmp(def->name, "Relu");
+        bool writes = (def->flags & IDL__OP_BWD_WRITES_FRESH) && !rule;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (!c->din[k]) continue;
+            if (writes && p->fresh[v])
+                zeroed[v] = true; /* the kernel writes it whole */
+            else
+                zero_grad(p, zeroed, v);
+        }
+        if (rule) {
             relu_rule_backward(c, s->relu_rule);
             continue;
         }
-        if (!def->backward)
-            return idl__error(IDL_ERR_UNSUPPORTED,
-                              "node '%s' (%s) lies on the gradient path but %s has no "
-                              "gradient",
-                              n->name, n->op_type, n->op_type);
-        if ((st = def->backward(c)))
-            return idl__error_prefix(st, "node '%s' (%s) backward: ", n->name, n->op_type);
+        if (!def->backward) {
+            st = idl__error(IDL_ERR_UNSUPPORTED,
+                            "node '%s' (%s) lies on the gradient path but %s has no gradient",
+                            n->name, n->op_type, n->op_type);
+            break;
+        }
+        if ((st = def->backward(c))) {
+            st = idl__error_prefix(st, "node '%s' (%s) backward: ", n->name, n->op_type);
+            break;
+        }
     }
-    return IDL_OK;
+    /* a value of the path that nothing contributed to (a piecewise-constant op) reads as zero */
+    for (int v = 0; !st && v < nv; v++)
+        if (p->active[v]) zero_grad(p, zeroed, v);
+    idl__free(zeroed);
+    return st;
 }

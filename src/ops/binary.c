@@ -603,19 +603,28 @@ static idl_status bin_backward(idl__op_ctx *c) {
     const void *src[2] = { c->in[0]->data, c->in[1]->data };
     const float *y = c->out[0]->data, *dy = c->dout[0]->data;
     for (int k = 0; k < 2; k++) {
-        if (!c->din[k] || !g[k] || c->in[k]->dtype != IDL_DT_F32) continue;
+        if (!c->din[k] || c->in[k]->dtype != IDL_DT_F32) continue;
+        if (idl__din_fresh(c, k)) { /* IDL__OP_BWD_WRITES_FRESH: write din[k] whole */
+            if (s->full[k] && (s->op == B_ADD || (s->op == B_SUB && k == 0))) {
+                memcpy(c->din[k]->data, dy, idl__tensor_bytes(c->din[k]));
+                continue;
+            }
+            memset(c->din[k]->data, 0, idl__tensor_bytes(c->din[k]));
+        }
+        if (!g[k]) continue;
         idl_status st = iter_grad(&s->it, src, s->esz, k, s->full[k], y, dy, c->din[k]->data, g[k]);
         if (st) return st;
     }
     return IDL_OK;
 }
 
-#define BINARY_OP(stem, Name, OP, BWD)                                                    \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                    \
-        return bin_prepare(c, OP);                                                        \
-    }                                                                                     \
-    const idl__op_def idl__op_##stem = { Name,           2,           2,   1,          1, \
-                                         stem##_prepare, bin_forward, BWD, free_state, 0 };
+#define BINARY_OP(stem, Name, OP, BWD)                                                           \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                           \
+        return bin_prepare(c, OP);                                                               \
+    }                                                                                            \
+    const idl__op_def idl__op_##stem = {                                                         \
+        Name, 2, 2, 1, 1, stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH \
+    };
 
 BINARY_OP(add, "Add", B_ADD, bin_backward)
 BINARY_OP(sub, "Sub", B_SUB, bin_backward)

@@ -665,6 +665,10 @@ static idl_status conv_backward(idl__op_ctx *c) {
         port_done(c->be, dp);
     }
     if (want_w) {
+        /* IDL__OP_BWD_WRITES_FRESH: a fresh weight or bias gradient is not zeroed for us */
+        for (int k = 1; k < 3; k++)
+            if (k < c->n_in && c->din[k] && idl__din_fresh(c, k))
+                memset(c->din[k]->data, 0, idl__tensor_bytes(c->din[k]));
         dnnl_memory_t src = port_in(c->be, &s->bw_src, c->in[0]->data);
         dnnl_memory_t ddst = port_in(c->be, &s->bw_ddst, dy);
         /* the port buffers always exist for ACC ports; write there, add only what is wanted */
@@ -688,8 +692,23 @@ static idl_status convtranspose_prepare(idl__op_ctx *c) {
     return conv_prepare_common(c, true);
 }
 
-const idl__op_def idl__op_conv = { "Conv",        2,        3, 1, 1, conv_prepare, conv_forward,
-                                   conv_backward, conv_free };
-const idl__op_def idl__op_convtranspose = {
-    "ConvTranspose", 2, 3, 1, 1, convtranspose_prepare, conv_forward, conv_backward, conv_free
-};
+const idl__op_def idl__op_conv = { "Conv",
+                                   2,
+                                   3,
+                                   1,
+                                   1,
+                                   conv_prepare,
+                                   conv_forward,
+                                   conv_backward,
+                                   conv_free,
+                                   IDL__OP_BWD_WRITES_FRESH };
+const idl__op_def idl__op_convtranspose = { "ConvTranspose",
+                                            2,
+                                            3,
+                                            1,
+                                            1,
+                                            convtranspose_prepare,
+                                            conv_forward,
+                                            conv_backward,
+                                            conv_free,
+                                            IDL__OP_BWD_WRITES_FRESH };

@@ -32,9 +32,10 @@ typedef struct idl__op_ctx {
     idl_tensor **dout;
     void *state;
     idl__backend *be;
-    /* per value of the graph, during backward: the gradient buffer of the value is zero and this
-     * node is its only contributor (one input slot of one node), so a kernel may write din[k]
-     * instead of adding into it: use idl__din_fresh(c, k). */
+    /* per value of the graph, during backward: this node is the only contributor to the value's
+     * gradient (one input slot of one node), so a kernel may write din[k] instead of adding into
+     * it: use idl__din_fresh(c, k). The buffer is zero unless the op has IDL__OP_BWD_WRITES_FRESH,
+     * in which case it holds garbage and must be written whole. */
     const bool *din_fresh;
 } idl__op_ctx;
 
@@ -57,6 +58,10 @@ typedef struct idl__op_def {
 /* The op reads only its inputs' shapes (Shape): the planner runs it at plan time even when its
  * input is data, so that shape arithmetic downstream folds. */
 #define IDL__OP_SHAPE_ONLY 1u
+/* Backward writes the whole of din[k] (not `+=`) whenever idl__din_fresh(c, k): the reverse pass
+ * then leaves that gradient buffer unzeroed. Ops without the flag get zeroed buffers and may
+ * accumulate. */
+#define IDL__OP_BWD_WRITES_FRESH 2u
 
 /* The registry: ops.def lists X("OnnxName", stem) sorted by name; each family file defines
  * `const idl__op_def idl__op_<stem>`. */
