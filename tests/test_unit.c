@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "interpretdl/interpretdl.h"
 #include "model_builder.h"
+#include "session/session_internal.h" /* to count the values a plan keeps blocked */
 
 #include <unistd.h>
 
@@ -377,12 +378,144 @@ static void test_oom_sweep(void) {
     CHECK_MSG(total > 10, "only %ld allocations seen", total);
 }
 
+/* A residual CNN whose 16-channel activations oneDNN keeps blocked: x (2,3,12,12) -> Conv 3x3 ->
+ * c1 -> Relu r1 -> Conv 3x3 c2 -> Add(c2, r1) a1 -> Relu r2; r2 feeds both MaxPool 2x2 (a plain
+ * op) and a 1x1 stride-2 Conv c3 (blocked); Add(mp, c3) a2 mixes the two; Mul by a scalar; then
+ * GlobalAveragePool, Flatten and Gemm to 5 classes. */
+static idl_model *layout_model(void) {
+    tb_model *b = tb_new(13);
+    tb_input(b, "x", IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 });
+    uint32_t seed = 7;
+    float w1[16 * 3 * 9], b1[16], w2[16 * 16 * 9], w3[16 * 16], wg[5 * 16], bg[5], half = 0.5f;
+    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
+        w1[i] = 0.4f * tb_frand(&seed);
+    for (int i = 0; i < 16; i++)
+        b1[i] = 0.1f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof w2 / sizeof *w2; i++)
+        w2[i] = 0.15f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof w3 / sizeof *w3; i++)
+        w3[i] = 0.3f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
+        wg[i] = tb_frand(&seed);
+    for (int i = 0; i < 5; i++)
+        bg[i] = 0.1f * tb_frand(&seed);
+    tb_init_f32(b, "w1", 4, (int64_t[]){ 16, 3, 3, 3 }, w1);
+    tb_init_f32(b, "b1", 1, (int64_t[]){ 16 }, b1);
+    tb_init_f32(b, "w2", 4, (int64_t[]){ 16, 16, 3, 3 }, w2);
+    tb_init_f32(b, "w3", 4, (int64_t[]){ 16, 16, 1, 1 }, w3);
+    tb_init_f32(b, "wg", 2, (int64_t[]){ 5, 16 }, wg);
+    tb_init_f32(b, "bg", 1, (int64_t[]){ 5 }, bg);
+    tb_init_f32(b, "half", 0, NULL, &half);
+    const int64_t p1[4] = { 1, 1, 1, 1 }, k2[2] = { 2, 2 }, s2[2] = { 2, 2 };
+    tb_node(b, "Conv", "x,w1,b1", "c1");
+    tb_attr_ints(b, "pads", 4, p1);
+    tb_node(b, "Relu", "c1", "r1");
+    tb_node(b, "Conv", "r1,w2", "c2");
+    tb_attr_ints(b, "pads", 4, p1);
+    tb_node(b, "Add", "c2,r1", "a1");
+    tb_node(b, "Relu", "a1", "r2");
+    tb_node(b, "MaxPool", "r2", "mp");
+    tb_attr_ints(b, "kernel_shape", 2, k2);
+    tb_attr_ints(b, "strides", 2, s2);
+    tb_node(b, "Conv", "r2,w3", "c3");
+    tb_attr_ints(b, "strides", 2, s2);
+    tb_node(b, "Add", "mp,c3", "a2");
+    tb_node(b, "Mul", "a2,half", "h");
+    tb_node(b, "GlobalAveragePool", "h", "g");
+    tb_node(b, "Flatten", "g", "f");
+    tb_node(b, "Gemm", "f,wg,bg", "y");
+    tb_attr_int(b, "transB", 1);
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+static float max_rel_diff(const idl_tensor *a, const idl_tensor *b) {
+    if (!a || !b || idl_tensor_numel(a) != idl_tensor_numel(b)) return INFINITY;
+    const float *x = a->data, *y = b->data;
+    float d = 0, mx = 0;
+    for (int64_t i = 0; i < idl_tensor_numel(a); i++) {
+        d = fmaxf(d, fabsf(x[i] - y[i]));
+        mx = fmaxf(mx, fabsf(y[i]));
+    }
+    return d / (mx > 0 ? mx : 1);
+}
+
+/* Blocked layouts between ops are invisible: every intermediate tensor, output, gradient (w.r.t.
+ * the input and a blocked intermediate) and tap gives what a plain-layout session gives. */
+static void test_layouts(void) {
+    idl_model *m = layout_model();
+    CHECK(m != NULL);
+    if (!m) return;
+    idl_session *s[2] = { NULL, NULL };
+    idl_session_opts o = idl_session_opts_default();
+    CHECK_OK(idl_session_new(m, &o, &s[0]));
+    o.plain_layout = 1;
+    CHECK_OK(idl_session_new(m, &o, &s[1]));
+    float xv[2 * 3 * 144];
+    uint32_t seed = 3;
+    for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
+        xv[i] = tb_frand(&seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
+    const idl_tensor *in[1] = { &x };
+    const char *names[] = { "c1", "r1", "c2", "a1", "r2", "mp", "c3", "a2", "h", "y" };
+    const char *wrt[2] = { "x", "r1" };
+    int64_t targets[2] = { 1, 3 };
+    float factor = 1.5f;
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) /* a tap that rescales a blocked tensor in place */
+            for (int k = 0; k < 2; k++)
+                CHECK_OK(idl_session_set_tap(s[k], "r1", scale_tap, &factor));
+        for (int k = 0; k < 2; k++)
+            CHECK_OK(idl_session_forward(s[k], in, NULL, 1));
+        int blocked[2] = { 0, 0 };
+        for (int k = 0; k < 2; k++)
+            for (int v = 0; v < s[k]->plan->n_values; v++)
+                blocked[k] += s[k]->plan->lay[v] != NULL;
+        CHECK_MSG(blocked[0] >= 6 && blocked[1] == 0, "blocked values %d and %d", blocked[0],
+                  blocked[1]);
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            float d = max_rel_diff(idl_session_tensor(s[0], names[i]),
+                                   idl_session_tensor(s[1], names[i]));
+            CHECK_MSG(d < 1e-5f, "pass %d: %s differs by %g", pass, names[i], (double)d);
+        }
+        idl_objective obj = idl_objective_default();
+        obj.kind = pass == 1 ? IDL_OBJ_LOGIT : IDL_OBJ_PROBABILITY;
+        obj.targets = targets;
+        for (int k = 0; k < 2; k++)
+            CHECK_OK(idl_session_backward(s[k], &obj, wrt, 2));
+        for (int i = 0; i < 2; i++) {
+            const idl_tensor *g0 = idl_session_grad(s[0], wrt[i]);
+            float d = max_rel_diff(g0, idl_session_grad(s[1], wrt[i]));
+            CHECK_MSG(d < 1e-5f, "pass %d: gradient w.r.t. %s differs by %g", pass, wrt[i],
+                      (double)d);
+            float mx = 0;
+            for (int64_t j = 0; g0 && j < idl_tensor_numel(g0); j++)
+                mx = fmaxf(mx, fabsf(((const float *)g0->data)[j]));
+            CHECK(mx > 0); /* a real gradient, not zeros on both sides */
+        }
+    }
+    /* the tap's effect is there: r1 read back is 1.5 x relu(c1) */
+    const idl_tensor *c1 = idl_session_tensor(s[0], "c1"), *r1 = idl_session_tensor(s[0], "r1");
+    float worst = 0;
+    for (int64_t i = 0; c1 && r1 && i < idl_tensor_numel(c1); i++) {
+        float c = ((const float *)c1->data)[i];
+        worst = fmaxf(worst, fabsf(((const float *)r1->data)[i] - factor * (c > 0 ? c : 0)));
+    }
+    CHECK(c1 && r1 && worst < 1e-6f);
+    for (int k = 0; k < 2; k++)
+        idl_session_free(s[k]);
+    idl_model_free(m);
+}
+
 int main(void) {
     idl_log_set(NULL, NULL, IDL_LOG_ERROR);
     test_npy();
     test_model_queries();
     test_forward_and_grad();
     test_taps();
+    test_layouts();
     test_param_grad();
     test_abort();
     test_oom_sweep();

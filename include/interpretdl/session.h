@@ -18,6 +18,10 @@ typedef struct idl_session_opts {
     uint64_t max_memory; /* bytes of activations one plan may allocate (weights not counted);
                             0 = three quarters of physical memory. Going over fails the forward
                             pass with IDL_ERR_NOMEM naming the tensor. */
+    int plain_layout;    /* 1: every activation in plain row-major layout between ops (slower;
+                            for comparisons). 0 (default): chains of convolutions and element-
+                            wise ops keep oneDNN's blocked layout between them. Either way the
+                            tensors the API shows are plain. */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 

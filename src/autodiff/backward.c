@@ -179,12 +179,13 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     if ((st = seed_objective(s, obj, &p->vals[yv], &p->grads[yv]))) return st;
     /* values with exactly one contributing (node, input slot): that kernel may overwrite */
     int *contrib = idl__calloc((size_t)nv + 1, sizeof(int));
-    bool *zeroed = idl__calloc((size_t)nv + 1, sizeof(bool));
+    bool *zeroed = idl__calloc(2 * ((size_t)nv + 1), sizeof(bool));
     if (!contrib || !zeroed) {
         idl__free(contrib);
         idl__free(zeroed);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
+    bool *gzeroed = zeroed + nv + 1; /* the same for the plain gradients of blocked values */
     zeroed[yv] = true;
     for (int i = 0; i < nn; i++) {
         const idl__node *n = &m->nodes[i];
@@ -197,21 +198,35 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     for (int v = 0; v < nv; v++)
         p->fresh[v] = p->active[v] && contrib[v] == 1 && v != yv;
     idl__free(contrib);
-    for (int i = nn - 1; i >= 0; i--) {
+    for (int i = nn - 1; !st && i >= 0; i--) {
         const idl__node *n = &m->nodes[i];
         idl__op_ctx *c = &p->ctx[i];
         bool any_out = false, any_in = false;
+        /* every consumer of node i's outputs has run: add the plain consumers' gradients of a
+         * blocked output into its gradient */
+        for (int k = 0; k < n->n_out && !st; k++) {
+            int v = n->out[k];
+            if (v < 0 || !p->lay[v] || !gzeroed[v]) continue;
+            st = idl__lay_copy(&s->be, p->lay[v], p->grads[v].data, &p->lay[v]->gplain,
+                               zeroed[v] ? 2 : 0);
+            zeroed[v] = true;
+        }
+        if (st) break;
         for (int k = 0; k < n->n_out; k++) {
             bool a = n->out[k] >= 0 && p->active[n->out[k]];
             c->dout[k] = a ? &p->grads[n->out[k]] : NULL;
             any_out = any_out || a;
         }
+        const bool *plain_in = p->slot_plain + (c->in - p->ptrs);
         for (int k = 0; k < n->n_in; k++) {
             /* an input that appears twice gets one buffer; kernels accumulate, so both add up */
             bool a = n->in[k] >= 0 && p->active[n->in[k]];
-            c->din[k] = a ? &p->grads[n->in[k]] : NULL;
+            c->din[k] = !a ? NULL : plain_in[k] ? &p->lay[n->in[k]]->gplain : &p->grads[n->in[k]];
+            if (a && plain_in[k] && !c->din[k]->data && (st = idl__tensor_alloc_data(c->din[k])))
+                break;
             any_in = any_in || a;
         }
+        if (st) break;
         if (!any_out || !any_in) continue;
         if (s->abort_cb && s->abort_cb(s->abort_user)) {
             st = idl__error(IDL_ERR_ABORTED, "backward aborted");
@@ -223,10 +238,13 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
             if (!c->din[k]) continue;
+            bool *z = plain_in[k] ? gzeroed : zeroed;
             if (writes && p->fresh[v])
-                zeroed[v] = true; /* the kernel writes it whole */
-            else
-                zero_grad(p, zeroed, v);
+                z[v] = true; /* the kernel writes it whole */
+            else if (!z[v]) {
+                memset(c->din[k]->data, 0, idl__tensor_bytes(c->din[k]));
+                z[v] = true;
+            }
         }
         if (rule) {
             relu_rule_backward(c, s->relu_rule);

@@ -15,6 +15,105 @@ uint64_t idl__memory_budget(const idl_session_opts *o) {
     return (uint64_t)pages * (uint64_t)psize / 4 * 3;
 }
 
+static void lay_free(idl__vlayout *L) {
+    if (!L) return;
+    dnnl_primitive_t pr[3] = { L->to_plain, L->from_plain, L->add_from_plain };
+    for (int i = 0; i < 3; i++)
+        if (pr[i]) dnnl_primitive_destroy(pr[i]);
+    if (L->mem_b) dnnl_memory_destroy(L->mem_b);
+    if (L->mem_p) dnnl_memory_destroy(L->mem_p);
+    idl__tensor_free_data(&L->plain);
+    idl__tensor_free_data(&L->gplain);
+    idl__free(L);
+}
+
+static idl_status reorder_new(dnnl_primitive_t *r, const dnnl_memory_desc_t *from,
+                              const dnnl_memory_desc_t *to, dnnl_engine_t eng, bool add) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    idl_status st = IDL_OK;
+    if (add) {
+        st = idl__dnnl_check(dnnl_post_ops_create(&po), "post_ops_create");
+        if (!st) st = idl__dnnl_check(dnnl_post_ops_append_sum(po, 1.0f), "post_ops_append_sum");
+        if (!st) st = idl__dnnl_check(dnnl_primitive_attr_create(&attr), "primitive_attr_create");
+        if (!st) st = idl__dnnl_check(dnnl_primitive_attr_set_post_ops(attr, po), "set_post_ops");
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (!st)
+        st = idl__dnnl_check(dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, attr),
+                             "layout reorder");
+    if (!st) st = idl__dnnl_check(dnnl_primitive_create(r, pd), "layout reorder primitive");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (po) dnnl_post_ops_destroy(po);
+    return st;
+}
+
+/* The blocked layout md for value t: its plain views and the reorders between the two. */
+static idl_status lay_new(idl__backend *be, const idl_tensor *t, const dnnl_memory_desc_t *md,
+                          idl__vlayout **out) {
+    *out = NULL;
+    if (t->dtype != IDL_DT_F32 || dnnl_memory_desc_get_size(md) != idl__tensor_bytes(t))
+        return idl__error(IDL_ERR_INTERNAL, "blocked layout of another size than the value");
+    idl__vlayout *L = idl__calloc(1, sizeof *L);
+    if (!L) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    L->md = *md;
+    L->plain = idl_tensor_wrap(IDL_DT_F32, t->ndim, t->shape, NULL);
+    L->gplain = L->plain;
+    dnnl_memory_desc_t pmd;
+    idl_status st = idl__dnnl_check(idl__dnnl_plain_md(&pmd, t->ndim, t->shape), "plain md");
+    if (!st)
+        st = idl__dnnl_check(dnnl_memory_create(&L->mem_b, md, be->engine, DNNL_MEMORY_NONE),
+                             "memory_create");
+    if (!st)
+        st = idl__dnnl_check(dnnl_memory_create(&L->mem_p, &pmd, be->engine, DNNL_MEMORY_NONE),
+                             "memory_create");
+    if (!st) st = reorder_new(&L->to_plain, md, &pmd, be->engine, false);
+    if (!st) st = reorder_new(&L->from_plain, &pmd, md, be->engine, false);
+    if (!st) st = reorder_new(&L->add_from_plain, &pmd, md, be->engine, true);
+    if (st) {
+        lay_free(L);
+        return st;
+    }
+    *out = L;
+    return IDL_OK;
+}
+
+idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_tensor *plain,
+                         int to) {
+    if (!plain->data) {
+        idl_status st = idl__tensor_alloc_data(plain);
+        if (st) return st;
+    }
+    if (dnnl_memory_set_data_handle(L->mem_b, blocked) != dnnl_success ||
+        dnnl_memory_set_data_handle(L->mem_p, plain->data) != dnnl_success)
+        return idl__error(IDL_ERR_BACKEND, "oneDNN set_data_handle failed");
+    dnnl_primitive_t r = to == 1 ? L->to_plain : to == 0 ? L->from_plain : L->add_from_plain;
+    dnnl_exec_arg_t a[2] = { { DNNL_ARG_FROM, to == 1 ? L->mem_b : L->mem_p },
+                             { DNNL_ARG_TO, to == 1 ? L->mem_p : L->mem_b } };
+    idl__dnnl_exec(be, r, 2, a);
+    return IDL_OK;
+}
+
+const idl_tensor *idl__plan_value(idl_session *s, int v) {
+    idl__plan *p = s->plan;
+    idl__vlayout *L = p->lay[v];
+    if (!L) return &p->vals[v];
+    if (!L->plain_ok) {
+        if (idl__lay_copy(&s->be, L, p->vals[v].data, &L->plain, 1)) return NULL;
+        L->plain_ok = true;
+    }
+    return &L->plain;
+}
+
+const idl_tensor *idl__plan_grad(idl_session *s, int v) {
+    idl__plan *p = s->plan;
+    idl__vlayout *L = p->lay[v];
+    if (!L) return &p->grads[v];
+    if (idl__lay_copy(&s->be, L, p->grads[v].data, &L->gplain, 1)) return NULL;
+    return &L->gplain;
+}
+
 void idl__plan_free(idl__plan *p) {
     if (!p) return;
     for (int i = 0; p->ctx && i < p->n_nodes; i++) {
@@ -25,7 +124,11 @@ void idl__plan_free(idl__plan *p) {
     for (int v = 0; v < p->n_values; v++) {
         if (p->vals) idl__tensor_free_data(&p->vals[v]);
         if (p->grads) idl__tensor_free_data(&p->grads[v]);
+        if (p->lay) lay_free(p->lay[v]);
     }
+    idl__free(p->lay);
+    idl__free(p->mds);
+    idl__free(p->slot_plain);
     idl__free(p->vals);
     idl__free(p->vconst);
     idl__free(p->folded);
@@ -76,16 +179,24 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     p->ctx = idl__calloc(nn, sizeof *p->ctx);
     p->ptrs = idl__calloc(n_ptrs + 1, sizeof(idl_tensor *));
     p->consts = idl__calloc(n_ptrs + 1, sizeof(bool));
+    p->mds = idl__calloc(n_ptrs + 1, sizeof *p->mds);
+    p->slot_plain = idl__calloc(n_ptrs + 1, sizeof(bool));
+    p->lay = idl__calloc(nv, sizeof *p->lay);
+    bool *is_out = idl__calloc(nv, sizeof(bool));
     p->grads = idl__calloc(nv, sizeof *p->grads);
     p->active = idl__calloc(nv, sizeof(bool));
     p->fresh = idl__calloc(nv, sizeof(bool));
     p->in_shapes = idl__calloc((size_t)m->n_inputs + 1, sizeof *p->in_shapes);
     p->in_value = idl__calloc((size_t)m->n_inputs + 1, sizeof(int));
     if (!p->vals || !p->vconst || !p->folded || !p->ctx || !p->ptrs || !p->consts || !p->grads ||
-        !p->active || !p->fresh || !p->in_shapes || !p->in_value) {
+        !p->active || !p->fresh || !p->in_shapes || !p->in_value || !p->mds || !p->slot_plain ||
+        !p->lay || !is_out) {
+        idl__free(is_out);
         idl__plan_free(p);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
+    for (int i = 0; i < m->n_outputs; i++)
+        is_out[m->outputs[i]] = true; /* graph outputs stay plain */
     idl_status st = IDL_OK;
     for (int v = 0; v < m->n_values; v++) {
         const idl__value *x = &m->values[v];
@@ -141,6 +252,19 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
         for (int k = 0; k < n->n_out; k++)
             c->out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]] : NULL;
         const idl__op_def *def = idl__ops[n->op];
+        /* blocked inputs: ops with IDL__OP_LAYOUT see their layout and may keep it (also for
+         * their outputs); the others, and those that decline, read a plain copy */
+        bool lay_op = !s->opts.plain_layout && (def->flags & IDL__OP_LAYOUT) &&
+                      !(all_const && n->n_in > 0) && !(def->flags & IDL__OP_SHAPE_ONLY);
+        const dnnl_memory_desc_t **imd = p->mds + (c->in - p->ptrs);
+        const dnnl_memory_desc_t **omd = p->mds + (c->out - p->ptrs);
+        for (int k = 0; k < n->n_in; k++)
+            imd[k] = lay_op && n->in[k] >= 0 && p->lay[n->in[k]] ? &p->lay[n->in[k]]->md : NULL;
+        c->in_md = lay_op ? imd : NULL;
+        c->out_md = lay_op ? omd : NULL;
+        c->out_blk_ok = 0;
+        for (int k = 0; lay_op && k < n->n_out && k < 32; k++)
+            if (n->out[k] >= 0 && !is_out[n->out[k]]) c->out_blk_ok |= 1u << k;
         /* no single allocation of prepare may exceed what is left of the budget */
         uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);
         st = def->prepare(c);
@@ -149,6 +273,17 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
             st = idl__error_prefix(st, "node '%s' (%s, opset %lld): ", n->name, n->op_type,
                                    (long long)m->opset);
             goto fail;
+        }
+        for (int k = 0; k < n->n_in && !(def->flags & IDL__OP_SHAPE_ONLY); k++) {
+            idl__vlayout *L = n->in[k] >= 0 ? p->lay[n->in[k]] : NULL;
+            if (!L || (lay_op && imd[k])) continue;
+            c->in[k] = &L->plain;
+            p->slot_plain[c->in - p->ptrs + k] = true;
+            if (!L->feed_plain) {
+                L->feed_plain = true;
+                used += (uint64_t)idl__tensor_bytes(&L->plain);
+                if ((st = idl__tensor_alloc_data(&L->plain))) goto fail;
+            }
         }
         for (int k = 0; k < n->n_out; k++) {
             if (!c->out[k]) continue;
@@ -177,6 +312,18 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                 goto fail;
             }
         }
+        for (int k = 0; lay_op && k < n->n_out; k++) {
+            if (!omd[k]) continue;
+            if (k >= 32 || !(c->out_blk_ok & (1u << k))) {
+                st = idl__error(IDL_ERR_INTERNAL, "node '%s' (%s): output %d blocked unasked",
+                                n->name, n->op_type, k);
+                goto fail;
+            }
+            if ((st = lay_new(&s->be, c->out[k], omd[k], &p->lay[n->out[k]]))) {
+                st = idl__error_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+                goto fail;
+            }
+        }
         if ((all_const && n->n_in > 0) || (def->flags & IDL__OP_SHAPE_ONLY)) {
             def->forward(c);
             p->folded[i] = true;
@@ -184,34 +331,56 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                 if (n->out[k] >= 0) p->vconst[n->out[k]] = true;
         }
     }
+    idl__free(is_out);
     *out = p;
     return IDL_OK;
 fail:
+    idl__free(is_out);
     idl__plan_free(p);
     return st;
 }
 
-static void run_taps(idl_session *s, int v) {
+/* Calls the taps of value v; a blocked value is shown plain and what the tap wrote goes back. */
+static idl_status run_taps(idl_session *s, int v) {
+    idl__plan *p = s->plan;
+    idl__vlayout *L = p->lay[v];
+    bool any = false;
     for (int t = 0; t < s->n_taps; t++)
-        if (s->taps[t].value == v && s->taps[t].cb)
-            s->taps[t].cb(s->m->values[v].name, &s->plan->vals[v], s->taps[t].user);
+        any = any || (s->taps[t].value == v && s->taps[t].cb);
+    if (!any) return IDL_OK;
+    idl_tensor *t = L ? (idl_tensor *)idl__plan_value(s, v) : &p->vals[v];
+    if (!t) return idl__error_prefix(IDL_ERR_NOMEM, "tap on '%s': ", s->m->values[v].name);
+    for (int k = 0; k < s->n_taps; k++)
+        if (s->taps[k].value == v && s->taps[k].cb)
+            s->taps[k].cb(s->m->values[v].name, t, s->taps[k].user);
+    return L ? idl__lay_copy(&s->be, L, p->vals[v].data, t, 0) : IDL_OK;
 }
 
 idl_status idl__plan_forward(idl_session *s) {
     idl__plan *p = s->plan;
     const idl_model *m = s->m;
+    idl_status st;
     if (s->n_taps)
         for (int i = 0; i < m->n_inputs; i++)
-            run_taps(s, m->inputs[i]);
+            if ((st = run_taps(s, m->inputs[i]))) return st;
     for (int i = 0; i < m->n_nodes; i++) {
         if (p->folded[i]) continue;
         if (s->abort_cb && s->abort_cb(s->abort_user))
             return idl__error(IDL_ERR_ABORTED, "forward aborted");
         idl__op_ctx *c = &p->ctx[i];
-        idl__ops[m->nodes[i].op]->forward(c);
+        const idl__node *n = &m->nodes[i];
+        idl__ops[n->op]->forward(c);
+        for (int k = 0; k < c->n_out; k++) {
+            idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
+            if (!L) continue;
+            L->plain_ok = L->feed_plain; /* plain's data exists: refresh it now */
+            if (L->feed_plain &&
+                (st = idl__lay_copy(&s->be, L, p->vals[n->out[k]].data, &L->plain, 1)))
+                return st;
+        }
         if (s->n_taps)
             for (int k = 0; k < c->n_out; k++)
-                if (m->nodes[i].out[k] >= 0) run_taps(s, m->nodes[i].out[k]);
+                if (n->out[k] >= 0 && (st = run_taps(s, n->out[k]))) return st;
     }
     return IDL_OK;
 }

@@ -567,6 +567,8 @@ static idl_status bin_prepare(idl__op_ctx *c, bop op) {
     s->full[1] = idl_tensor_numel(b) == ny;
     c->state = s;
     idl__set_out(c->out[0], dy, nd, shp);
+    /* blocked operands of the output's shape (or a blocked one and a scalar) keep their layout */
+    idl__layout_same(c, idl_tensor_numel(b) == 1 && !idl__same_shape(b, c->out[0]) ? 1 : 2);
     return IDL_OK;
 }
 
@@ -618,12 +620,13 @@ static idl_status bin_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define BINARY_OP(stem, Name, OP, BWD)                                                           \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                           \
-        return bin_prepare(c, OP);                                                               \
-    }                                                                                            \
-    const idl__op_def idl__op_##stem = {                                                         \
-        Name, 2, 2, 1, 1, stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH \
+#define BINARY_OP(stem, Name, OP, BWD)                                                          \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                          \
+        return bin_prepare(c, OP);                                                              \
+    }                                                                                           \
+    const idl__op_def idl__op_##stem = {                                                        \
+        Name,           2,           2,   1,          1,                                        \
+        stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT \
     };
 
 BINARY_OP(add, "Add", B_ADD, bin_backward)

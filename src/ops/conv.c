@@ -59,8 +59,11 @@ enum { PORT_IN, PORT_OUT, PORT_ACC };
 
 typedef struct conv_state {
     geom g;
-    bool empty;         /* zero-sized output: nothing to do */
-    bool blocked;       /* activations in oneDNN's chosen layout */
+    bool empty;   /* zero-sized output: nothing to do */
+    bool blocked; /* activations in oneDNN's chosen layout */
+    /* the layouts of the values x and y (and of their gradients): plain, or blocked when the
+     * planner keeps them so (op.h in_md/out_md) */
+    dnnl_memory_desc_t usrc, udst;
     idl__scratch *pool; /* the session's shared staging buffers */
     dnnl_primitive_t fwd;
     port f_src, f_wei, f_dst;
@@ -410,7 +413,10 @@ static void geom_dims(const geom *g, dnnl_dims_t s, dnnl_dims_t d, dnnl_dims_t p
  *  - 1x1 on maps of 16x16 or less: blocked wins by 5-10% at batch 1, ties at batch 8;
  *  - grouped and depthwise: oneDNN has no fast plain-layout kernel.
  * Whole resnet50 forward: this policy 65 / 520 ms at batch 1 / 8, everything blocked 72 / 530,
- * everything plain 75 / 568. */
+ * everything plain 75 / 568. Those were measured with a reorder in and out of every convolution;
+ * now that the planner keeps activations blocked between the ops that take them (op.h in_md),
+ * a convolution whose output may stay blocked, or whose input already is, goes blocked whatever
+ * this policy says: the policy only decides for convolutions between plain ops. */
 static bool choose_blocked(const geom *g) {
     int64_t kvol = 1, ovol = 1, svol = 1;
     for (int i = 0; i < g->nsp; i++) {
@@ -422,22 +428,28 @@ static bool choose_blocked(const geom *g) {
     return ovol <= 256;
 }
 
-/* Forward (or forward-training hint) descriptor for the given layout freedom. */
-static dnnl_status_t fwd_desc(dnnl_convolution_desc_t *cd, const geom *g, dnnl_prop_kind_t pk,
-                              bool any) {
-    dnnl_memory_desc_t src, wei, bia, dst;
+/* Forward (or forward-training hint) descriptor for the given activation layouts. */
+static dnnl_status_t fwd_desc_md(dnnl_convolution_desc_t *cd, const geom *g, dnnl_prop_kind_t pk,
+                                 const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst) {
+    dnnl_memory_desc_t wei, bia;
     dnnl_dims_t s, d, pl, pr;
     geom_dims(g, s, d, pl, pr);
     dnnl_status_t e;
-    if ((e = act_md(&src, g, false, any)) || (e = act_md(&dst, g, true, any)) ||
-        (e = wei_md(&wei, g, true)) || (e = bias_md(&bia, g)))
-        return e;
+    if ((e = wei_md(&wei, g, true)) || (e = bias_md(&bia, g))) return e;
     if (g->transpose)
-        return dnnl_dilated_deconvolution_forward_desc_init(cd, pk, dnnl_deconvolution_direct, &src,
-                                                            &wei, g->bias ? &bia : NULL, &dst, s, d,
-                                                            pl, pr);
-    return dnnl_dilated_convolution_forward_desc_init(cd, pk, dnnl_convolution_direct, &src, &wei,
-                                                      g->bias ? &bia : NULL, &dst, s, d, pl, pr);
+        return dnnl_dilated_deconvolution_forward_desc_init(
+            cd, pk, dnnl_deconvolution_direct, src, &wei, g->bias ? &bia : NULL, dst, s, d, pl, pr);
+    return dnnl_dilated_convolution_forward_desc_init(cd, pk, dnnl_convolution_direct, src, &wei,
+                                                      g->bias ? &bia : NULL, dst, s, d, pl, pr);
+}
+
+/* Forward (or forward-training hint) descriptor for the given layout freedom. */
+static dnnl_status_t fwd_desc(dnnl_convolution_desc_t *cd, const geom *g, dnnl_prop_kind_t pk,
+                              bool any) {
+    dnnl_memory_desc_t src, dst;
+    dnnl_status_t e;
+    if ((e = act_md(&src, g, false, any)) || (e = act_md(&dst, g, true, any))) return e;
+    return fwd_desc_md(cd, g, pk, &src, &dst);
 }
 
 static void conv_free(void *p) {
@@ -484,13 +496,23 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     }
     dnnl_engine_t eng = c->be->engine;
     s->pool = &c->be->scratch;
-    s->blocked = choose_blocked(&g);
+    /* an input already in a blocked layout is taken as it is (no reorder), and the output stays
+     * blocked when the planner allows it: a chain of convolutions and element-wise ops runs
+     * without reorders */
+    const dnnl_memory_desc_t *in_blk = c->in_md ? c->in_md[0] : NULL;
+    s->blocked = in_blk || (c->out_blk_ok & 1u) || choose_blocked(&g);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd = NULL;
-    st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, s->blocked),
-                         "convolution descriptor");
-    if (!st) {
-        st = make_pd(&pd, &cd, eng, NULL, "convolution");
+    dnnl_memory_desc_t any_dst;
+    act_md(&any_dst, &g, true, true);
+    st = in_blk ? idl__dnnl_check(fwd_desc_md(&cd, &g, dnnl_forward_inference, in_blk, &any_dst),
+                                  "convolution descriptor")
+                : IDL_ERR_UNSUPPORTED;
+    if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
+    if (st) {
+        st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, s->blocked),
+                             "convolution descriptor");
+        if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
         if (st && s->blocked) { /* no implementation for the blocked layout: try plain */
             s->blocked = false;
             st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, false),
@@ -499,17 +521,25 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
         }
     }
     if (st) return st;
-    dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias;
-    act_md(&u_src, &g, false, false);
-    act_md(&u_dst, &g, true, false);
+    dnnl_memory_desc_t u_wei, u_bias;
+    act_md(&s->usrc, &g, false, false);
+    act_md(&s->udst, &g, true, false);
+    if (in_blk) s->usrc = *in_blk;
+    const dnnl_memory_desc_t *pdst = pd_md(pd, dnnl_query_dst_md);
+    if (s->blocked && (c->out_blk_ok & 1u) && !dnnl_memory_desc_equal(pdst, &s->udst) &&
+        dnnl_memory_desc_get_size(pdst) == dnnl_memory_desc_get_size(&s->udst)) {
+        s->udst = *pdst;
+        c->out_md[0] = &s->udst;
+    }
     wei_md(&u_wei, &g, false);
     bias_md(&u_bias, &g);
     if (!st)
-        st = port_init(&s->f_src, &u_src, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
+        st = port_init(&s->f_src, &s->usrc, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
     if (!st)
         st = port_init(&s->f_wei, &u_wei, pd_md(pd, dnnl_query_weights_md), PORT_IN, eng, NULL, -1);
     if (!st)
-        st = port_init(&s->f_dst, &u_dst, pd_md(pd, dnnl_query_dst_md), PORT_OUT, eng, s->pool, 1);
+        st =
+            port_init(&s->f_dst, &s->udst, pd_md(pd, dnnl_query_dst_md), PORT_OUT, eng, s->pool, 1);
     if (!st && g.bias)
         st = idl__dnnl_check(dnnl_memory_create(&s->f_bias, &u_bias, eng, DNNL_MEMORY_NONE),
                              "memory_create");
@@ -550,14 +580,13 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
     dnnl_engine_t eng = c->be->engine;
     dnnl_convolution_desc_t hd, bdd;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_memory_desc_t dsrc, ddst, wei, u_src, u_dst, u_wei;
+    dnnl_memory_desc_t dsrc, ddst, wei, u_wei;
+    const dnnl_memory_desc_t *u_src = &s->usrc, *u_dst = &s->udst;
     dnnl_dims_t sd, dd, pl, pr;
     geom_dims(g, sd, dd, pl, pr);
     act_md(&dsrc, g, false, s->blocked);
     act_md(&ddst, g, true, s->blocked);
     wei_md(&wei, g, true);
-    act_md(&u_src, g, false, false);
-    act_md(&u_dst, g, true, false);
     wei_md(&u_wei, g, false);
     idl_status st = idl__dnnl_check(fwd_desc(&hd, g, dnnl_forward_training, s->blocked),
                                     "convolution descriptor");
@@ -571,8 +600,8 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
             "backward-data descriptor");
     if (!st) st = make_pd(&pd, &bdd, eng, hint, "convolution backward data");
     if (!st)
-        st = port_init(&s->bd_ddst, &u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng,
-                       s->pool, 1);
+        st = port_init(&s->bd_ddst, u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng, s->pool,
+                       1);
     if (!st) {
         /* constant weights already reordered for the forward primitive: reuse them when the
          * backward-data primitive wants the same layout */
@@ -586,10 +615,10 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
         }
     }
     if (!st)
-        st = port_init(&s->bd_dsrc, &u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_ACC, eng,
+        st = port_init(&s->bd_dsrc, u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_ACC, eng,
                        s->pool, 0);
     if (!st) /* the same without the addition, for a gradient this node alone writes */
-        st = port_init(&s->bd_dsrc_w, &u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_OUT, eng,
+        st = port_init(&s->bd_dsrc_w, u_src, pd_md(pd, dnnl_query_diff_src_md), PORT_OUT, eng,
                        s->pool, 0);
     if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->bd, pd), "backward-data primitive");
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -602,15 +631,14 @@ static idl_status init_bwd_weights(idl__op_ctx *c, conv_state *s) {
     dnnl_engine_t eng = c->be->engine;
     dnnl_convolution_desc_t hd, bwd;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_memory_desc_t src, ddst, dwei, dbias, u_src, u_dst, u_wei;
+    dnnl_memory_desc_t src, ddst, dwei, dbias, u_wei;
+    const dnnl_memory_desc_t *u_src = &s->usrc, *u_dst = &s->udst;
     dnnl_dims_t sd, dd, pl, pr;
     geom_dims(g, sd, dd, pl, pr);
     act_md(&src, g, false, s->blocked);
     act_md(&ddst, g, true, s->blocked);
     wei_md(&dwei, g, true);
     bias_md(&dbias, g);
-    act_md(&u_src, g, false, false);
-    act_md(&u_dst, g, true, false);
     wei_md(&u_wei, g, false);
     const dnnl_memory_desc_t *db = g->bias ? &dbias : NULL;
     idl_status st = idl__dnnl_check(fwd_desc(&hd, g, dnnl_forward_training, s->blocked),
@@ -626,10 +654,10 @@ static idl_status init_bwd_weights(idl__op_ctx *c, conv_state *s) {
             "backward-weights descriptor");
     if (!st) st = make_pd(&pd, &bwd, eng, hint, "convolution backward weights");
     if (!st)
-        st = port_init(&s->bw_src, &u_src, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
+        st = port_init(&s->bw_src, u_src, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
     if (!st)
-        st = port_init(&s->bw_ddst, &u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng,
-                       s->pool, 1);
+        st = port_init(&s->bw_ddst, u_dst, pd_md(pd, dnnl_query_diff_dst_md), PORT_IN, eng, s->pool,
+                       1);
     if (!st)
         st = port_init(&s->bw_dwei, &u_wei, pd_md(pd, dnnl_query_diff_weights_md), PORT_ACC, eng,
                        NULL, -1);
@@ -692,23 +720,12 @@ static idl_status convtranspose_prepare(idl__op_ctx *c) {
     return conv_prepare_common(c, true);
 }
 
-const idl__op_def idl__op_conv = { "Conv",
-                                   2,
-                                   3,
-                                   1,
-                                   1,
-                                   conv_prepare,
-                                   conv_forward,
-                                   conv_backward,
-                                   conv_free,
-                                   IDL__OP_BWD_WRITES_FRESH };
-const idl__op_def idl__op_convtranspose = { "ConvTranspose",
-                                            2,
-                                            3,
-                                            1,
-                                            1,
-                                            convtranspose_prepare,
-                                            conv_forward,
-                                            conv_backward,
-                                            conv_free,
-                                            IDL__OP_BWD_WRITES_FRESH };
+/* one flag set for both */
+#define CONV_FLAGS (IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT)
+const idl__op_def idl__op_conv = {
+    "Conv", 2, 3, 1, 1, conv_prepare, conv_forward, conv_backward, conv_free, CONV_FLAGS
+};
+const idl__op_def idl__op_convtranspose = {
+    "ConvTranspose", 2,         3,         1, 1, convtranspose_prepare, conv_forward,
+    conv_backward,   conv_free, CONV_FLAGS
+};

@@ -62,6 +62,7 @@ static idl_status unary_prepare(idl__op_ctx *c, unary_kind kind, float alpha, fl
     s->beta = beta;
     c->state = s;
     idl__set_out(c->out[0], IDL_DT_F32, c->in[0]->ndim, c->in[0]->shape);
+    idl__layout_same(c, 1);
     return IDL_OK;
 }
 
@@ -267,13 +268,20 @@ static idl_status unary_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define SIMPLE_UNARY(stem, Name, KIND)                                              \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                              \
-        return unary_prepare(c, KIND, 0.0f, 0.0f);                                  \
-    }                                                                               \
-    const idl__op_def idl__op_##stem = {                                            \
-        Name, 1, 1, 1, 1, stem##_prepare, unary_forward, unary_backward, free_state \
-    };
+#define SIMPLE_UNARY(stem, Name, KIND)                   \
+    static idl_status stem##_prepare(idl__op_ctx *c) {   \
+        return unary_prepare(c, KIND, 0.0f, 0.0f);       \
+    }                                                    \
+    const idl__op_def idl__op_##stem = { Name,           \
+                                         1,              \
+                                         1,              \
+                                         1,              \
+                                         1,              \
+                                         stem##_prepare, \
+                                         unary_forward,  \
+                                         unary_backward, \
+                                         free_state,     \
+                                         IDL__OP_LAYOUT };
 
 static idl_status relu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_RELU, 0.0f, 0.0f);
@@ -287,7 +295,7 @@ const idl__op_def idl__op_relu = { "Relu",
                                    unary_forward,
                                    unary_backward,
                                    free_state,
-                                   IDL__OP_BWD_WRITES_FRESH };
+                                   IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
 SIMPLE_UNARY(sigmoid, "Sigmoid", U_SIGMOID)
 SIMPLE_UNARY(hardswish, "HardSwish", U_HSWISH)
 SIMPLE_UNARY(tanh, "Tanh", U_TANH)
@@ -313,44 +321,55 @@ static idl_status selu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_SELU, idl__attr_float(c->node, "alpha", 1.67326319217681884765625f),
                          idl__attr_float(c->node, "gamma", 1.05070102214813232421875f));
 }
-const idl__op_def idl__op_selu = { "Selu",         1,         1, 1, 1, selu_prepare, unary_forward,
-                                   unary_backward, free_state };
+const idl__op_def idl__op_selu = {
+    "Selu", 1, 1, 1, 1, selu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
+};
 
 static idl_status celu_prepare(idl__op_ctx *c) {
     float alpha = idl__attr_float(c->node, "alpha", 1.0f);
     if (alpha == 0.0f) return idl__error(IDL_ERR_INVALID_ARG, "Celu alpha must be nonzero");
     return unary_prepare(c, U_CELU, alpha, 0.0f);
 }
-const idl__op_def idl__op_celu = { "Celu",         1,         1, 1, 1, celu_prepare, unary_forward,
-                                   unary_backward, free_state };
+const idl__op_def idl__op_celu = {
+    "Celu", 1, 1, 1, 1, celu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
+};
 
 static idl_status thresholdedrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_THRELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def idl__op_thresholdedrelu = {
-    "ThresholdedRelu", 1,         1, 1, 1, thresholdedrelu_prepare, unary_forward,
-    unary_backward,    free_state
-};
+const idl__op_def idl__op_thresholdedrelu = { "ThresholdedRelu",
+                                              1,
+                                              1,
+                                              1,
+                                              1,
+                                              thresholdedrelu_prepare,
+                                              unary_forward,
+                                              unary_backward,
+                                              free_state,
+                                              IDL__OP_LAYOUT };
 
 static idl_status leakyrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_LEAKY, idl__attr_float(c->node, "alpha", 0.01f), 0.0f);
 }
 const idl__op_def idl__op_leakyrelu = {
-    "LeakyRelu", 1, 1, 1, 1, leakyrelu_prepare, unary_forward, unary_backward, free_state
+    "LeakyRelu",   1, 1, 1, 1, leakyrelu_prepare, unary_forward, unary_backward, free_state,
+    IDL__OP_LAYOUT
 };
 
 static idl_status elu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_ELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def idl__op_elu = { "Elu",          1,         1, 1, 1, elu_prepare, unary_forward,
-                                  unary_backward, free_state };
+const idl__op_def idl__op_elu = {
+    "Elu", 1, 1, 1, 1, elu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
+};
 
 static idl_status hardsigmoid_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_HSIGMOID, idl__attr_float(c->node, "alpha", 0.2f),
                          idl__attr_float(c->node, "beta", 0.5f));
 }
 const idl__op_def idl__op_hardsigmoid = {
-    "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward, unary_backward, free_state
+    "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward, unary_backward, free_state,
+    IDL__OP_LAYOUT
 };
 
 /* Clip: bounds are attributes before opset 11, optional inputs 1 and 2 from opset 11 (which must be
@@ -385,7 +404,7 @@ const idl__op_def idl__op_clip = { "Clip",
                                    unary_forward,
                                    unary_backward,
                                    free_state,
-                                   IDL__OP_BWD_WRITES_FRESH };
+                                   IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
 
 /* Neg and Abs also run on integers (shape arithmetic); gradients only for float32. */
 static idl_status signed_prepare(idl__op_ctx *c, unary_kind kind) {

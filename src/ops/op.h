@@ -37,6 +37,15 @@ typedef struct idl__op_ctx {
      * it: use idl__din_fresh(c, k). The buffer is zero unless the op has IDL__OP_BWD_WRITES_FRESH,
      * in which case it holds garbage and must be written whole. */
     const bool *din_fresh;
+    /* Blocked activations (ops with IDL__OP_LAYOUT only; NULL arrays otherwise). in_md[k] is the
+     * oneDNN layout input k's data is in (NULL: plain row-major); prepare clears it to ask for a
+     * plain copy instead. prepare may set out_md[k] (a descriptor it keeps in its state) for an
+     * output whose bit is set in out_blk_ok: that output's data, and its gradient's, are then in
+     * that layout, which must take exactly the plain size (no padding). Gradients of an input or
+     * output are in the same layout as the value. */
+    const dnnl_memory_desc_t **in_md;
+    const dnnl_memory_desc_t **out_md;
+    unsigned out_blk_ok;
 } idl__op_ctx;
 
 /* Whether backward may overwrite din[k] (it is zero and nothing else adds into it). */
@@ -62,6 +71,15 @@ typedef struct idl__op_def {
  * then leaves that gradient buffer unzeroed. Ops without the flag get zeroed buffers and may
  * accumulate. */
 #define IDL__OP_BWD_WRITES_FRESH 2u
+/* The op takes inputs in oneDNN's blocked layouts (see in_md/out_md); the planner gives the other
+ * ops a plain copy. */
+#define IDL__OP_LAYOUT 4u
+
+/* For an element-wise op with IDL__OP_LAYOUT whose first n inputs have the output's shape: when
+ * they all come in one blocked layout and the output may be blocked, the output takes it too (the
+ * op then runs on the buffers as they are); otherwise every input is asked for plain. Inputs
+ * beyond n must hold one element. */
+void idl__layout_same(idl__op_ctx *c, int n);
 
 /* The registry: ops.def lists X("OnnxName", stem) sorted by name; each family file defines
  * `const idl__op_def idl__op_<stem>`. */

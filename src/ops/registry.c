@@ -57,6 +57,26 @@ void idl__set_out(idl_tensor *out, idl_dtype dt, int ndim, const int64_t *shape)
         out->shape[i] = shape[i];
 }
 
+void idl__layout_same(idl__op_ctx *c, int n) {
+    if (!c->in_md) return;
+    const dnnl_memory_desc_t *md = c->in_md[0];
+    bool keep = md && (c->out_blk_ok & 1u) && c->out[0]->dtype == IDL_DT_F32;
+    for (int k = 0; keep && k < c->n_in; k++) {
+        if (!c->in[k]) continue;
+        if (k < n)
+            keep = c->in_md[k] && dnnl_memory_desc_equal(c->in_md[k], md) &&
+                   idl__same_shape(c->in[k], c->out[0]);
+        else
+            keep = !c->in_md[k] && idl_tensor_numel(c->in[k]) == 1;
+    }
+    if (keep) {
+        c->out_md[0] = md;
+        return;
+    }
+    for (int k = 0; k < c->n_in; k++)
+        c->in_md[k] = NULL;
+}
+
 idl_status idl__need_f32(const idl__op_ctx *c, int i) {
     if (!c->in[i]) return idl__error(IDL_ERR_INVALID_ARG, "input %d is required", i);
     if (c->in[i]->dtype != IDL_DT_F32)

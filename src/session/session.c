@@ -246,7 +246,7 @@ const idl_tensor *idl_session_tensor(idl_session *s, const char *name) {
         idl__error(IDL_ERR_INVALID_ARG, "no forward pass has run");
         return NULL;
     }
-    return &s->plan->vals[v];
+    return idl__plan_value(s, v);
 }
 
 idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const char *const *wrt,
@@ -288,7 +288,7 @@ const idl_tensor *idl_session_grad(idl_session *s, const char *name) {
     if (!s || !s->have_backward || !name) return NULL;
     int v = idl__model_find(s->m, name);
     for (int i = 0; i < s->n_wrt; i++)
-        if (s->wrt[i] == v) return &s->plan->grads[v];
+        if (s->wrt[i] == v) return idl__plan_grad(s, v);
     return NULL;
 }
 

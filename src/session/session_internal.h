@@ -9,6 +9,21 @@
 /* A plan is made for one set of input shapes: every value has a concrete type and shape, values
  * that depend only on initializers and shapes are computed ("folded") once, kernels are prepared.
  */
+/* A value kept in a oneDNN blocked layout between the ops that take it (IDL__OP_LAYOUT): its data
+ * in the plan (vals[v]) and its gradient (grads[v]) are in layout `md`, same size as plain. Ops
+ * without the flag read `plain`, refreshed after the producer runs; their gradient contributions
+ * go to `gplain` and are added into grads[v] before the producer's backward. Reads through the
+ * API (idl_session_tensor, idl_session_grad, taps) see plain copies made on demand. */
+typedef struct idl__vlayout {
+    dnnl_memory_desc_t md;
+    idl_tensor plain;  /* the value in plain layout (data allocated on first need) */
+    idl_tensor gplain; /* plain gradient: plain consumers' contributions, or the API's view */
+    bool plain_ok;     /* plain holds the value of this pass */
+    bool feed_plain;   /* some node reads plain: refresh it after every producer run */
+    dnnl_memory_t mem_b, mem_p;
+    dnnl_primitive_t to_plain, from_plain, add_from_plain;
+} idl__vlayout;
+
 typedef struct idl__plan {
     int n_values, n_nodes;
     idl_tensor *vals; /* per value; initializer data is borrowed from the model */
@@ -17,8 +32,11 @@ typedef struct idl__plan {
     idl__op_ctx *ctx; /* per node, arrays below point into `ptrs`/`consts` */
     idl_tensor **ptrs;
     bool *consts;
-    idl_tensor *grads;     /* per value; data allocated on first need */
-    bool *active;          /* values on the current backward path */
+    const dnnl_memory_desc_t **mds; /* per slot, like ptrs: the ctx in_md/out_md arrays */
+    bool *slot_plain;               /* per input slot: reads the plain copy of a blocked value */
+    idl__vlayout **lay;             /* per value: its blocked layout, NULL when plain */
+    idl_tensor *grads;              /* per value; data allocated on first need */
+    bool *active;                   /* values on the current backward path */
     bool *fresh;           /* values whose gradient has one contributor (see op.h din_fresh) */
     idl_tensor *in_shapes; /* shapes the plan was made for (no data) */
     int *in_value;         /* value id of each graph input */
@@ -76,6 +94,15 @@ uint64_t idl__memory_budget(const idl_session_opts *o);
 /* Builds a plan for inputs of the given shapes (types/shapes only are read). */
 idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl__plan **out);
 void idl__plan_free(idl__plan *p);
+/* The value as the API shows it: plain, a copy made on demand for a blocked value (NULL with the
+ * error set when that copy cannot be allocated). */
+const idl_tensor *idl__plan_value(idl_session *s, int v);
+/* The plain gradient of value v after a backward (NULL with the error set on failure). */
+const idl_tensor *idl__plan_grad(idl_session *s, int v);
+/* Copies between a blocked value and its plain form: to = 1 blocked -> plain (allocating plain's
+ * data on first use), to = 0 plain -> blocked, to = 2 plain added into blocked. */
+idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_tensor *plain,
+                         int to);
 /* Whether the plan was made for exactly these input types and shapes. */
 bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n);
 /* Runs the non-folded nodes; taps are applied. */
