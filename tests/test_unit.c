@@ -379,14 +379,16 @@ static void test_oom_sweep(void) {
 }
 
 /* A residual CNN whose 16-channel activations oneDNN keeps blocked: x (2,3,12,12) -> Conv 3x3 ->
- * c1 -> Relu r1 -> Conv 3x3 c2 -> Add(c2, r1) a1 -> Relu r2; r2 feeds both MaxPool 2x2 (a plain
- * op) and a 1x1 stride-2 Conv c3 (blocked); Add(mp, c3) a2 mixes the two; Mul by a scalar; then
- * GlobalAveragePool, Flatten and Gemm to 5 classes. */
+ * c1 -> Relu r1 -> Conv 3x3 c2 -> Add(c2, r1) a1 -> Relu r2; r2 feeds both Identity i2 (an op
+ * without blocked layouts: a plain copy, its gradient added back) then MaxPool mp, and a 1x1 Conv
+ * c3 then MaxPool mp3 (blocked); Add(mp, mp3) a2 mixes the two layouts; Mul by a scalar h; a 1x1
+ * Conv c4, GlobalAveragePool g (of a blocked input), Flatten and Gemm to 5 classes. */
 static idl_model *layout_model(void) {
     tb_model *b = tb_new(13);
     tb_input(b, "x", IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 });
     uint32_t seed = 7;
-    float w1[16 * 3 * 9], b1[16], w2[16 * 16 * 9], w3[16 * 16], wg[5 * 16], bg[5], half = 0.5f;
+    float w1[16 * 3 * 9], b1[16], w2[16 * 16 * 9], w3[16 * 16], w4[16 * 16], wg[5 * 16], bg[5];
+    float half = 0.5f;
     for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
         w1[i] = 0.4f * tb_frand(&seed);
     for (int i = 0; i < 16; i++)
@@ -395,6 +397,8 @@ static idl_model *layout_model(void) {
         w2[i] = 0.15f * tb_frand(&seed);
     for (size_t i = 0; i < sizeof w3 / sizeof *w3; i++)
         w3[i] = 0.3f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof w4 / sizeof *w4; i++)
+        w4[i] = 0.3f * tb_frand(&seed);
     for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
         wg[i] = tb_frand(&seed);
     for (int i = 0; i < 5; i++)
@@ -403,6 +407,7 @@ static idl_model *layout_model(void) {
     tb_init_f32(b, "b1", 1, (int64_t[]){ 16 }, b1);
     tb_init_f32(b, "w2", 4, (int64_t[]){ 16, 16, 3, 3 }, w2);
     tb_init_f32(b, "w3", 4, (int64_t[]){ 16, 16, 1, 1 }, w3);
+    tb_init_f32(b, "w4", 4, (int64_t[]){ 16, 16, 1, 1 }, w4);
     tb_init_f32(b, "wg", 2, (int64_t[]){ 5, 16 }, wg);
     tb_init_f32(b, "bg", 1, (int64_t[]){ 5 }, bg);
     tb_init_f32(b, "half", 0, NULL, &half);
@@ -414,14 +419,18 @@ static idl_model *layout_model(void) {
     tb_attr_ints(b, "pads", 4, p1);
     tb_node(b, "Add", "c2,r1", "a1");
     tb_node(b, "Relu", "a1", "r2");
-    tb_node(b, "MaxPool", "r2", "mp");
+    tb_node(b, "Identity", "r2", "i2");
+    tb_node(b, "MaxPool", "i2", "mp");
     tb_attr_ints(b, "kernel_shape", 2, k2);
     tb_attr_ints(b, "strides", 2, s2);
     tb_node(b, "Conv", "r2,w3", "c3");
+    tb_node(b, "MaxPool", "c3", "mp3");
+    tb_attr_ints(b, "kernel_shape", 2, k2);
     tb_attr_ints(b, "strides", 2, s2);
-    tb_node(b, "Add", "mp,c3", "a2");
+    tb_node(b, "Add", "mp,mp3", "a2");
     tb_node(b, "Mul", "a2,half", "h");
-    tb_node(b, "GlobalAveragePool", "h", "g");
+    tb_node(b, "Conv", "h,w4", "c4");
+    tb_node(b, "GlobalAveragePool", "c4", "g");
     tb_node(b, "Flatten", "g", "f");
     tb_node(b, "Gemm", "f,wg,bg", "y");
     tb_attr_int(b, "transB", 1);
@@ -459,7 +468,8 @@ static void test_layouts(void) {
         xv[i] = tb_frand(&seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
     const idl_tensor *in[1] = { &x };
-    const char *names[] = { "c1", "r1", "c2", "a1", "r2", "mp", "c3", "a2", "h", "y" };
+    const char *names[] = { "c1", "r1",  "c2", "a1", "r2", "i2", "mp",
+                            "c3", "mp3", "a2", "h",  "c4", "g",  "y" };
     const char *wrt[2] = { "x", "r1" };
     int64_t targets[2] = { 1, 3 };
     float factor = 1.5f;

@@ -33,6 +33,9 @@ typedef struct pool_state {
      * inside the padded extent (count_include_pad's divisor) */
     int64_t *lo[3], *hi[3], *cnt[3];
     int64_t *buf;
+    int blk;                /* >0: x (and a windowed pool's y) in oneDNN's layout with blk channels
+                               a block, n C/blk spatial blk (see channel_block) */
+    dnnl_memory_desc_t omd; /* y's layout then */
 } pool_state;
 
 static void pool_free(void *p) {
@@ -87,7 +90,7 @@ static idl_status check_input(const idl__op_ctx *c, int min_rank, bool int8_ok) 
     return IDL_OK;
 }
 
-static idl_status pool_prepare(idl__op_ctx *c, int kind) {
+static idl_status pool_prepare_shape(idl__op_ctx *c, int kind) {
     idl_status st = check_input(c, kind == P_MAX || kind == P_AVG ? 3 : 2, kind == P_MAX);
     if (st) return st;
     const idl_tensor *x = c->in[0];
@@ -248,8 +251,136 @@ static inline float window_inv(const pool_state *s, const int64_t o[3]) {
 MAXPOOL_INT(uint8_t)
 MAXPOOL_INT(int8_t)
 
+/* ---- the blocked layout (channel_block): q runs over N*C/B blocks of B interleaved channels;
+ * each lane does exactly what the plain loops do for its channel, in the same order ---- */
+#define MAX_BLK 16
+
+static void pool_forward_blocked(const pool_state *s, const float *x, float *y) {
+    const int64_t B = s->blk, nq = s->planes / B;
+    const int64_t ivol = s->in[0] * s->in[1] * s->in[2], ovol = s->out[0] * s->out[1] * s->out[2];
+    if (s->kind == P_GAVG || s->kind == P_GMAX) {
+#pragma omp parallel for if (s->planes * ivol > IDL_OMP_MIN) schedule(static)
+        for (int64_t q = 0; q < nq; q++) {
+            const float *xq = x + q * ivol * B;
+            double acc[MAX_BLK];
+            float best[MAX_BLK];
+            for (int64_t l = 0; l < B; l++) {
+                acc[l] = 0;
+                best[l] = ivol ? xq[l] : 0.0f;
+            }
+            for (int64_t i = 0; i < ivol; i++)
+                for (int64_t l = 0; l < B; l++) {
+                    float v = xq[i * B + l];
+                    acc[l] += v;
+                    best[l] = i > 0 && v > best[l] ? v : best[l];
+                }
+            for (int64_t l = 0; l < B; l++) /* (N, C, 1..) is the same memory in both layouts */
+                y[q * B + l] = s->kind == P_GMAX ? best[l]
+                               : ivol            ? (float)(acc[l] / (double)ivol)
+                                                 : 0.0f;
+        }
+        return;
+    }
+    int64_t work = s->planes * ovol * s->k[0] * s->k[1] * s->k[2];
+#pragma omp parallel for if (work > IDL_OMP_MIN) schedule(static)
+    for (int64_t q = 0; q < nq; q++) {
+        const float *xq = x + q * ivol * B;
+        float *yq = y + q * ovol * B;
+        int64_t o[3];
+        for (o[0] = 0; o[0] < s->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < s->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < s->out[2]; o[2]++) {
+                    float r[MAX_BLK];
+                    bool any = false;
+                    for (int64_t l = 0; l < B; l++)
+                        r[l] = 0.0f;
+                    for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
+                        int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
+                        for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
+                            int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
+                            for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
+                                int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
+                                const float *v = xq + ((id * s->in[1] + ih) * s->in[2] + iw) * B;
+                                if (s->kind == P_MAX)
+                                    for (int64_t l = 0; l < B; l++)
+                                        r[l] = !any || v[l] > r[l] ? v[l] : r[l];
+                                else
+                                    for (int64_t l = 0; l < B; l++)
+                                        r[l] += v[l];
+                                any = true;
+                            }
+                        }
+                    }
+                    float inv = s->kind == P_AVG ? window_inv(s, o) : 1.0f;
+                    int64_t oi = (o[0] * s->out[1] + o[1]) * s->out[2] + o[2];
+                    for (int64_t l = 0; l < B; l++)
+                        yq[oi * B + l] = r[l] * inv;
+                }
+    }
+}
+
+static void pool_backward_blocked(const pool_state *s, const float *x, const float *dy, float *dx) {
+    const int64_t B = s->blk, nq = s->planes / B;
+    const int64_t ivol = s->in[0] * s->in[1] * s->in[2], ovol = s->out[0] * s->out[1] * s->out[2];
+    int64_t work = s->planes * ovol * s->k[0] * s->k[1] * s->k[2];
+#pragma omp parallel for if (work > IDL_OMP_MIN) schedule(static)
+    for (int64_t q = 0; q < nq; q++) {
+        const float *xq = x + q * ivol * B;
+        float *dxq = dx + q * ivol * B;
+        if (s->kind == P_GAVG || s->kind == P_GMAX) {
+            for (int64_t l = 0; l < B && ivol; l++) {
+                float g = dy[q * B + l];
+                if (s->kind == P_GMAX) {
+                    int64_t bi = 0;
+                    for (int64_t i = 1; i < ivol; i++)
+                        if (xq[i * B + l] > xq[bi * B + l]) bi = i;
+                    dxq[bi * B + l] += g;
+                } else {
+                    g /= (float)ivol;
+                    for (int64_t i = 0; i < ivol; i++)
+                        dxq[i * B + l] += g;
+                }
+            }
+            continue;
+        }
+        int64_t o[3];
+        for (o[0] = 0; o[0] < s->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < s->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < s->out[2]; o[2]++) {
+                    const float *g =
+                        dy + (q * ovol + (o[0] * s->out[1] + o[1]) * s->out[2] + o[2]) * B;
+                    float inv = s->kind == P_AVG ? window_inv(s, o) : 1.0f;
+                    for (int64_t l = 0; l < B; l++) {
+                        int64_t bi = -1;
+                        float best = 0.0f;
+                        for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
+                            int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
+                            for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
+                                int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
+                                for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
+                                    int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
+                                    int64_t off = ((id * s->in[1] + ih) * s->in[2] + iw) * B + l;
+                                    if (s->kind == P_AVG) {
+                                        dxq[off] += g[l] * inv;
+                                    } else if (bi < 0 || xq[off] > best) {
+                                        best = xq[off];
+                                        bi = off;
+                                    }
+                                }
+                            }
+                        }
+                        if (s->kind == P_MAX && bi >= 0) dxq[bi] += g[l];
+                    }
+                }
+    }
+}
+
 static void pool_forward(idl__op_ctx *c) {
     const pool_state *s = c->state;
+    if (s->blk) {
+        pool_forward_blocked(s, c->in[0]->data, c->out[0]->data);
+        return;
+    }
     if (c->in[0]->dtype != IDL_DT_F32) {
         int64_t *ind = c->n_out > 1 && c->out[1] ? c->out[1]->data : NULL;
         if (c->in[0]->dtype == IDL_DT_U8)
@@ -328,6 +459,10 @@ static idl_status pool_backward(idl__op_ctx *c) {
     if (!c->din[0] || !c->dout[0]) return IDL_OK;
     const float *x = c->in[0]->data, *dy = c->dout[0]->data;
     float *dx = c->din[0]->data;
+    if (s->blk) {
+        pool_backward_blocked(s, x, dy, dx);
+        return IDL_OK;
+    }
     int64_t ivol = s->in[0] * s->in[1] * s->in[2], ovol = s->out[0] * s->out[1] * s->out[2];
     int64_t work = s->planes * ovol * s->k[0] * s->k[1] * s->k[2];
 #pragma omp parallel for if (work > IDL_OMP_MIN) schedule(static)
@@ -374,6 +509,52 @@ static idl_status pool_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
+/* The channel block B when md is oneDNN's n C/B spatial B layout of x (nCw, nChw or nCdhw with
+ * 8 or 16 channels a block: the activation layouts of its AVX2 and AVX-512 convolutions), with the
+ * same layout for the shape yshape in *ymd; 0 for any other layout. */
+static int channel_block(const dnnl_memory_desc_t *md, const idl_tensor *x, const int64_t *yshape,
+                         dnnl_memory_desc_t *ymd) {
+    static const dnnl_format_tag_t t8[3] = { dnnl_nCw8c, dnnl_nChw8c, dnnl_nCdhw8c },
+                                   t16[3] = { dnnl_nCw16c, dnnl_nChw16c, dnnl_nCdhw16c };
+    int ns = x->ndim - 2;
+    if (ns < 1 || ns > 3 || x->dtype != IDL_DT_F32) return 0;
+    dnnl_dims_t xd, yd;
+    for (int i = 0; i < x->ndim; i++) {
+        xd[i] = x->shape[i];
+        yd[i] = yshape[i];
+    }
+    for (int b = 0; b < 2; b++) {
+        int B = b ? 16 : 8;
+        dnnl_format_tag_t tag = b ? t16[ns - 1] : t8[ns - 1];
+        dnnl_memory_desc_t m;
+        if (x->shape[1] % B || dnnl_memory_desc_init_by_tag(&m, x->ndim, xd, dnnl_f32, tag) ||
+            !dnnl_memory_desc_equal(&m, md))
+            continue;
+        if (dnnl_memory_desc_init_by_tag(ymd, x->ndim, yd, dnnl_f32, tag)) return 0;
+        return B;
+    }
+    return 0;
+}
+
+/* Shapes and tables (pool_prepare_shape), then the layout: a blocked float input is taken as it
+ * is (IDL__OP_LAYOUT) when it is in channel_block's layout and there is no Indices output; a
+ * windowed pool's output then stays in it, a global pool's (N, C, 1...) output is the same memory
+ * in either layout. */
+static idl_status pool_prepare(idl__op_ctx *c, int kind) {
+    idl_status st = pool_prepare_shape(c, kind);
+    if (st || !c->in_md) return st;
+    pool_state *s = c->state;
+    bool global = kind == P_GMAX || kind == P_GAVG, indices = c->n_out > 1 && c->out[1];
+    if (c->in_md[0] && !indices && (global || (c->out_blk_ok & 1u)))
+        s->blk = channel_block(c->in_md[0], c->in[0], c->out[0]->shape, &s->omd);
+    if (!s->blk) {
+        c->in_md[0] = NULL;
+        return IDL_OK;
+    }
+    if (!global) c->out_md[0] = &s->omd;
+    return IDL_OK;
+}
+
 static idl_status maxpool_prepare(idl__op_ctx *c) {
     return pool_prepare(c, P_MAX);
 }
@@ -388,14 +569,17 @@ static idl_status gavgpool_prepare(idl__op_ctx *c) {
 }
 
 const idl__op_def idl__op_maxpool = {
-    "MaxPool", 1, 1, 1, 2, maxpool_prepare, pool_forward, pool_backward, pool_free
+    "MaxPool", 1, 1, 1, 2, maxpool_prepare, pool_forward, pool_backward, pool_free, IDL__OP_LAYOUT
 };
 const idl__op_def idl__op_averagepool = {
-    "AveragePool", 1, 1, 1, 1, averagepool_prepare, pool_forward, pool_backward, pool_free
+    "AveragePool", 1, 1, 1, 1, averagepool_prepare, pool_forward, pool_backward, pool_free,
+    IDL__OP_LAYOUT
 };
 const idl__op_def idl__op_globalaveragepool = {
-    "GlobalAveragePool", 1, 1, 1, 1, gavgpool_prepare, pool_forward, pool_backward, pool_free
+    "GlobalAveragePool", 1, 1, 1, 1, gavgpool_prepare, pool_forward, pool_backward, pool_free,
+    IDL__OP_LAYOUT
 };
 const idl__op_def idl__op_globalmaxpool = {
-    "GlobalMaxPool", 1, 1, 1, 1, gmaxpool_prepare, pool_forward, pool_backward, pool_free
+    "GlobalMaxPool", 1, 1, 1, 1, gmaxpool_prepare, pool_forward, pool_backward, pool_free,
+    IDL__OP_LAYOUT
 };
