@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "interpretdl/interpretdl.h"
 #include "model_builder.h"
+#include "ops/vmath.h"
 #include "session/session_internal.h" /* to count the values a plan keeps blocked */
 
 #include <unistd.h>
@@ -519,6 +520,30 @@ static void test_layouts(void) {
     idl_model_free(m);
 }
 
+/* The vectorisable exp and erf against double precision over their ranges, and their edges. */
+static void test_vmath(void) {
+    double worst_exp = 0, worst_erf = 0, worst_erf_rel = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -87.0f + 87.5f * (float)i / 2000000.0f; /* [-87, 0.5] */
+        double r = exp((double)x), e = fabs((double)idl__vexp(x) - r) / r;
+        worst_exp = e > worst_exp ? e : worst_exp;
+        float z = -5.0f + 10.0f * (float)i / 2000000.0f;
+        double ez = fabs((double)idl__verf(z) - erf((double)z));
+        worst_erf = ez > worst_erf ? ez : worst_erf;
+        if (fabsf(z) < 1.0f && z != 0.0f) {
+            double rel = ez / fabs(erf((double)z));
+            worst_erf_rel = rel > worst_erf_rel ? rel : worst_erf_rel;
+        }
+    }
+    CHECK_MSG(worst_exp < 3e-7, "exp relative error %g", worst_exp);
+    CHECK_MSG(worst_erf < 5e-7, "erf absolute error %g", worst_erf);
+    CHECK_MSG(worst_erf_rel < 3e-7, "erf relative error near 0 %g", worst_erf_rel);
+    CHECK(idl__vexp(0.0f) == 1.0f && idl__vexp(-INFINITY) == 0.0f && idl__vexp(-100.0f) == 0.0f);
+    CHECK(isnan(idl__vexp(NAN)) && isnan(idl__verf(NAN)));
+    CHECK(idl__verf(0.0f) == 0.0f && idl__verf(10.0f) == 1.0f && idl__verf(-INFINITY) == -1.0f);
+    CHECK(idl__verf(1e-30f) > 0.0f && idl__verf(-1e-30f) < 0.0f);
+}
+
 int main(void) {
     idl_log_set(NULL, NULL, IDL_LOG_ERROR);
     test_npy();
@@ -526,6 +551,7 @@ int main(void) {
     test_forward_and_grad();
     test_taps();
     test_layouts();
+    test_vmath();
     test_param_grad();
     test_abort();
     test_oom_sweep();

@@ -5,6 +5,7 @@
  * piecewise constant: their backward adds nothing).
  * x, y, dy, dx all share one shape (N elements, contiguous); PRelu's slope broadcasts to x. */
 #include "ops/op.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -92,7 +93,7 @@ static inline float unary_f(const unary_state *s, float x) {
     case U_SOFTPLUS:
         return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
     case U_ERF:
-        return erff(x);
+        return idl__verf(x);
     case U_EXP:
         return expf(x);
     case U_LOG:
@@ -161,7 +162,7 @@ static inline float unary_df(const unary_state *s, float x, float y) {
     case U_SOFTPLUS:
         return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
     case U_ERF:
-        return 1.1283791670955126f * expf(-x * x);
+        return 1.1283791670955126f * idl__vexp(-x * x);
     case U_EXP:
         return y;
     case U_LOG:
@@ -229,6 +230,7 @@ static void unary_forward(idl__op_ctx *c) {
         UNARY_LOOP(U_CLIP, y[i] = clamp(x[i], s_.alpha, s_.beta))
         UNARY_LOOP(U_HSIGMOID, y[i] = fmaxf(0.0f, fminf(1.0f, s_.alpha * x[i] + s_.beta)))
         UNARY_LOOP(U_HSWISH, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f)))
+        UNARY_LOOP(U_ERF, y[i] = idl__verf(x[i]))
     default:
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
         for (int64_t i = 0; i < n; i++)
@@ -257,6 +259,7 @@ static idl_status unary_backward(idl__op_ctx *c) {
         return IDL_OK;
     }
     switch (s->kind) {
+        UNARY_LOOP(U_ERF, dx[i] += dy[i] * 1.1283791670955126f * idl__vexp(-x[i] * x[i]))
         UNARY_LOOP(U_RELU, const float g = dy[i]; dx[i] += x[i] > 0 ? g : 0.0f)
         UNARY_LOOP(U_CLIP, const float g = dy[i];
                    dx[i] += x[i] >= s_.alpha && x[i] <= s_.beta ? g : 0.0f)

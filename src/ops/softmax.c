@@ -8,6 +8,7 @@
  * in a fixed order. Backward: softmax dx = y * (dy - sum(dy * y)); logsoftmax
  * dx = dy - exp(y) * sum(dy), sums over n. */
 #include "ops/op.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 
@@ -53,19 +54,17 @@ static inline void softmax_lane(const float *x, float *y, int64_t n, int64_t st,
     float mx = x[0];
     for (int64_t j = 1; j < n; j++)
         mx = x[j * st] > mx ? x[j * st] : mx;
+    /* the exponentials first (a loop that vectorises), then their sum in double, in order */
+    for (int64_t j = 0; j < n; j++)
+        y[j * st] = idl__vexp(x[j * st] - mx);
     double sum = 0.0;
+    for (int64_t j = 0; j < n; j++)
+        sum += (double)y[j * st];
     if (is_log) {
-        for (int64_t j = 0; j < n; j++)
-            sum += (double)expf(x[j * st] - mx);
         const float lse = mx + (float)log(sum);
         for (int64_t j = 0; j < n; j++)
             y[j * st] = x[j * st] - lse;
     } else {
-        for (int64_t j = 0; j < n; j++) {
-            const float e = expf(x[j * st] - mx);
-            y[j * st] = e;
-            sum += (double)e;
-        }
         const float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < n; j++)
             y[j * st] *= inv;
@@ -80,7 +79,7 @@ static inline void softmax_lane_bwd(const float *y, const float *dy, float *dx, 
             acc += (double)dy[j * st];
         const float sdy = (float)acc;
         for (int64_t j = 0; j < n; j++)
-            dx[j * st] += dy[j * st] - expf(y[j * st]) * sdy;
+            dx[j * st] += dy[j * st] - idl__vexp(y[j * st]) * sdy;
     } else {
         for (int64_t j = 0; j < n; j++)
             acc += (double)(dy[j * st] * y[j * st]);

@@ -28,6 +28,7 @@
  * statistics and its Scale/B gradients, CumSum) run in a fixed order, independent of the thread
  * count. */
 #include "ops/op.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -397,7 +398,7 @@ static void fn_forward(idl__op_ctx *c) {
     case F_GELU_ERF:
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
         for (int64_t i = 0; i < n; i++)
-            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+            y[i] = 0.5f * x[i] * (1.0f + idl__verf(x[i] * 0.7071067811865476f));
         break;
     case F_GELU_TANH:
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
@@ -429,8 +430,8 @@ static idl_status fn_backward(idl__op_ctx *c) {
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i];
-            float d = 0.5f * (1.0f + erff(v * 0.7071067811865476f)) +
-                      v * 0.3989422804014327f * expf(-0.5f * v * v);
+            float d = 0.5f * (1.0f + idl__verf(v * 0.7071067811865476f)) +
+                      v * 0.3989422804014327f * idl__vexp(-0.5f * v * v);
             dx[i] += dy[i] * d;
         }
         break;
