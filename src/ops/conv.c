@@ -53,6 +53,9 @@ typedef struct port {
     void *buf;                /* prim's own buffer (slot < 0) */
     idl__scratch *pool;       /* prim's buffer is pool->buf[slot] (slot >= 0) */
     int slot;
+    int64_t add_n; /* ACC in the same layout: add prim's add_n floats into user, no reorder (oneDNN
+                      2.6 runs a same-layout reorder with a sum as a slow generic loop) */
+    void *user_data;
 } port;
 
 enum { PORT_IN, PORT_OUT, PORT_ACC };
@@ -110,6 +113,10 @@ static idl_status port_init(port *p, const dnnl_memory_desc_t *user, const dnnl_
              dnnl_memory_create(&p->prim, prim, eng, slot >= 0 ? DNNL_MEMORY_NONE : p->buf),
              "memory_create")))
         return st;
+    if (dir == PORT_ACC && dnnl_memory_desc_equal(user, prim)) {
+        p->add_n = (int64_t)(sz / sizeof(float));
+        return IDL_OK;
+    }
     dnnl_primitive_attr_t attr = NULL;
     if (dir == PORT_ACC) {
         dnnl_post_ops_t po = NULL;
@@ -161,10 +168,20 @@ static dnnl_memory_t port_in(idl__backend *be, port *p, const void *data) {
 /* Output: the memory the primitive writes; port_done then moves (or adds) it into data. */
 static dnnl_memory_t port_out(port *p, void *data) {
     set_handle(p->user, data);
+    p->user_data = data;
     return p->prim ? port_prim(p) : p->user;
 }
 
 static void port_done(idl__backend *be, port *p) {
+    if (p->add_n) {
+        float *dst = p->user_data;
+        const float *src = p->pool ? p->pool->buf[p->slot] : p->buf;
+        int64_t n = p->add_n;
+#pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dst[i] += src[i];
+        return;
+    }
     if (!p->reorder) return;
     dnnl_exec_arg_t a[2] = { { DNNL_ARG_FROM, p->prim }, { DNNL_ARG_TO, p->user } };
     idl__dnnl_exec(be, p->reorder, 2, a);

@@ -350,27 +350,41 @@ static void pool_backward_blocked(const pool_state *s, const float *x, const flo
                     const float *g =
                         dy + (q * ovol + (o[0] * s->out[1] + o[1]) * s->out[2] + o[2]) * B;
                     float inv = s->kind == P_AVG ? window_inv(s, o) : 1.0f;
-                    for (int64_t l = 0; l < B; l++) {
-                        int64_t bi = -1;
-                        float best = 0.0f;
-                        for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
-                            int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
-                            for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
-                                int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
-                                for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
-                                    int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
-                                    int64_t off = ((id * s->in[1] + ih) * s->in[2] + iw) * B + l;
-                                    if (s->kind == P_AVG) {
-                                        dxq[off] += g[l] * inv;
-                                    } else if (bi < 0 || xq[off] > best) {
-                                        best = xq[off];
-                                        bi = off;
+                    /* per lane: the first maximum in tap order (the taps' running maximum and
+                     * where it is, lanes side by side), then its gradient */
+                    float best[MAX_BLK];
+                    int64_t bi[MAX_BLK];
+                    bool any = false;
+                    for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
+                        int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
+                        for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
+                            int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
+                            for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
+                                int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
+                                int64_t off = ((id * s->in[1] + ih) * s->in[2] + iw) * B;
+                                const float *v = xq + off;
+                                if (s->kind == P_AVG) {
+                                    for (int64_t l = 0; l < B; l++)
+                                        dxq[off + l] += g[l] * inv;
+                                } else if (!any) {
+                                    for (int64_t l = 0; l < B; l++) {
+                                        best[l] = v[l];
+                                        bi[l] = off;
+                                    }
+                                } else {
+                                    for (int64_t l = 0; l < B; l++) {
+                                        bool gt = v[l] > best[l];
+                                        best[l] = gt ? v[l] : best[l];
+                                        bi[l] = gt ? off : bi[l];
                                     }
                                 }
+                                any = true;
                             }
                         }
-                        if (s->kind == P_MAX && bi >= 0) dxq[bi] += g[l];
                     }
+                    if (s->kind == P_MAX && any)
+                        for (int64_t l = 0; l < B; l++)
+                            dxq[bi[l] + l] += g[l];
                 }
     }
 }
