@@ -11,7 +11,9 @@
  *   --shape    the input shape after the batch axis, when the model leaves it free
  * Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
  * Output: a header, then one line per measurement, also as a machine-readable line
- *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms>
+ *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
+ * (peak_rss_kb: the process's peak resident set so far, getrusage: run one mode and batch per
+ * process for the peak of that measurement alone, as bench/run_bench.sh does)
  * that bench/run_bench.sh reads. Exit status 0, or 1 with idl_last_error() on failure. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -117,8 +119,8 @@ int main(int argc, char **argv) {
            "%d timed runs, median\n",
            idl_version(), path, info.name, threads, env_threads ? env_threads : "unset", warmup,
            runs);
-    printf("# %-5s %5s %11s %9s %9s %14s\n", "mode", "batch", "median_ms", "min_ms", "max_ms",
-           "first_call_ms");
+    printf("# %-5s %5s %11s %9s %9s %14s %12s\n", "mode", "batch", "median_ms", "min_ms", "max_ms",
+           "first_call_ms", "peak_rss_kb");
     int rc = 0;
     for (int bi = 0; bi < n_batches && !rc; bi++) {
         int64_t shape[IDL_MAX_DIMS];
@@ -154,10 +156,11 @@ int main(int argc, char **argv) {
             qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
             double med = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
             const char *name = mode ? "grad" : "fwd";
-            printf("  %-5s %5lld %11.2f %9.2f %9.2f %14.2f\n", name, (long long)batches[bi], med,
-                   times[0], times[runs - 1], first);
-            printf("RESULT %s %lld %.3f %.3f %.3f %.3f\n", name, (long long)batches[bi], med,
-                   times[0], times[runs - 1], first);
+            long rss = bench_peak_rss_kb();
+            printf("  %-5s %5lld %11.2f %9.2f %9.2f %14.2f %12ld\n", name, (long long)batches[bi],
+                   med, times[0], times[runs - 1], first, rss);
+            printf("RESULT %s %lld %.3f %.3f %.3f %.3f %ld\n", name, (long long)batches[bi], med,
+                   times[0], times[runs - 1], first, rss);
             fflush(stdout);
         }
         idl_tensor_free(x);

@@ -118,13 +118,6 @@ static double cpu_ms(void) {
            1e-3 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-/* Peak resident set size of the process so far, KiB (Linux ru_maxrss). */
-static long peak_rss_kb(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
-    return (long)ru.ru_maxrss;
-}
-
 static int fail(const char *what) {
     fprintf(stderr, "interpretdl-bench-explain: %s: %s\n", what, idl_last_error());
     return 1;
@@ -377,7 +370,7 @@ int main(int argc, char **argv) {
         char set[256] = "";
         for (int k = 0, o = 0; k < n_settings(b) && o < (int)sizeof set - 1; k++)
             o += snprintf(set + o, sizeof set - (size_t)o, "%s%s", k ? " " : "", b->set[k]);
-        long rss = peak_rss_kb();
+        long rss = bench_peak_rss_kb();
         printf("  %-22s %5lld %11.2f %9.2f %9.2f %14.2f %7lld %8.1f %11.1f  %s%s%s\n", b->label,
                batch, med, times[0], times[runs - 1], first, (long long)passes,
                (double)rss / 1024.0, cpu, b->method, set[0] ? " " : "", set);
@@ -385,7 +378,7 @@ int main(int argc, char **argv) {
                times[runs - 1], first, (long long)passes, rss, cpu);
         fflush(stdout);
     }
-    long rss = peak_rss_kb();
+    long rss = bench_peak_rss_kb();
     printf("# peak RSS %.1f MiB\n", (double)rss / 1024.0);
     printf("PEAK_RSS_KB %ld\n", rss);
     idl_tensor_free(x);

@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
 """bench_ref.py — baselines for bench/run_bench.sh, printing the same RESULT lines as
-interpretdl-bench:  RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms>
+interpretdl-bench:  RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
+(peak_rss_kb: the process's peak resident set so far; run_bench.sh runs one mode and batch per
+process, so it is that measurement's peak, imports and model included)
 
   bench_ref.py ort MODEL.onnx  [--batch 1,8] [--runs N] [--warmup W] [--threads T]
       ONNX Runtime (venv), CPU provider, intra_op_num_threads=T, inter_op 1, default graph
       optimisations; forward only (ONNX Runtime has no gradients).
-  bench_ref.py torch NAME      [same options]
+  bench_ref.py torch NAME      [same options] [--mode fwd,grad]
       PyTorch (Debian's 1.13), torchvision.models.NAME(weights=None) in eval mode,
       torch.set_num_threads(T), OMP_WAIT_POLICY=PASSIVE; fwd under torch.no_grad(), grad =
       forward + backward of the argmax probability (softmax) summed over the batch w.r.t. the
       input only (parameters do not require gradients), as interpretdl-bench does.
   bench_ref.py table FILE...   reads RESULT lines of files named ours.txt / ort.txt / torch.txt
       and prints the comparison table (GFLOP/s from --gflop per image forward; grad counts as
-      2x forward: the input-gradient convolutions have the forward's multiply-adds).
+      2x forward: the input-gradient convolutions have the forward's multiply-adds; peak RSS
+      in MiB where the lines carry it).
 """
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,8 +43,9 @@ def timed(fn, runs, warmup):
 
 
 def report(mode, batch, r):
-    print("  %-5s %5d %11.2f %9.2f %9.2f %14.2f" % ((mode, batch) + r))
-    print("RESULT %s %d %.3f %.3f %.3f %.3f" % ((mode, batch) + r), flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("  %-5s %5d %11.2f %9.2f %9.2f %14.2f %12d" % ((mode, batch) + r + (rss,)))
+    print("RESULT %s %d %.3f %.3f %.3f %.3f %d" % ((mode, batch) + r + (rss,)), flush=True)
 
 
 def inputs(batch, shape=(3, 224, 224)):
@@ -60,7 +65,8 @@ def bench_ort(a):
         ort.__version__, a.threads, a.warmup, a.runs))
     for b in a.batch:
         x = inputs(b)
-        report("fwd", b, timed(lambda: sess.run(None, {name: x}), a.runs, a.warmup))
+        if "fwd" in a.mode:
+            report("fwd", b, timed(lambda: sess.run(None, {name: x}), a.runs, a.warmup))
 
 
 def bench_torch(a):
@@ -92,12 +98,13 @@ def bench_torch(a):
 
 
 def read_results(path):
+    """{(mode, batch): (median_ms, peak_rss_kb or None)} from a file's RESULT lines."""
     res = {}
     if os.path.isfile(path):
         for line in open(path):
             p = line.split()
             if len(p) >= 4 and p[0] == "RESULT":
-                res[(p[1], int(p[2]))] = float(p[3])
+                res[(p[1], int(p[2]))] = (float(p[3]), int(p[7]) if len(p) > 7 else None)
     return res
 
 
@@ -107,26 +114,31 @@ def table(a):
     keys = sorted(set(ours) | set(ort) | set(pt), key=lambda k: (k[1], k[0] != "fwd"))
 
     def ms(d, k):
-        return "%9.1f" % d[k] if k in d else "%9s" % "n/a"
+        return "%9.1f" % d[k][0] if k in d else "%9s" % "n/a"
 
     def ratio(k, d):
-        return "%8.2f" % (ours[k] / d[k]) if k in ours and k in d else "%8s" % "n/a"
+        return "%8.2f" % (ours[k][0] / d[k][0]) if k in ours and k in d else "%8s" % "n/a"
 
     def gflops(d, k):
         if k not in d:
             return "%7s" % "n/a"
         flop = a.gflop * k[1] * (2 if k[0] == "grad" else 1)
-        return "%7.1f" % (flop / (d[k] / 1e3))
+        return "%7.1f" % (flop / (d[k][0] / 1e3))
 
-    print("%-5s %5s | %9s %9s %9s | %8s %8s | %7s %7s %7s" % (
+    def mib(d, k):
+        return "%6d" % (d[k][1] // 1024) if k in d and d[k][1] else "%6s" % "n/a"
+
+    print("%-5s %5s | %9s %9s %9s | %8s %8s | %7s %7s %7s | %6s %6s %6s" % (
         "mode", "batch", "ours ms", "ORT ms", "torch ms", "ours/ORT", "ours/pt",
-        "GF/s us", "GF/s ort", "GF/s pt"))
+        "GF/s us", "GF/s ort", "GF/s pt", "MiB us", "ort", "pt"))
     for k in keys:
-        print("%-5s %5d | %s %s %s | %s %s | %s %s %s" % (
+        print("%-5s %5d | %s %s %s | %s %s | %s %s %s | %s %s %s" % (
             k[0], k[1], ms(ours, k), ms(ort, k), ms(pt, k), ratio(k, ort), ratio(k, pt),
-            gflops(ours, k), gflops(ort, k), gflops(pt, k)))
+            gflops(ours, k), gflops(ort, k), gflops(pt, k), mib(ours, k), mib(ort, k),
+            mib(pt, k)))
     print("(median ms; ratio < 1: ours faster; GFLOP/s at %.1f GFLOP per image forward, 2x for "
-          "forward + input gradient)" % a.gflop)
+          "forward + input gradient; peak resident MiB of the process that ran that line)"
+          % a.gflop)
 
 
 def main():

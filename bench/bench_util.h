@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static inline double bench_now_ms(void) {
@@ -29,4 +30,11 @@ static inline int bench_parse_list(const char *s, int64_t *out, int max) {
         if (*end && *end != ',') return -1;
     }
     return n;
+}
+
+/* Peak resident set size of the process so far, KiB (Linux ru_maxrss). */
+static inline long bench_peak_rss_kb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (long)ru.ru_maxrss;
 }

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# run_bench.sh BUILD_DIR — resnet50 (random weights) forward and forward + input gradient at batch
-# 1 and 8: interpretdl-bench against ONNX Runtime and PyTorch 1.13, same threads, one after the
-# other in this run, then a table with times, ratios and GFLOP/s (8.2 GFLOP per image forward).
+# run_bench.sh BUILD_DIR — the engine against ONNX Runtime and PyTorch 1.13 in the same run:
+# forward and forward + input gradient (probability of the argmax class) at batch 1 and 8, same
+# threads, one process per (side, mode, batch) so that each line's peak resident memory is that
+# measurement's own; then a table per model with times, ratios, GFLOP/s and peak MiB.
 #   BUILD_DIR/bench/interpretdl-bench must be built (IDL_BUILD_BENCH, on by default).
-#   The model: BUILD_DIR/models/resnet50/model.onnx, exported with
-#   tests/reference/make_torchvision.py when missing (Debian's python3-torch/torchvision).
-#   ONNX Runtime: the venv of tests/reference/setup_venv.sh (IDL_VENV, default BUILD_DIR/venv; made
-#   when missing). Environment: IDL_BENCH_THREADS (2), IDL_BENCH_RUNS (10), IDL_BENCH_WARMUP (2),
-#   IDL_BENCH_BATCH (1,8). Raw results stay in BUILD_DIR/bench/results/.
+#   Models (IDL_BENCH_MODELS, default resnet50,vit_b_16; random weights):
+#     resnet50  BUILD_DIR/models/resnet50/model.onnx, exported with
+#               tests/reference/make_torchvision.py when missing (Debian's python3-torch);
+#               8.2 GFLOP per image forward
+#     vit_b_16  BUILD_DIR/models/vit_b_16/model.onnx from tests/reference/make_transformers.py
+#               (tests/reference/generate_all.sh BUILD_DIR makes it; skipped when missing);
+#               35.1 GFLOP per image forward. PyTorch runs it with Debian's OpenBLAS unpacked
+#               into BUILD_DIR/bench/openblas when run_attn_bench.sh fetched it (the netlib BLAS
+#               otherwise: ~16 s a forward).
+#   ONNX Runtime: the venv of tests/reference/setup_venv.sh (IDL_VENV, default BUILD_DIR/venv;
+#   made when missing). Environment: IDL_BENCH_THREADS (2), IDL_BENCH_RUNS (10),
+#   IDL_BENCH_WARMUP (2), IDL_BENCH_BATCH (1,8), IDL_BENCH_MODES (fwd,grad). Every process runs
+#   with OMP_WAIT_POLICY=PASSIVE (libgomp's spinning makes timings fragile on 2 cores).
+#   Raw results stay in BUILD_DIR/bench/results/<model>/.
 set -euo pipefail
 
 BUILD=${1:?usage: run_bench.sh BUILD_DIR}
@@ -20,28 +30,59 @@ THREADS=${IDL_BENCH_THREADS:-2}
 RUNS=${IDL_BENCH_RUNS:-10}
 WARMUP=${IDL_BENCH_WARMUP:-2}
 BATCH=${IDL_BENCH_BATCH:-1,8}
+MODES=${IDL_BENCH_MODES:-fwd,grad}
+MODELS=${IDL_BENCH_MODELS:-resnet50,vit_b_16}
 BENCH=$BUILD/bench/interpretdl-bench
-MODEL=$BUILD/models/resnet50/model.onnx
-OUT=$BUILD/bench/results
-mkdir -p "$OUT"
+export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 
 [ -x "$BENCH" ] || { echo "run_bench: $BENCH is not built (cmake --build $BUILD)" >&2; exit 1; }
-if [ ! -f "$MODEL" ]; then
-    echo "run_bench: exporting resnet50 to $MODEL"
-    OMP_WAIT_POLICY=PASSIVE "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models resnet50
-fi
 [ -x "$VENV/bin/python" ] || "$REF/setup_venv.sh" "$VENV"
+OBLIB=$BUILD/bench/openblas/usr/lib/x86_64-linux-gnu/openblas-openmp
 
-echo "== $(nproc) cores, $THREADS threads each, batch $BATCH, $WARMUP warm-up + $RUNS timed runs (median)"
-echo "== interpretdl"
-OMP_NUM_THREADS=$THREADS "$BENCH" "$MODEL" --threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" \
-    --batch "$BATCH" | tee "$OUT/ours.txt"
-echo "== onnxruntime"
-OMP_NUM_THREADS=$THREADS "$VENV/bin/python" "$HERE/bench_ref.py" ort "$MODEL" --threads "$THREADS" \
-    --runs "$RUNS" --warmup "$WARMUP" --batch "$BATCH" | tee "$OUT/ort.txt"
-echo "== pytorch"
-OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS "$SYSPY" "$HERE/bench_ref.py" torch resnet50 \
-    --threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" --batch "$BATCH" | tee "$OUT/torch.txt"
-echo
-"$SYSPY" "$HERE/bench_ref.py" table "$OUT/ours.txt" "$OUT/ort.txt" "$OUT/torch.txt" --gflop 8.2 \
-    | tee "$OUT/table.txt"
+echo "== $(nproc) cores, $THREADS threads each, batch $BATCH, $WARMUP warm-up + $RUNS timed runs" \
+    "(median), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for model in ${MODELS//,/ }; do
+    case $model in
+        resnet50) gflop=8.2 ;;
+        vit_b_16) gflop=35.1 ;;
+        *) echo "run_bench: unknown model $model (resnet50, vit_b_16)" >&2; exit 2 ;;
+    esac
+    onnx=$BUILD/models/$model/model.onnx
+    if [ ! -f "$onnx" ] && [ "$model" = resnet50 ]; then
+        echo "run_bench: exporting resnet50 to $onnx"
+        "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models resnet50
+    fi
+    if [ ! -f "$onnx" ]; then
+        echo "run_bench: $onnx is missing (tests/reference/generate_all.sh $BUILD); $model skipped"
+        continue
+    fi
+    TORCH_ENV=()
+    if [ "$model" = vit_b_16 ] && [ -f "$OBLIB/libblas.so.3" ]; then
+        TORCH_ENV=(LD_LIBRARY_PATH="$OBLIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+    fi
+    OUT=$BUILD/bench/results/$model
+    mkdir -p "$OUT"
+    : >"$OUT/ours.txt"
+    : >"$OUT/ort.txt"
+    : >"$OUT/torch.txt"
+    echo "== $model"
+    common=(--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
+    for b in ${BATCH//,/ }; do
+        for mode in ${MODES//,/ }; do
+            "$BENCH" "$onnx" "${common[@]}" --batch "$b" --mode "$mode" | grep RESULT \
+                | tee -a "$OUT/ours.txt"
+            if [ "$mode" = fwd ]; then
+                "$VENV/bin/python" "$HERE/bench_ref.py" ort "$onnx" "${common[@]}" --batch "$b" \
+                    --mode fwd | grep RESULT | sed 's/^/ort   /' | tee -a "$OUT/ort.txt"
+            fi
+            env "${TORCH_ENV[@]}" "$SYSPY" "$HERE/bench_ref.py" torch "$model" "${common[@]}" \
+                --batch "$b" --mode "$mode" | grep RESULT | sed 's/^/torch /' \
+                | tee -a "$OUT/torch.txt"
+        done
+    done
+    sed -i 's/^ort   //; s/^torch //' "$OUT/ort.txt" "$OUT/torch.txt"
+    echo
+    "$SYSPY" "$HERE/bench_ref.py" table "$OUT/ours.txt" "$OUT/ort.txt" "$OUT/torch.txt" \
+        --gflop "$gflop" | tee "$OUT/table.txt"
+    echo
+done

@@ -58,6 +58,7 @@ static inline float idl__verf(float x) {
     q = q * t + 5.037439872e-01f;
     q = q * t + 1.0f;
     float y = a * p / q;
-    y = y > 1.0f || a >= 3.925f ? 1.0f : y;
+    y = y > 1.0f ? 1.0f : y;
+    y = a >= 3.925f ? 1.0f : y;
     return x < 0 ? -y : y;
 }
