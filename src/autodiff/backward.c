@@ -91,13 +91,76 @@ static idl_status seed_objective(idl_session *s, const idl_objective *obj, const
  * `zero` (the reverse pass zeroes the others lazily, see zero_grad). */
 static idl_status ensure_grad(idl__plan *p, int v, bool zero) {
     idl_tensor *g = &p->grads[v];
-    if (!g->data) {
+    if (!(g->flags & IDL_TENSOR_OWNED)) {
         *g = idl_tensor_wrap(IDL_DT_F32, p->vals[v].ndim, p->vals[v].shape, NULL);
         idl_status st = idl__tensor_alloc_data(g);
         if (st) return st;
     }
     if (zero) memset(g->data, 0, idl__tensor_bytes(g));
     return IDL_OK;
+}
+
+/* ---- the gradient pool: an intermediate value's gradient lives from its first contribution to
+ * its producer's backward, so a buffer serves many values in turn (best fit by size); the buffers
+ * stay with the plan from one backward to the next. Gradients the API returns (wrt) and the
+ * objective's are owned by their values instead. */
+
+static idl_status pool_take(idl__plan *p, idl_tensor *g) {
+    size_t bytes = idl__tensor_bytes(g);
+    int best = -1;
+    for (int i = 0; i < p->gpool_n; i++)
+        if (!p->gpool_used[i] && p->gpool_size[i] >= bytes &&
+            (best < 0 || p->gpool_size[i] < p->gpool_size[best]))
+            best = i;
+    if (best < 0) {
+        if (p->gpool_n == p->gpool_cap) {
+            int cap = p->gpool_cap ? 2 * p->gpool_cap : 32;
+            void **b = idl__calloc((size_t)cap, sizeof *b);
+            size_t *z = idl__calloc((size_t)cap, sizeof *z);
+            bool *u = idl__calloc((size_t)cap, sizeof *u);
+            if (!b || !z || !u) {
+                idl__free(b);
+                idl__free(z);
+                idl__free(u);
+                return idl__error(IDL_ERR_NOMEM, "out of memory");
+            }
+            if (p->gpool_n) {
+                memcpy(b, p->gpool, (size_t)p->gpool_n * sizeof *b);
+                memcpy(z, p->gpool_size, (size_t)p->gpool_n * sizeof *z);
+                memcpy(u, p->gpool_used, (size_t)p->gpool_n * sizeof *u);
+            }
+            idl__free(p->gpool);
+            idl__free(p->gpool_size);
+            idl__free(p->gpool_used);
+            p->gpool = b;
+            p->gpool_size = z;
+            p->gpool_used = u;
+            p->gpool_cap = cap;
+        }
+        void *buf = idl__aligned_alloc(bytes ? bytes : 64);
+        if (!buf) return idl__error(IDL_ERR_NOMEM, "cannot allocate %zu bytes (gradient)", bytes);
+        best = p->gpool_n++;
+        p->gpool[best] = buf;
+        p->gpool_size[best] = bytes;
+    }
+    p->gpool_used[best] = true;
+    g->data = p->gpool[best];
+    return IDL_OK;
+}
+
+/* Gives value v's lent gradient buffer back (owned buffers stay). */
+static void pool_give(idl__plan *p, int v) {
+    idl_tensor *g = &p->grads[v];
+    if (!g->data || (g->flags & IDL_TENSOR_OWNED)) return;
+    for (int i = 0; i < p->gpool_n; i++)
+        if (p->gpool[i] == g->data) p->gpool_used[i] = false;
+    g->data = NULL;
+}
+
+/* Node n's backward has run (or had nothing to do): its outputs' gradients are read. */
+static void release_outputs(idl__plan *p, const idl__node *n) {
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0) pool_give(p, n->out[k]);
 }
 
 /* Zeroes the gradient of v before its first contribution of this pass (once). */
@@ -169,11 +232,18 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
     idl__free(down);
     idl__free(up);
     /* buffers of the path are zeroed lazily, before their first contribution, and not at all when
-     * their only contributor overwrites them (IDL__OP_BWD_WRITES_FRESH): most of a CNN's */
-    for (int v = 0; v < nv; v++)
-        if (p->active[v] && (st = ensure_grad(p, v, v == yv))) return st;
+     * their only contributor overwrites them (IDL__OP_BWD_WRITES_FRESH): most of a CNN's. The wrt
+     * tensors' and the objective's gradients are owned; the others are lent by the pool */
+    for (int i = 0; i < p->gpool_n; i++)
+        p->gpool_used[i] = false;
+    for (int v = 0; v < nv; v++) {
+        idl_tensor *g = &p->grads[v];
+        if (g->data && !(g->flags & IDL_TENSOR_OWNED)) g->data = NULL; /* lent last time */
+        if (!g->data) *g = idl_tensor_wrap(IDL_DT_F32, p->vals[v].ndim, p->vals[v].shape, NULL);
+    }
+    if (p->active[yv] && (st = ensure_grad(p, yv, true))) return st;
     for (int i = 0; i < n_wrt; i++)
-        if (!p->active[wrt[i]] && (st = ensure_grad(p, wrt[i], true))) return st; /* stays zero */
+        if ((st = ensure_grad(p, wrt[i], !p->active[wrt[i]]))) return st; /* inactive: zero */
     if (!p->active[yv]) return IDL_OK; /* objective does not depend on any wrt tensor: zeros */
 
     if ((st = seed_objective(s, obj, &p->vals[yv], &p->grads[yv]))) return st;
@@ -207,27 +277,35 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         for (int k = 0; k < n->n_out && !st; k++) {
             int v = n->out[k];
             if (v < 0 || !p->lay[v] || !gzeroed[v]) continue;
+            if (!p->grads[v].data && (st = pool_take(p, &p->grads[v]))) break;
             st = idl__lay_copy(&s->be, p->lay[v], p->grads[v].data, &p->lay[v]->gplain,
                                zeroed[v] ? 2 : 0);
             zeroed[v] = true;
         }
         if (st) break;
-        for (int k = 0; k < n->n_out; k++) {
+        for (int k = 0; k < n->n_out && !st; k++) {
             bool a = n->out[k] >= 0 && p->active[n->out[k]];
             c->dout[k] = a ? &p->grads[n->out[k]] : NULL;
             any_out = any_out || a;
+            if (a && !c->dout[k]->data && !(st = pool_take(p, c->dout[k]))) /* no contribution */
+                zero_grad(p, zeroed, n->out[k]);
         }
+        if (st) break;
         const bool *plain_in = p->slot_plain + (c->in - p->ptrs);
         for (int k = 0; k < n->n_in; k++) {
             /* an input that appears twice gets one buffer; kernels accumulate, so both add up */
             bool a = n->in[k] >= 0 && p->active[n->in[k]];
             c->din[k] = !a ? NULL : plain_in[k] ? &p->lay[n->in[k]]->gplain : &p->grads[n->in[k]];
-            if (a && plain_in[k] && !c->din[k]->data && (st = idl__tensor_alloc_data(c->din[k])))
-                break;
+            if (a && !c->din[k]->data && any_out)
+                st = plain_in[k] ? idl__tensor_alloc_data(c->din[k]) : pool_take(p, c->din[k]);
+            if (st) break;
             any_in = any_in || a;
         }
         if (st) break;
-        if (!any_out || !any_in) continue;
+        if (!any_out || !any_in) {
+            release_outputs(p, n);
+            continue;
+        }
         if (s->abort_cb && s->abort_cb(s->abort_user)) {
             st = idl__error(IDL_ERR_ABORTED, "backward aborted");
             break;
@@ -248,6 +326,7 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         }
         if (rule) {
             relu_rule_backward(c, s->relu_rule);
+            release_outputs(p, n);
             continue;
         }
         if (!def->backward) {
@@ -260,10 +339,14 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
             st = idl__error_prefix(st, "node '%s' (%s) backward: ", n->name, n->op_type);
             break;
         }
+        release_outputs(p, n);
     }
-    /* a value of the path that nothing contributed to (a piecewise-constant op) reads as zero */
-    for (int v = 0; !st && v < nv; v++)
-        if (p->active[v]) zero_grad(p, zeroed, v);
+    /* a wrt tensor of the path that nothing contributed to (a piecewise-constant op) reads as
+     * zero; the lent buffers are all back */
+    for (int i = 0; !st && i < n_wrt; i++)
+        if (p->active[wrt[i]]) zero_grad(p, zeroed, wrt[i]);
+    for (int v = 0; v < nv; v++)
+        pool_give(p, v);
     idl__free(zeroed);
     return st;
 }

@@ -126,6 +126,11 @@ void idl__plan_free(idl__plan *p) {
         if (p->grads) idl__tensor_free_data(&p->grads[v]);
         if (p->lay) lay_free(p->lay[v]);
     }
+    for (int i = 0; i < p->gpool_n; i++)
+        idl__aligned_free(p->gpool[i]);
+    idl__free(p->gpool);
+    idl__free(p->gpool_size);
+    idl__free(p->gpool_used);
     idl__free(p->lay);
     idl__free(p->mds);
     idl__free(p->slot_plain);

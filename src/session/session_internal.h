@@ -32,6 +32,12 @@ typedef struct idl__plan {
     idl__op_ctx *ctx; /* per node, arrays below point into `ptrs`/`consts` */
     idl_tensor **ptrs;
     bool *consts;
+    /* buffers lent to the gradients of intermediate values during a backward (autodiff): taken at
+     * a value's first contribution, given back once its producer's backward has read it */
+    void **gpool;
+    size_t *gpool_size;
+    bool *gpool_used;
+    int gpool_n, gpool_cap;
     const dnnl_memory_desc_t **mds; /* per slot, like ptrs: the ctx in_md/out_md arrays */
     bool *slot_plain;               /* per input slot: reads the plain copy of a blocked value */
     idl__vlayout **lay;             /* per value: its blocked layout, NULL when plain */
