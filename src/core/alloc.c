@@ -59,14 +59,19 @@ char *idl__strdup(const char *s) {
 
 /* The hook has no alignment parameter, so over-allocate and keep the original pointer just below
  * the aligned block. */
-void *idl__aligned_alloc(size_t size) {
+void *idl__aligned_alloc_raw(size_t size) {
     if (size > SIZE_MAX - 128) return NULL;
     unsigned char *raw = idl__malloc(size + 128);
     if (!raw) return NULL;
     uintptr_t a = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
     ((void **)a)[-1] = raw;
-    memset((void *)a, 0, size);
     return (void *)a;
+}
+
+void *idl__aligned_alloc(size_t size) {
+    void *a = idl__aligned_alloc_raw(size);
+    if (a) memset(a, 0, size);
+    return a;
 }
 
 void idl__aligned_free(void *p) {

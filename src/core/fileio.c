@@ -6,25 +6,35 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Opens a regular file of at most max_bytes for reading: *fd and its size. */
+static idl_status open_regular(const char *path, uint64_t max_bytes, int *fd, size_t *size) {
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0) return idl__error(IDL_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        return idl__error(IDL_ERR_IO, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(*fd);
+        return idl__error(IDL_ERR_INVALID_ARG, "'%s' is %lld bytes, over the limit of %llu", path,
+                          (long long)st.st_size, (unsigned long long)max_bytes);
+    }
+    *size = (size_t)st.st_size;
+    return IDL_OK;
+}
 
 idl_status idl__read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return idl__error(IDL_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return idl__error(IDL_ERR_IO, "'%s' is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        close(fd);
-        return idl__error(IDL_ERR_INVALID_ARG, "'%s' is %lld bytes, over the limit of %llu", path,
-                          (long long)st.st_size, (unsigned long long)max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
+    int fd = -1;
+    size_t n = 0;
+    idl_status rc = open_regular(path, max_bytes, &fd, &n);
+    if (rc) return rc;
     unsigned char *buf = idl__malloc(n + 1);
     if (!buf) {
         close(fd);
@@ -46,6 +56,31 @@ idl_status idl__read_file(const char *path, uint64_t max_bytes, unsigned char **
     *out = buf;
     *len = n;
     return IDL_OK;
+}
+
+idl_status idl__map_file(const char *path, uint64_t max_bytes, const unsigned char **out,
+                         size_t *len) {
+    *out = NULL;
+    *len = 0;
+    int fd = -1;
+    size_t n = 0;
+    idl_status rc = open_regular(path, max_bytes, &fd, &n);
+    if (rc) return rc;
+    if (n == 0) {
+        close(fd);
+        return idl__error(IDL_ERR_PARSE, "'%s' is empty", path);
+    }
+    void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return idl__error(IDL_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+    *out = p;
+    *len = n;
+    return IDL_OK;
+}
+
+void idl__unmap_file(const unsigned char *p, size_t len) {
+    if (p) munmap((void *)p, len);
 }
 
 idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes,

@@ -35,6 +35,8 @@ char *idl__strdup(const char *s);
 uint64_t idl__alloc_cap_set(uint64_t cap);
 /* Large zeroed float buffers aligned to 64 bytes (for kernels). */
 void *idl__aligned_alloc(size_t size);
+/* The same, not zeroed (the caller writes all of it: decoded weights). */
+void *idl__aligned_alloc_raw(size_t size);
 void idl__aligned_free(void *p);
 
 /* Overflow-checked size arithmetic (returns false on overflow or negative operands). */
@@ -58,6 +60,11 @@ void idl__close_matches(const char *name, const char *const *cand, int n, char *
 /* Reads a whole file into an idl__malloc'd buffer (caller frees with idl__free). Files larger than
  * max_bytes give IDL_ERR_INVALID_ARG. */
 idl_status idl__read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *len);
+/* Maps a whole regular file read-only (empty or larger than max_bytes: errors as
+ * idl__read_file); release with idl__unmap_file. */
+idl_status idl__map_file(const char *path, uint64_t max_bytes, const unsigned char **out,
+                         size_t *len);
+void idl__unmap_file(const unsigned char *p, size_t len);
 /* Writes n pieces to path atomically: a temporary file in the same folder, fsync'd, then renamed
  * over path. On failure path is untouched. */
 idl_status idl__write_atomic(const char *path, const void *const *pieces, const size_t *sizes,

@@ -17,15 +17,17 @@
 /* protobuf-c reports a failed allocation like a malformed message (NULL); remember it to tell the
  * two apart. */
 static _Thread_local bool g_pb_oom;
+/* protobuf-c allocates through the hooks, 64-byte aligned like tensor data, so that a tensor can
+ * take over its raw_data buffer instead of copying it (tensor_from_proto) */
 static void *pb_alloc(void *user, size_t size) {
     (void)user;
-    void *p = idl__malloc(size);
+    void *p = idl__aligned_alloc_raw(size);
     if (!p) g_pb_oom = true;
     return p;
 }
 static void pb_free(void *user, void *p) {
     (void)user;
-    idl__free(p);
+    idl__aligned_free(p);
 }
 static ProtobufCAllocator g_pb_alloc = { pb_alloc, pb_free, NULL };
 
@@ -212,12 +214,26 @@ static idl_status tensor_from_proto(const Idlonnx__TensorProto *tp, const char *
             return idl__error(IDL_ERR_PARSE, "tensor '%s': %zu values stored, shape needs %lld", nm,
                               have, (long long)n);
     }
+    if (tp->has_raw_data && bytes) {
+        /* the tensor takes the decoded buffer (pb_alloc's layout is the tensors'): the weights
+         * are copied once, from the file into it, by the decoder. The message is ours (load_mem,
+         * idl__tensor_from_pb), so clearing its field here is safe: its free skips NULL data. */
+        idl_tensor *t = idl__calloc(1, sizeof *t);
+        if (!t) return idl__error(IDL_ERR_NOMEM, "out of memory");
+        *t = idl_tensor_wrap(dt, (int)tp->n_dims, shape, tp->raw_data.data);
+        t->flags |= IDL_TENSOR_OWNED;
+        Idlonnx__TensorProto *own = (Idlonnx__TensorProto *)tp;
+        own->raw_data.data = NULL;
+        own->raw_data.len = 0;
+        *out = t;
+        return IDL_OK;
+    }
     idl_status st = idl_tensor_new(dt, (int)tp->n_dims, shape, out);
     if (st) return idl__error_prefix(st, "tensor '%s': ", nm);
     idl_tensor *t = *out;
     size_t esz = idl_dtype_size(dt);
     if (tp->has_raw_data) {
-        if (bytes) memcpy(t->data, tp->raw_data.data, (size_t)bytes);
+        /* zero bytes: nothing to copy */
     } else { /* typed fields, count checked above */
         for (int64_t i = 0; i < n; i++) {
             unsigned char *d = (unsigned char *)t->data + (size_t)i * esz;
@@ -701,14 +717,17 @@ idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model
     idl_load_opts o = opts ? *opts : idl_load_opts_default();
     if (!out || !path) return idl__error(IDL_ERR_INVALID_ARG, "path or out is NULL");
     *out = NULL;
-    unsigned char *buf;
+    /* the file is mapped, not read into a buffer: the decoder copies each weight once from the
+     * page cache into the tensor that keeps it */
+    const unsigned char *buf;
     size_t len;
     idl_status st =
-        idl__read_file(path, o.max_file_bytes ? o.max_file_bytes : ((uint64_t)4 << 30), &buf, &len);
+        idl__map_file(path, o.max_file_bytes ? o.max_file_bytes : ((uint64_t)4 << 30), &buf, &len);
+    if (st == IDL_ERR_PARSE) return idl__error(IDL_ERR_PARSE, "%s: empty model file", path);
     if (st) return st;
     char *dir = idl__strdup(path);
     if (!dir) {
-        idl__free(buf);
+        idl__unmap_file(buf, len);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
     char *slash = strrchr(dir, '/');
@@ -718,7 +737,7 @@ idl_status idl_model_load(const char *path, const idl_load_opts *opts, idl_model
         strcpy(dir, ".");
     st = load_mem(buf, len, o.base_dir ? o.base_dir : dir, out);
     idl__free(dir);
-    idl__free(buf);
+    idl__unmap_file(buf, len);
     if (st) return idl__error_prefix(st, "%s: ", path);
     return IDL_OK;
 }
