@@ -131,6 +131,7 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p->gpool);
     idl__free(p->gpool_size);
     idl__free(p->gpool_used);
+    idl__free(p->down_node);
     idl__free(p->lay);
     idl__free(p->mds);
     idl__free(p->slot_plain);
@@ -173,6 +174,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     if (!p) return idl__error(IDL_ERR_NOMEM, "out of memory");
     p->n_values = m->n_values;
     p->n_nodes = m->n_nodes;
+    p->down_from = -1;
     p->n_in = m->n_inputs;
     size_t nv = (size_t)m->n_values + 1, nn = (size_t)m->n_nodes + 1;
     size_t n_ptrs = 0;
@@ -361,6 +363,28 @@ static idl_status run_taps(idl_session *s, int v) {
     return L ? idl__lay_copy(&s->be, L, p->vals[v].data, t, 0) : IDL_OK;
 }
 
+/* Runs node i: the kernel, the plain copies of its blocked outputs, the taps on its outputs. */
+static idl_status run_node(idl_session *s, int i) {
+    idl__plan *p = s->plan;
+    if (s->abort_cb && s->abort_cb(s->abort_user))
+        return idl__error(IDL_ERR_ABORTED, "forward aborted");
+    idl__op_ctx *c = &p->ctx[i];
+    const idl__node *n = &s->m->nodes[i];
+    idl_status st;
+    idl__ops[n->op]->forward(c);
+    for (int k = 0; k < c->n_out; k++) {
+        idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
+        if (!L) continue;
+        L->plain_ok = L->feed_plain; /* plain's data exists: refresh it now */
+        if (L->feed_plain && (st = idl__lay_copy(&s->be, L, p->vals[n->out[k]].data, &L->plain, 1)))
+            return st;
+    }
+    if (s->n_taps)
+        for (int k = 0; k < c->n_out; k++)
+            if (n->out[k] >= 0 && (st = run_taps(s, n->out[k]))) return st;
+    return IDL_OK;
+}
+
 idl_status idl__plan_forward(idl_session *s) {
     idl__plan *p = s->plan;
     const idl_model *m = s->m;
@@ -368,24 +392,36 @@ idl_status idl__plan_forward(idl_session *s) {
     if (s->n_taps)
         for (int i = 0; i < m->n_inputs; i++)
             if ((st = run_taps(s, m->inputs[i]))) return st;
-    for (int i = 0; i < m->n_nodes; i++) {
-        if (p->folded[i]) continue;
-        if (s->abort_cb && s->abort_cb(s->abort_user))
-            return idl__error(IDL_ERR_ABORTED, "forward aborted");
-        idl__op_ctx *c = &p->ctx[i];
-        const idl__node *n = &m->nodes[i];
-        idl__ops[n->op]->forward(c);
-        for (int k = 0; k < c->n_out; k++) {
-            idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
-            if (!L) continue;
-            L->plain_ok = L->feed_plain; /* plain's data exists: refresh it now */
-            if (L->feed_plain &&
-                (st = idl__lay_copy(&s->be, L, p->vals[n->out[k]].data, &L->plain, 1)))
-                return st;
-        }
-        if (s->n_taps)
-            for (int k = 0; k < c->n_out; k++)
-                if (n->out[k] >= 0 && (st = run_taps(s, n->out[k]))) return st;
-    }
+    for (int i = 0; i < m->n_nodes; i++)
+        if (!p->folded[i] && (st = run_node(s, i))) return st;
     return IDL_OK;
+}
+
+idl_status idl__plan_forward_from(idl_session *s, int v) {
+    idl__plan *p = s->plan;
+    const idl_model *m = s->m;
+    if (p->down_from != v) { /* the nodes that read v, directly or through others */
+        bool *vd = idl__calloc((size_t)p->n_values + 1, sizeof(bool));
+        if (!p->down_node) p->down_node = idl__calloc((size_t)p->n_nodes + 1, sizeof(bool));
+        if (!vd || !p->down_node) {
+            idl__free(vd);
+            return idl__error(IDL_ERR_NOMEM, "out of memory");
+        }
+        vd[v] = true;
+        for (int i = 0; i < m->n_nodes; i++) {
+            const idl__node *n = &m->nodes[i];
+            bool d = false;
+            for (int k = 0; k < n->n_in; k++)
+                d = d || (n->in[k] >= 0 && vd[n->in[k]]);
+            p->down_node[i] = d;
+            for (int k = 0; d && k < n->n_out; k++)
+                if (n->out[k] >= 0) vd[n->out[k]] = true;
+        }
+        idl__free(vd);
+        p->down_from = v;
+    }
+    idl_status st = run_taps(s, v);
+    for (int i = 0; !st && i < m->n_nodes; i++)
+        if (!p->folded[i] && p->down_node[i]) st = run_node(s, i);
+    return st;
 }

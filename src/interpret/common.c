@@ -305,6 +305,12 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
         bins[i] = r->bin[i] ? r->bin[i] : r->in[i];
     bool tapped = r->wrt[0] && r->wrt_input < 0;
     if (tapped && (st = idl_session_set_tap(r->s, r->wrt, tap_write, r))) return st;
+    /* the tap rewrites the whole intermediate tensor: packs whose graph inputs repeat the last
+     * pass's run only the network after it (Ablation-CAM: the layers after the CAM layer) */
+    if (tapped && (st = idl__session_resume_from(r->s, r->wrt))) {
+        idl_session_set_tap(r->s, r->wrt, NULL, NULL);
+        return st;
+    }
     const char *wrt = r->grad_at ? r->grad_at : r->wrt;
     int64_t gper = r->grad_at ? r->grad_numel : r->numel;
     for (int64_t r0 = 0; r0 < rows->n && !st; r0 += c) {
@@ -350,7 +356,10 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
         if (r->rq->progress && r->rq->progress(r->passes, r->total, r->rq->progress_user))
             st = idl__error(IDL_ERR_ABORTED, "aborted by the progress callback");
     }
-    if (tapped) idl_session_set_tap(r->s, r->wrt, NULL, NULL);
+    if (tapped) {
+        idl__session_resume_from(r->s, NULL);
+        idl_session_set_tap(r->s, r->wrt, NULL, NULL);
+    }
     return st;
 }
 

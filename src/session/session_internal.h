@@ -47,6 +47,9 @@ typedef struct idl__plan {
     idl_tensor *in_shapes; /* shapes the plan was made for (no data) */
     int *in_value;         /* value id of each graph input */
     int n_in;
+    /* the nodes downstream of value down_from (-1: none computed yet), for resumed passes */
+    int down_from;
+    bool *down_node;
 } idl__plan;
 
 typedef struct idl__tap {
@@ -65,6 +68,10 @@ struct idl_session {
     int n_taps, cap_taps;
     idl_abort_fn abort_cb;
     void *abort_user;
+    /* resumed passes (idl__session_resume_from): the value whose tap rewrites it whole, -1 off;
+     * fwd_complete: every value holds the last forward's result (no failure or abort since) */
+    int resume_from;
+    bool fwd_complete;
     /* last backward */
     bool have_backward;
     int *wrt;
@@ -86,6 +93,15 @@ struct idl_session {
  *   DECONV   dx = max(dy, 0)             DeconvNet (Zeiler & Fergus) */
 enum { IDL__RELU_DEFAULT = 0, IDL__RELU_GUIDED = 1, IDL__RELU_DECONV = 2 };
 void idl__session_set_relu_rule(idl_session *s, int rule);
+
+/* Resumed passes: while set (a value name; NULL clears it), a forward whose inputs and plan are
+ * those of the last complete forward, on a session whose only tap is on that value, runs the tap
+ * and then only the nodes downstream of the value: everything upstream already holds what a full
+ * pass would compute again. For perturbations of an intermediate tensor that a tap writes whole
+ * (Ablation-CAM): each pass then costs the part of the network after the layer. */
+idl_status idl__session_resume_from(idl_session *s, const char *name);
+/* Runs the tap of value v and the nodes downstream of it (see idl__session_resume_from). */
+idl_status idl__plan_forward_from(idl_session *s, int v);
 
 /* Frees the attention discovery results. */
 void idl__attention_clear(idl_session *s);
