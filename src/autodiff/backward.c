@@ -137,7 +137,7 @@ static idl_status pool_take(idl__plan *p, idl_tensor *g) {
             p->gpool_used = u;
             p->gpool_cap = cap;
         }
-        void *buf = idl__aligned_alloc(bytes ? bytes : 64);
+        void *buf = idl__aligned_alloc_raw(bytes ? bytes : 64); /* zeroed lazily */
         if (!buf) return idl__error(IDL_ERR_NOMEM, "cannot allocate %zu bytes (gradient)", bytes);
         best = p->gpool_n++;
         p->gpool[best] = buf;
