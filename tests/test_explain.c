@@ -194,6 +194,46 @@ static void test_linear(void) {
 }
 
 /* ---------------- small CNN ---------------- */
+static void count_retries(idl_log_level level, const char *msg, void *user) {
+    if (level == IDL_LOG_INFO && strstr(msg, "retrying with")) ++*(int *)user;
+}
+
+/* A pack of rows over the session's max_memory is split, not failed: the same result. */
+static void test_max_memory_split(const idl_tensor *x) {
+    idl_explanation a, b;
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(g_cnn, NULL, &s));
+    const char *set = "steps=9 internal_batch=16";
+    CHECK_OK(explain1(s, "integrated_gradients", x, NULL, IDL_OBJ_LOGIT, set, &a));
+    idl_session_free(s);
+    /* the smallest budget (in powers of two) that one row a pass fits in */
+    idl_session_opts o = idl_session_opts_default();
+    idl_status st = IDL_ERR_NOMEM;
+    for (o.max_memory = 1u << 14; st == IDL_ERR_NOMEM && o.max_memory < (1u << 30);) {
+        o.max_memory *= 2;
+        s = NULL;
+        CHECK_OK(idl_session_new(g_cnn, &o, &s));
+        st = explain1(s, "integrated_gradients", x, NULL, IDL_OBJ_LOGIT, "steps=9 internal_batch=1",
+                      &b);
+        if (!st) idl_explanation_clear(&b);
+        idl_session_free(s);
+    }
+    CHECK_OK(st);
+    int retries = 0;
+    idl_log_set(count_retries, &retries, IDL_LOG_INFO);
+    CHECK_OK(idl_session_new(g_cnn, &o, &s));
+    CHECK_OK(explain1(s, "integrated_gradients", x, NULL, IDL_OBJ_LOGIT, set, &b));
+    idl_log_set(NULL, NULL, IDL_LOG_ERROR);
+    CHECK_MSG(retries > 0, "no pack was split under max_memory %llu",
+              (unsigned long long)o.max_memory);
+    if (a.attribution && b.attribution)
+        th_allclose("IG under max_memory vs unconstrained", a.attribution->data,
+                    b.attribution->data, idl_tensor_numel(a.attribution), 1e-5, 0);
+    idl_explanation_clear(&a);
+    idl_explanation_clear(&b);
+    idl_session_free(s);
+}
+
 static void test_cnn(void) {
     const char *dir = "tests/data/parity/small_cnn";
     char p[1024];
@@ -272,6 +312,7 @@ static void test_cnn(void) {
         idl_explanation_clear(&b);
         idl_explanation_clear(&a);
     }
+    test_max_memory_split(x);
     CHECK_OK(explain1(s, "smoothgrad", x, NULL, IDL_OBJ_LOGIT, "n_samples=4 seed=1", &a));
     CHECK_OK(explain1(s, "smoothgrad", x, NULL, IDL_OBJ_LOGIT, "n_samples=4 seed=2", &b));
     if (a.attribution && b.attribution) {

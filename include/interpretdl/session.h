@@ -17,7 +17,9 @@ typedef struct idl_session_opts {
     int n_threads;       /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
     uint64_t max_memory; /* bytes of activations one plan may allocate (weights not counted);
                             0 = three quarters of physical memory. Going over fails the forward
-                            pass with IDL_ERR_NOMEM naming the tensor. */
+                            pass with IDL_ERR_NOMEM naming the tensor; the explanation methods
+                            and metrics then split their internal batches (down to one row a
+                            pass) instead of failing. */
     int plain_layout;    /* 1: every activation in plain row-major layout between ops (slower;
                             for comparisons). 0 (default): chains of convolutions and element-
                             wise ops keep oneDNN's blocked layout between them. Either way the

@@ -315,6 +315,8 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
     int64_t gper = r->grad_at ? r->grad_numel : r->numel;
     for (int64_t r0 = 0; r0 < rows->n && !st; r0 += c) {
         int64_t cnt = IDL_MIN(c, rows->n - r0);
+        for (int i = 0; i < r->n_in; i++)
+            bins[i] = r->bin[i] ? r->bin[i] : r->in[i];
         for (int64_t j = 0; j < c; j++) {
             int64_t row = r0 + IDL_MIN(j, cnt - 1);
             int64_t smp = rows->sample(rows->u, row);
@@ -329,7 +331,6 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
             if (r->wrt[0]) rows->point(rows->u, row, dst);
             r->btargets[j] = r->targets[smp];
         }
-        if ((st = idl_session_forward(r->s, bins, NULL, r->n_in))) break;
         const float *g = NULL, *ov = NULL;
         bool grad_here = want_grad;
         if (grad_here && rows->need_grad) {
@@ -337,10 +338,24 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
             for (int64_t j = 0; j < cnt && !grad_here; j++)
                 grad_here = rows->need_grad(rows->u, r0 + j);
         }
-        if (grad_here) {
+        st = idl_session_forward(r->s, bins, NULL, r->n_in);
+        if (!st && grad_here) {
             idl_objective o = idl__x_objective(r);
             o.targets = r->btargets;
-            if ((st = idl_session_backward(r->s, &o, &wrt, 1))) break;
+            st = idl_session_backward(r->s, &o, &wrt, 1);
+        }
+        if (st == IDL_ERR_NOMEM && c > 1) {
+            /* over the session's max_memory (or the machine's): the same rows in smaller packs
+             * (results depend on the pack size only through float rounding) */
+            idl__log(IDL_LOG_INFO, "%s; retrying with %lld rows a pass", idl_last_error(),
+                     (long long)((c + 1) / 2));
+            c = (c + 1) / 2;
+            if ((st = alloc_chunk(r, c))) break;
+            r0 -= c; /* the loop adds c back: this pack again */
+            continue;
+        }
+        if (st) break;
+        if (grad_here) {
             g = idl_session_grad(r->s, wrt)->data;
             ov = idl_session_objective_values(r->s)->data;
         }
