@@ -12,6 +12,8 @@
  * Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
  * Output: a header, then one line per measurement, also as a machine-readable line
  *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
+ * and first  PEAK <GFLOP/s>: the machine's float32 peak on these threads as bench/peak.c measures
+ * it (AVX2 FMA chains; 0 without AVX2 + FMA), for the fraction of peak in run_bench.sh's table;
  * (peak_rss_kb: the process's peak resident set so far, getrusage: run one mode and batch per
  * process for the peak of that measurement alone, as bench/run_bench.sh does)
  * that bench/run_bench.sh reads. Exit status 0, or 1 with idl_last_error() on failure. */
@@ -114,6 +116,9 @@ int main(int argc, char **argv) {
         }
     }
 
+    double peak = bench_peak_gflops(threads);
+    printf("# machine peak, AVX2 FMA probe on %d threads: %.1f GFLOP/s\nPEAK %.3f\n",
+           threads > 0 ? threads : 0, peak, peak);
     const char *env_threads = getenv("OMP_NUM_THREADS");
     printf("# interpretdl-bench %s: %s, input '%s', threads %d (OMP_NUM_THREADS=%s), %d warm-up + "
            "%d timed runs, median\n",

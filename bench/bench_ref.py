@@ -98,19 +98,23 @@ def bench_torch(a):
 
 
 def read_results(path):
-    """{(mode, batch): (median_ms, peak_rss_kb or None)} from a file's RESULT lines."""
-    res = {}
+    """{(mode, batch): (median_ms, peak_rss_kb or None)} from a file's RESULT lines, and the
+    machine peak in GFLOP/s from its PEAK lines (the largest; None without)."""
+    res, peak = {}, None
     if os.path.isfile(path):
         for line in open(path):
             p = line.split()
             if len(p) >= 4 and p[0] == "RESULT":
                 res[(p[1], int(p[2]))] = (float(p[3]), int(p[7]) if len(p) > 7 else None)
-    return res
+            elif len(p) == 2 and p[0] == "PEAK" and float(p[1]) > 0:
+                peak = max(peak or 0.0, float(p[1]))
+    return res, peak
 
 
 def table(a):
     runs = {os.path.basename(f).split(".")[0]: read_results(f) for f in a.files}
-    ours, ort, pt = runs.get("ours", {}), runs.get("ort", {}), runs.get("torch", {})
+    ours, peak = runs.get("ours", ({}, None))
+    ort, pt = runs.get("ort", ({}, None))[0], runs.get("torch", ({}, None))[0]
     keys = sorted(set(ours) | set(ort) | set(pt), key=lambda k: (k[1], k[0] != "fwd"))
 
     def ms(d, k):
@@ -123,7 +127,10 @@ def table(a):
         if k not in d:
             return "%7s" % "n/a"
         flop = a.gflop * k[1] * (2 if k[0] == "grad" else 1)
-        return "%7.1f" % (flop / (d[k][0] / 1e3))
+        rate = flop / (d[k][0] / 1e3)
+        if peak:
+            return "%4.0f %2.0f%%" % (rate, 100 * rate / peak)
+        return "%7.1f" % rate
 
     def mib(d, k):
         return "%6d" % (d[k][1] // 1024) if k in d and d[k][1] else "%6s" % "n/a"
@@ -137,8 +144,9 @@ def table(a):
             gflops(ours, k), gflops(ort, k), gflops(pt, k), mib(ours, k), mib(ort, k),
             mib(pt, k)))
     print("(median ms; ratio < 1: ours faster; GFLOP/s at %.1f GFLOP per image forward, 2x for "
-          "forward + input gradient; peak resident MiB of the process that ran that line)"
-          % a.gflop)
+          "forward + input gradient, and %% of the machine's peak%s; peak resident MiB of the "
+          "process that ran that line)"
+          % (a.gflop, " of %.1f GFLOP/s (FMA probe)" % peak if peak else " (not measured)"))
 
 
 def main():

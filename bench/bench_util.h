@@ -38,3 +38,7 @@ static inline long bench_peak_rss_kb(void) {
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
     return (long)ru.ru_maxrss;
 }
+
+/* The float32 FMA peak of `threads` threads (0: OpenMP's default) in GFLOP/s, measured by
+ * bench/peak.c; 0 without AVX2 + FMA. */
+double bench_peak_gflops(int threads);

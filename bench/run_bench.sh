@@ -4,10 +4,11 @@
 # threads, one process per (side, mode, batch) so that each line's peak resident memory is that
 # measurement's own; then a table per model with times, ratios, GFLOP/s and peak MiB.
 #   BUILD_DIR/bench/interpretdl-bench must be built (IDL_BUILD_BENCH, on by default).
-#   Models (IDL_BENCH_MODELS, default resnet50,vit_b_16; random weights):
+#   Models (IDL_BENCH_MODELS, default resnet50,mobilenet_v2,vit_b_16; random weights):
 #     resnet50  BUILD_DIR/models/resnet50/model.onnx, exported with
 #               tests/reference/make_torchvision.py when missing (Debian's python3-torch);
 #               8.2 GFLOP per image forward
+#     mobilenet_v2  the same way (make_torchvision.py --models mobilenet_v2); 0.6 GFLOP
 #     vit_b_16  BUILD_DIR/models/vit_b_16/model.onnx from tests/reference/make_transformers.py
 #               (tests/reference/generate_all.sh BUILD_DIR makes it; skipped when missing);
 #               35.1 GFLOP per image forward. PyTorch runs it with Debian's OpenBLAS unpacked
@@ -31,7 +32,7 @@ RUNS=${IDL_BENCH_RUNS:-10}
 WARMUP=${IDL_BENCH_WARMUP:-2}
 BATCH=${IDL_BENCH_BATCH:-1,8}
 MODES=${IDL_BENCH_MODES:-fwd,grad}
-MODELS=${IDL_BENCH_MODELS:-resnet50,vit_b_16}
+MODELS=${IDL_BENCH_MODELS:-resnet50,mobilenet_v2,vit_b_16}
 BENCH=$BUILD/bench/interpretdl-bench
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 
@@ -44,13 +45,14 @@ echo "== $(nproc) cores, $THREADS threads each, batch $BATCH, $WARMUP warm-up + 
 for model in ${MODELS//,/ }; do
     case $model in
         resnet50) gflop=8.2 ;;
+        mobilenet_v2) gflop=0.6 ;;
         vit_b_16) gflop=35.1 ;;
-        *) echo "run_bench: unknown model $model (resnet50, vit_b_16)" >&2; exit 2 ;;
+        *) echo "run_bench: unknown model $model (resnet50, mobilenet_v2, vit_b_16)" >&2; exit 2 ;;
     esac
     onnx=$BUILD/models/$model/model.onnx
-    if [ ! -f "$onnx" ] && [ "$model" = resnet50 ]; then
-        echo "run_bench: exporting resnet50 to $onnx"
-        "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models resnet50
+    if [ ! -f "$onnx" ] && [ "$model" != vit_b_16 ]; then
+        echo "run_bench: exporting $model to $onnx"
+        "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models "$model"
     fi
     if [ ! -f "$onnx" ]; then
         echo "run_bench: $onnx is missing (tests/reference/generate_all.sh $BUILD); $model skipped"
@@ -69,7 +71,7 @@ for model in ${MODELS//,/ }; do
     common=(--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
     for b in ${BATCH//,/ }; do
         for mode in ${MODES//,/ }; do
-            "$BENCH" "$onnx" "${common[@]}" --batch "$b" --mode "$mode" | grep RESULT \
+            "$BENCH" "$onnx" "${common[@]}" --batch "$b" --mode "$mode" | grep -E "^(RESULT|PEAK)" \
                 | tee -a "$OUT/ours.txt"
             if [ "$mode" = fwd ]; then
                 "$VENV/bin/python" "$HERE/bench_ref.py" ort "$onnx" "${common[@]}" --batch "$b" \
