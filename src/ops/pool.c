@@ -255,6 +255,21 @@ MAXPOOL_INT(int8_t)
  * each lane does exactly what the plain loops do for its channel, in the same order ---- */
 #define MAX_BLK 16
 
+/* Runs BODY for every tap of output window o that falls inside the input, in row-major tap
+ * order, with OFF the tap's offset in a (D, H, W) plane. */
+#define FOR_WINDOW_TAPS(s, o, OFF, ...)                                                          \
+    for (int64_t a_ = (s)->lo[0][(o)[0]]; a_ < (s)->hi[0][(o)[0]]; a_++) {                       \
+        int64_t id_ = (o)[0] * (s)->s[0] - (s)->pb[0] + a_ * (s)->d[0];                          \
+        for (int64_t b_ = (s)->lo[1][(o)[1]]; b_ < (s)->hi[1][(o)[1]]; b_++) {                   \
+            int64_t ih_ = (o)[1] * (s)->s[1] - (s)->pb[1] + b_ * (s)->d[1];                      \
+            for (int64_t e_ = (s)->lo[2][(o)[2]]; e_ < (s)->hi[2][(o)[2]]; e_++) {               \
+                const int64_t OFF = (id_ * (s)->in[1] + ih_) * (s)->in[2] + (o)[2] * (s)->s[2] - \
+                                    (s)->pb[2] + e_ * (s)->d[2];                                 \
+                __VA_ARGS__                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
 static void pool_forward_blocked(const pool_state *s, const float *x, float *y) {
     const int64_t B = s->blk, nq = s->planes / B;
     const int64_t ivol = s->in[0] * s->in[1] * s->in[2], ovol = s->out[0] * s->out[1] * s->out[2];
@@ -294,23 +309,16 @@ static void pool_forward_blocked(const pool_state *s, const float *x, float *y) 
                     bool any = false;
                     for (int64_t l = 0; l < B; l++)
                         r[l] = 0.0f;
-                    for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
-                        int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
-                        for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
-                            int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
-                            for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
-                                int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
-                                const float *v = xq + ((id * s->in[1] + ih) * s->in[2] + iw) * B;
-                                if (s->kind == P_MAX)
-                                    for (int64_t l = 0; l < B; l++)
-                                        r[l] = !any || v[l] > r[l] ? v[l] : r[l];
-                                else
-                                    for (int64_t l = 0; l < B; l++)
-                                        r[l] += v[l];
-                                any = true;
-                            }
-                        }
-                    }
+                    FOR_WINDOW_TAPS(s, o, off, {
+                        const float *v = xq + off * B;
+                        if (s->kind == P_MAX)
+                            for (int64_t l = 0; l < B; l++)
+                                r[l] = !any || v[l] > r[l] ? v[l] : r[l];
+                        else
+                            for (int64_t l = 0; l < B; l++)
+                                r[l] += v[l];
+                        any = true;
+                    })
                     float inv = s->kind == P_AVG ? window_inv(s, o) : 1.0f;
                     int64_t oi = (o[0] * s->out[1] + o[1]) * s->out[2] + o[2];
                     for (int64_t l = 0; l < B; l++)
@@ -355,33 +363,26 @@ static void pool_backward_blocked(const pool_state *s, const float *x, const flo
                     float best[MAX_BLK];
                     int64_t bi[MAX_BLK];
                     bool any = false;
-                    for (int64_t a = s->lo[0][o[0]]; a < s->hi[0][o[0]]; a++) {
-                        int64_t id = o[0] * s->s[0] - s->pb[0] + a * s->d[0];
-                        for (int64_t b = s->lo[1][o[1]]; b < s->hi[1][o[1]]; b++) {
-                            int64_t ih = o[1] * s->s[1] - s->pb[1] + b * s->d[1];
-                            for (int64_t e = s->lo[2][o[2]]; e < s->hi[2][o[2]]; e++) {
-                                int64_t iw = o[2] * s->s[2] - s->pb[2] + e * s->d[2];
-                                int64_t off = ((id * s->in[1] + ih) * s->in[2] + iw) * B;
-                                const float *v = xq + off;
-                                if (s->kind == P_AVG) {
-                                    for (int64_t l = 0; l < B; l++)
-                                        dxq[off + l] += g[l] * inv;
-                                } else if (!any) {
-                                    for (int64_t l = 0; l < B; l++) {
-                                        best[l] = v[l];
-                                        bi[l] = off;
-                                    }
-                                } else {
-                                    for (int64_t l = 0; l < B; l++) {
-                                        bool gt = v[l] > best[l];
-                                        best[l] = gt ? v[l] : best[l];
-                                        bi[l] = gt ? off : bi[l];
-                                    }
-                                }
-                                any = true;
+                    FOR_WINDOW_TAPS(s, o, tap, {
+                        int64_t off = tap * B;
+                        const float *v = xq + off;
+                        if (s->kind == P_AVG) {
+                            for (int64_t l = 0; l < B; l++)
+                                dxq[off + l] += g[l] * inv;
+                        } else if (!any) {
+                            for (int64_t l = 0; l < B; l++) {
+                                best[l] = v[l];
+                                bi[l] = off;
+                            }
+                        } else {
+                            for (int64_t l = 0; l < B; l++) {
+                                bool gt = v[l] > best[l];
+                                best[l] = gt ? v[l] : best[l];
+                                bi[l] = gt ? off : bi[l];
                             }
                         }
-                    }
+                        any = true;
+                    })
                     if (s->kind == P_MAX && any)
                         for (int64_t l = 0; l < B; l++)
                             dxq[bi[l] + l] += g[l];
