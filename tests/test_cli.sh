@@ -76,6 +76,8 @@ expect 2 "--seed needs a non-negative integer" -- "$CLI" explain smoothgrad --mo
 [ -f "$T/a.npy" ] && { fail=$((fail + 1)); echo "FAIL: a failed explain wrote its output"; } || pass=$((pass + 1))
 expect 0 "completeness error" -- "$CLI" explain integrated_gradients --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --set steps=8 --out "$T/a.npy" --json "$T/a.json"
 grep -q '"completeness_error"' "$T/a.json" && grep -q '"target": 1' "$T/a.json" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: explain --json lacks fields"; }
+expect 2 "--max-memory needs a number of MiB" -- "$CLI" explain saliency --model "$MODEL" --input "$INPUT" --max-memory lots --out "$T/a.npy"
+expect 0 "completeness error" -- "$CLI" explain integrated_gradients --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --set steps=8 --set internal_batch=16 --max-memory 1 --out "$T/am.npy"
 expect 0 "layer " -- "$CLI" explain gradcam --model "$MODEL" --input "$INPUT" --target 1 --set objective=logit --out "$T/c.npy"
 # shellcheck disable=SC2086
 expect 0 "wrote" -- "$CLI" explain integrated_gradients --model "$TXT/model.onnx" $TI --set steps=4 --out "$T/t.npy" --json "$T/t.json"

@@ -52,6 +52,8 @@ static const char *USAGE =
     "\n"
     "common options:\n"
     "  --threads N      kernel threads (default: all cores)\n"
+    "  --max-memory MiB activations one pass may allocate (default: 3/4 of the RAM); explain and\n"
+    "                   evaluate split their internal batches to fit, down to one row a pass\n"
     "  --output-index I objective on graph output I (grad; default 0)\n"
     "  -h, --help       this text;  --version  library version\n"
     "\n"
@@ -104,6 +106,7 @@ typedef struct args {
     const char *objective;
     const char *seed;
     int threads;
+    long max_memory_mib; /* 0: the library's default */
     int output_index;
     const char *sets[MAX_ARGS];
     int n_sets;
@@ -190,6 +193,11 @@ static int parse_args(int argc, char **argv, args *a) {
             if (parse_int(val, 0, 4096, &v))
                 return cli_usage_error("--threads needs an integer 0..4096, got '%s'", val);
             a->threads = (int)v;
+        } else if (!strcmp(o, "--max-memory")) {
+            NEED_VAL
+            if (parse_int(val, 0, 1L << 30, &a->max_memory_mib))
+                return cli_usage_error("--max-memory needs a number of MiB 0..%ld, got '%s'",
+                                       1L << 30, val);
         } else if (!strcmp(o, "--output-index")) {
             NEED_VAL
             long v;
@@ -421,6 +429,7 @@ static int open_model(const args *a, idl_model **m, idl_session **s) {
     if (idl_model_load(a->model, NULL, m)) return cli_runtime_error("cannot load model");
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = a->threads;
+    so.max_memory = (uint64_t)a->max_memory_mib << 20;
     if (idl_session_new(*m, &so, s)) return cli_runtime_error("cannot run model");
     return 0;
 }
