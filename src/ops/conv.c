@@ -5,11 +5,12 @@
  *   ConvTranspose: x (N,C,D1..Dn), w (C, M/G, k1..kn), b (M)  ->  y (N,M,O1..On)
  * G = group (G = C = M is depthwise). ONNX dilation d is oneDNN's d-1.
  *
- * Layouts: tensors are plain row-major at the op boundary. Weights are described to oneDNN as
- * format_tag_any; constant weights are reordered once in prepare, others on every call. The
- * activations (x, y and their gradients) either stay plain NCHW inside the primitive or go
- * through oneDNN's blocked layout with a reorder in and out on every call; choose_blocked() picks
- * per shape, from timings on resnet50 shapes (see its comment).
+ * Layouts: x and y (and their gradients) come in the layout the planner keeps them in: plain
+ * row-major, or oneDNN's blocked layout when the producer or consumer can keep it (op.h in_md /
+ * out_md: a blocked input is taken as it is, the output stays in the primitive's layout). Weights
+ * are described to oneDNN as format_tag_any; constant weights are reordered once in prepare,
+ * others on every call. Between plain ops, choose_blocked() picks per shape whether the primitive
+ * runs on plain NCHW or on the blocked layout with a reorder in and out (see its comment).
  * The staging buffers for those reorders are the session's shared scratch slots (idl__scratch in
  * backend/dnnl_backend.h), so the blocked path costs the largest activation twice, not every one.
  * Primitives are built in prepare (forward) and on the first backward call (backward), once per
@@ -40,14 +41,11 @@ typedef struct geom {
     int64_t pr[MAX_SP];  /* padding after, as oneDNN wants it (may be negative for deconv) */
 } geom;
 
-/* One tensor at the primitive boundary: the user's plain buffer and, when the primitive wants
- * another layout (or the result must be added into the user buffer), an internal buffer plus the
- * reorder between the two. */
-/* One tensor at the primitive boundary: the user's plain buffer and, when the primitive wants
- * another layout (or the result must be added into the user buffer), a staging buffer plus the
- * reorder between the two. */
+/* One tensor at the primitive boundary: the value's buffer (plain, or the blocked layout the
+ * planner keeps it in) and, when the primitive wants another layout (or the result must be added
+ * into the value's buffer), a staging buffer plus the reorder between the two. */
 typedef struct port {
-    dnnl_memory_t user;       /* plain; data handle set on every call */
+    dnnl_memory_t user;       /* the value's layout; data handle set on every call */
     dnnl_memory_t prim;       /* NULL: the primitive works on `user` directly */
     dnnl_primitive_t reorder; /* user->prim for inputs; prim->user (+= for ACC) for outputs */
     void *buf;                /* prim's own buffer (slot < 0) */
