@@ -223,8 +223,11 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
     }
     /* a resumed pass: the same plan and inputs as the last complete forward, the only tap on the
      * value it resumes from (see idl__session_resume_from) */
-    bool resume = s->resume_from >= 0 && s->fwd_complete && !replanned && s->n_taps == 1 &&
-                  s->taps[0].value == s->resume_from && s->taps[0].cb;
+    int other_taps = 0, own_taps = 0;
+    for (int t = 0; t < s->n_taps; t++)
+        if (s->taps[t].cb) ++*(s->taps[t].value == s->resume_from ? &own_taps : &other_taps);
+    bool resume =
+        s->resume_from >= 0 && s->fwd_complete && !replanned && own_taps == 1 && other_taps == 0;
     for (int i = 0; i < n && resume; i++) {
         const idl_tensor *dst = &s->plan->vals[m->inputs[i]];
         resume =
