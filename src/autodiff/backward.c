@@ -109,42 +109,26 @@ static idl_status pool_take(idl__plan *p, idl_tensor *g) {
     size_t bytes = idl__tensor_bytes(g);
     int best = -1;
     for (int i = 0; i < p->gpool_n; i++)
-        if (!p->gpool_used[i] && p->gpool_size[i] >= bytes &&
-            (best < 0 || p->gpool_size[i] < p->gpool_size[best]))
+        if (!p->gpool[i].used && p->gpool[i].size >= bytes &&
+            (best < 0 || p->gpool[i].size < p->gpool[best].size))
             best = i;
     if (best < 0) {
         if (p->gpool_n == p->gpool_cap) {
             int cap = p->gpool_cap ? 2 * p->gpool_cap : 32;
-            void **b = idl__calloc((size_t)cap, sizeof *b);
-            size_t *z = idl__calloc((size_t)cap, sizeof *z);
-            bool *u = idl__calloc((size_t)cap, sizeof *u);
-            if (!b || !z || !u) {
-                idl__free(b);
-                idl__free(z);
-                idl__free(u);
-                return idl__error(IDL_ERR_NOMEM, "out of memory");
-            }
-            if (p->gpool_n) {
-                memcpy(b, p->gpool, (size_t)p->gpool_n * sizeof *b);
-                memcpy(z, p->gpool_size, (size_t)p->gpool_n * sizeof *z);
-                memcpy(u, p->gpool_used, (size_t)p->gpool_n * sizeof *u);
-            }
+            struct idl__gbuf *b = idl__calloc((size_t)cap, sizeof *b);
+            if (!b) return idl__error(IDL_ERR_NOMEM, "out of memory");
+            if (p->gpool_n) memcpy(b, p->gpool, (size_t)p->gpool_n * sizeof *b);
             idl__free(p->gpool);
-            idl__free(p->gpool_size);
-            idl__free(p->gpool_used);
             p->gpool = b;
-            p->gpool_size = z;
-            p->gpool_used = u;
             p->gpool_cap = cap;
         }
         void *buf = idl__aligned_alloc_raw(bytes ? bytes : 64); /* zeroed lazily */
         if (!buf) return idl__error(IDL_ERR_NOMEM, "cannot allocate %zu bytes (gradient)", bytes);
         best = p->gpool_n++;
-        p->gpool[best] = buf;
-        p->gpool_size[best] = bytes;
+        p->gpool[best] = (struct idl__gbuf){ buf, bytes, false };
     }
-    p->gpool_used[best] = true;
-    g->data = p->gpool[best];
+    p->gpool[best].used = true;
+    g->data = p->gpool[best].buf;
     return IDL_OK;
 }
 
@@ -153,7 +137,7 @@ static void pool_give(idl__plan *p, int v) {
     idl_tensor *g = &p->grads[v];
     if (!g->data || (g->flags & IDL_TENSOR_OWNED)) return;
     for (int i = 0; i < p->gpool_n; i++)
-        if (p->gpool[i] == g->data) p->gpool_used[i] = false;
+        if (p->gpool[i].buf == g->data) p->gpool[i].used = false;
     g->data = NULL;
 }
 
@@ -235,7 +219,7 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
      * their only contributor overwrites them (IDL__OP_BWD_WRITES_FRESH): most of a CNN's. The wrt
      * tensors' and the objective's gradients are owned; the others are lent by the pool */
     for (int i = 0; i < p->gpool_n; i++)
-        p->gpool_used[i] = false;
+        p->gpool[i].used = false;
     for (int v = 0; v < nv; v++) {
         idl_tensor *g = &p->grads[v];
         if (g->data && !(g->flags & IDL_TENSOR_OWNED)) g->data = NULL; /* lent last time */

@@ -127,10 +127,8 @@ void idl__plan_free(idl__plan *p) {
         if (p->lay) lay_free(p->lay[v]);
     }
     for (int i = 0; i < p->gpool_n; i++)
-        idl__aligned_free(p->gpool[i]);
+        idl__aligned_free(p->gpool[i].buf);
     idl__free(p->gpool);
-    idl__free(p->gpool_size);
-    idl__free(p->gpool_used);
     idl__free(p->down_node);
     idl__free(p->lay);
     idl__free(p->mds);

@@ -34,9 +34,11 @@ typedef struct idl__plan {
     bool *consts;
     /* buffers lent to the gradients of intermediate values during a backward (autodiff): taken at
      * a value's first contribution, given back once its producer's backward has read it */
-    void **gpool;
-    size_t *gpool_size;
-    bool *gpool_used;
+    struct idl__gbuf {
+        void *buf;
+        size_t size;
+        bool used;
+    } * gpool;
     int gpool_n, gpool_cap;
     const dnnl_memory_desc_t **mds; /* per slot, like ptrs: the ctx in_md/out_md arrays */
     bool *slot_plain;               /* per input slot: reads the plain copy of a blocked value */
