@@ -2,13 +2,15 @@
  * (probability of the argmax class, summed over the batch) through the public API.
  *
  * usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] [--threads T]
- *                          [--mode fwd,grad] [--shape D1,D2,...]
+ *                          [--mode fwd,grad] [--shape D1,D2,...] [--direct-conv]
  *   --batch    batch sizes, comma separated (default 1,8)
  *   --runs     timed runs per measurement, the median is reported (default 10)
  *   --warmup   untimed runs first (default 2; the first forward of a batch size also plans)
  *   --threads  kernel threads (default 0: OMP_NUM_THREADS or all cores)
  *   --mode     fwd (forward) and/or grad (forward + backward w.r.t. the input)
  *   --shape    the input shape after the batch axis, when the model leaves it free
+ *   --direct-conv  every convolution on oneDNN's direct kernels (session option direct_conv),
+ *              to measure what the Winograd convolutions change
  * Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
  * Output: a header, then one line per measurement, also as a machine-readable line
  *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
@@ -38,7 +40,7 @@ static int fail(const char *what) {
 
 static int usage(void) {
     fprintf(stderr, "usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] "
-                    "[--threads T] [--mode fwd,grad] [--shape D1,D2,...]\n");
+                    "[--threads T] [--mode fwd,grad] [--shape D1,D2,...] [--direct-conv]\n");
     return 2;
 }
 
@@ -57,7 +59,8 @@ static int step(idl_session *s, const idl_tensor *x, const char *in_name, int gr
 int main(int argc, char **argv) {
     const char *path = NULL;
     int64_t batches[MAX_BATCHES] = { 1, 8 }, tail[IDL_MAX_DIMS];
-    int n_batches = 2, n_tail = -1, runs = 10, warmup = 2, threads = 0, do_fwd = 1, do_grad = 1;
+    int n_batches = 2, n_tail = -1, runs = 10, warmup = 2, threads = 0, do_fwd = 1, do_grad = 1,
+        direct_conv = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--batch") && v) {
@@ -84,6 +87,8 @@ int main(int argc, char **argv) {
             n_tail = bench_parse_list(v, tail, IDL_MAX_DIMS - 1);
             if (n_tail <= 0) return usage();
             i++;
+        } else if (!strcmp(a, "--direct-conv")) {
+            direct_conv = 1;
         } else if (a[0] == '-' || path) {
             return usage();
         } else {
@@ -97,6 +102,7 @@ int main(int argc, char **argv) {
     if (idl_model_load(path, NULL, &m) != IDL_OK) return fail("load");
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = threads;
+    so.direct_conv = direct_conv;
     if (idl_session_new(m, &so, &s) != IDL_OK) return fail("session");
     idl_value_info info;
     if (idl_model_n_inputs(m) < 1 || idl_model_input(m, 0, &info) != IDL_OK) return fail("input");

@@ -251,12 +251,14 @@ static void test_cnn(void) {
     int64_t N = x->shape[0], per = idl_tensor_numel(x) / N;
     idl_explanation a, b;
 
-    /* SmoothGrad with no noise = the signed gradient */
+    /* SmoothGrad with no noise = the signed gradient. Not to the last bit: the final Gemm's sgemm
+     * rounds differently for 2 and 6 rows (logits differ by ~6e-8), and the probability's
+     * gradient amplifies that to ~2e-6 of its largest value. */
     CHECK_OK(explain1(s, "smoothgrad", x, NULL, IDL_OBJ_PROBABILITY, "noise=0 n_samples=3", &a));
     CHECK_OK(explain1(s, "saliency", x, NULL, IDL_OBJ_PROBABILITY, "abs=0", &b));
     if (a.attribution && b.attribution)
         th_allclose("smoothgrad noise=0 vs gradient", a.attribution->data, b.attribution->data,
-                    idl_tensor_numel(b.attribution), 1e-6, 0);
+                    idl_tensor_numel(b.attribution), 1e-5, 0);
     idl_explanation_clear(&a);
     idl_explanation_clear(&b);
 

@@ -6,6 +6,7 @@
 #include "interpretdl/interpretdl.h"
 #include "model_builder.h"
 #include "ops/vmath.h"
+#include "ops/winograd.h"
 #include "session/session_internal.h" /* to count the values a plan keeps blocked */
 
 #include <unistd.h>
@@ -520,6 +521,115 @@ static void test_layouts(void) {
     idl_model_free(m);
 }
 
+/* x (2,8,H,W) -> 1x1 Conv a (16 channels, blocked) -> 3x3 Conv b (32 channels, bias, the given
+ * pads) -> Relu -> GlobalAveragePool -> Gemm to 5 classes; with two_paths, a second path from a
+ * (whose gradient then accumulates instead of being written): GlobalAveragePool -> Gemm, added. */
+static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool two_paths) {
+    tb_model *b = tb_new(13);
+    tb_input(b, "x", IDL_DT_F32, 4, (int64_t[]){ 2, 8, H, W });
+    uint32_t seed = 5;
+    static float w0[16 * 8], w1[32 * 16 * 9], b1[32], wg[5 * 32], wa[5 * 16];
+    for (size_t i = 0; i < sizeof w0 / sizeof *w0; i++)
+        w0[i] = 0.4f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
+        w1[i] = 0.2f * tb_frand(&seed);
+    for (int i = 0; i < 32; i++)
+        b1[i] = 0.1f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
+        wg[i] = tb_frand(&seed);
+    for (size_t i = 0; i < sizeof wa / sizeof *wa; i++)
+        wa[i] = tb_frand(&seed);
+    tb_init_f32(b, "w0", 4, (int64_t[]){ 16, 8, 1, 1 }, w0);
+    tb_init_f32(b, "w1", 4, (int64_t[]){ 32, 16, 3, 3 }, w1);
+    tb_init_f32(b, "b1", 1, (int64_t[]){ 32 }, b1);
+    tb_init_f32(b, "wg", 2, (int64_t[]){ 5, 32 }, wg);
+    tb_init_f32(b, "wa", 2, (int64_t[]){ 5, 16 }, wa);
+    tb_node(b, "Conv", "x,w0", "a");
+    tb_node(b, "Conv", "a,w1,b1", "b");
+    tb_attr_ints(b, "pads", 4, pads);
+    tb_node(b, "Relu", "b", "r");
+    tb_node(b, "GlobalAveragePool", "r", "g");
+    tb_node(b, "Flatten", "g", "f");
+    tb_node(b, "Gemm", "f,wg", two_paths ? "y1" : "y");
+    tb_attr_int(b, "transB", 1);
+    if (!two_paths) {
+        tb_output(b, "y");
+        idl_model *m = tb_load(b);
+        tb_free(b);
+        return m;
+    }
+    tb_node(b, "GlobalAveragePool", "a", "ga");
+    tb_node(b, "Flatten", "ga", "fa");
+    tb_node(b, "Gemm", "fa,wa", "y2");
+    tb_attr_int(b, "transB", 1);
+    tb_node(b, "Add", "y1,y2", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+/* Winograd convolutions (ops/winograd.h) against oneDNN's direct ones (direct_conv = 1): the
+ * convolution's output and the gradients through it, on maps that are not multiples of the 4x4
+ * tile, with symmetric and asymmetric padding of 0 to 2, into a gradient the convolution writes
+ * alone and into one it adds to. */
+static void test_winograd(void) {
+    const int64_t cases[3][6] = { /* H, W, pads (top, left, bottom, right) */
+                                  { 20, 20, 1, 1, 1, 1 },
+                                  { 17, 23, 0, 2, 1, 0 },
+                                  { 15, 14, 2, 2, 2, 2 }
+    };
+    for (int k = 0; k < 3; k++) {
+        idl_model *m = wino_model(cases[k][0], cases[k][1], cases[k] + 2, k > 0);
+        CHECK(m != NULL);
+        if (!m) return;
+        idl_session *s[2] = { NULL, NULL };
+        idl_session_opts o = idl_session_opts_default();
+        CHECK_OK(idl_session_new(m, &o, &s[0]));
+        o.direct_conv = 1;
+        CHECK_OK(idl_session_new(m, &o, &s[1]));
+        int64_t n = 2 * 8 * cases[k][0] * cases[k][1];
+        float *xv = malloc((size_t)n * sizeof *xv);
+        uint32_t seed = 21 + (uint32_t)k;
+        for (int64_t i = 0; xv && i < n; i++)
+            xv[i] = tb_frand(&seed);
+        idl_tensor x =
+            idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 8, cases[k][0], cases[k][1] }, xv);
+        const idl_tensor *in[1] = { &x };
+        for (int j = 0; j < 2; j++)
+            CHECK_OK(idl_session_forward(s[j], in, NULL, 1));
+        const idl_tensor *b0 = idl_session_tensor(s[0], "b"), *b1 = idl_session_tensor(s[1], "b");
+        float d = max_rel_diff(b0, b1);
+        CHECK_MSG(d < 1e-5f, "case %d: the convolution differs by %g", k, (double)d);
+        /* the two really ran different algorithms (sums in another order differ in the last bits)
+         */
+        if (idl__wino_available()) CHECK_MSG(d > 0, "case %d: no Winograd convolution ran", k);
+        d = max_rel_diff(idl_session_output(s[0], 0), idl_session_output(s[1], 0));
+        CHECK_MSG(d < 1e-5f, "case %d: the output differs by %g", k, (double)d);
+        /* case 0: a's gradient is an intermediate the convolution alone writes (a reused
+         * buffer, hence two passes); otherwise it is also asked for, and accumulates */
+        const char *wrt[2] = { "x", "a" };
+        int n_wrt = k > 0 ? 2 : 1;
+        for (int pass = 0; pass < 2; pass++) {
+            int64_t targets[2] = { 1 + pass, 4 - pass };
+            idl_objective obj = idl_objective_default();
+            obj.kind = IDL_OBJ_LOGIT;
+            obj.targets = targets;
+            for (int j = 0; j < 2; j++)
+                CHECK_OK(idl_session_backward(s[j], &obj, wrt, n_wrt));
+            for (int i = 0; i < n_wrt; i++) {
+                d = max_rel_diff(idl_session_grad(s[0], wrt[i]), idl_session_grad(s[1], wrt[i]));
+                CHECK_MSG(d < 1e-5f, "case %d pass %d: the gradient w.r.t. %s differs by %g", k,
+                          pass, wrt[i], (double)d);
+            }
+        }
+        free(xv);
+        for (int j = 0; j < 2; j++)
+            idl_session_free(s[j]);
+        idl_model_free(m);
+    }
+}
+
 /* Writes sin(k * i) over the whole tensor. */
 static void sine_tap(const char *name, idl_tensor *v, void *user) {
     float k = *(const float *)user, *d = v->data;
@@ -604,6 +714,7 @@ int main(void) {
     test_forward_and_grad();
     test_taps();
     test_layouts();
+    test_winograd();
     test_vmath();
     test_resume();
     test_param_grad();

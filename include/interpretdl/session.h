@@ -24,6 +24,11 @@ typedef struct idl_session_opts {
                             for comparisons). 0 (default): chains of convolutions and element-
                             wise ops keep oneDNN's blocked layout between them. Either way the
                             tensors the API shows are plain. */
+    int direct_conv;     /* 1: every convolution on oneDNN's direct kernels. 0 (default): 3x3
+                            stride-1 convolutions with constant weights over enough 4x4 output
+                            tiles (and their input gradients) run as Winograd F(4x4,3x3) on
+                            AVX2 CPUs: 4x fewer multiply-adds; the sums are formed in another
+                            order, so results differ by ~1e-6 of the output's scale. */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 

@@ -18,6 +18,7 @@ typedef struct idl__backend {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     idl__scratch scratch;
+    bool winograd; /* convolutions may run as Winograd F(4x4,3x3) (ops/winograd.h) */
 } idl__backend;
 
 /* Grows scratch slot k (0 or 1) to at least size bytes. NOMEM on failure. */

@@ -22,6 +22,7 @@
  * Refused: non-float32 tensors, 4-D and higher spatial ranks, zero channels. Results come from
  * oneDNN and may differ in the last bits with the thread count. */
 #include "ops/op.h"
+#include "ops/winograd.h"
 
 #include <string.h>
 
@@ -78,6 +79,9 @@ typedef struct conv_state {
     /* backward weights and bias (lazy) */
     dnnl_primitive_t bw;
     port bw_src, bw_ddst, bw_dwei, bw_dbias;
+    /* Winograd F(4x4,3x3) (winograd.h) instead of oneDNN, forward and input gradient */
+    bool wino_f;
+    idl__wino wf;
 } conv_state;
 
 /* ---- ports ---- */
@@ -474,6 +478,7 @@ static void conv_free(void *p) {
     if (s->bd) dnnl_primitive_destroy(s->bd);
     if (s->bw) dnnl_primitive_destroy(s->bw);
     if (s->f_bias) dnnl_memory_destroy(s->f_bias);
+    if (s->wf.U) idl__wino_free(&s->wf);
     port *ports[] = { &s->f_src,     &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,  &s->bd_dsrc,
                       &s->bd_dsrc_w, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
@@ -488,6 +493,52 @@ static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_quer
 static idl_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
                           const_dnnl_primitive_desc_t hint, const char *what) {
     return idl__dnnl_check(dnnl_primitive_desc_create(pd, desc, NULL, eng, hint), what);
+}
+
+/* Winograd instead of oneDNN's direct kernel (winograd.h): a 2-D 3x3 convolution, stride and
+ * dilation 1, one group, padding before of 0..2, constant weights, activations in and out in the
+ * nChw8c layout (input channels a multiple of 8, output channels of 16), on an AVX2+FMA CPU, unless
+ * the session asks for direct convolutions. And only where it pays: the transformed kernels are 4x
+ * the size of the weights and are read once per call, so a call must have enough tiles (4x4
+ * outputs) to use them: at least IDL__WINO_MIN_TILES, measured on resnet50's layers on the 2-core
+ * AVX2 EPYC dev machine (see the README's benchmark section). */
+#define IDL__WINO_MIN_TILES 16
+static bool wino_fits(const idl__op_ctx *c, const geom *g, int64_t cin, int64_t cout, int64_t oh,
+                      int64_t ow) {
+    if (!c->be->winograd || g->transpose || g->nsp != 2 || g->G != 1 || !c->in_const[1])
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (g->k[i] != 3 || g->s[i] != 1 || g->d[i] != 1 || g->pl[i] > 2) return false;
+    if (cin % 8 || cout % 16) return false;
+    return ((oh + 3) / 4) * ((ow + 3) / 4) >= IDL__WINO_MIN_TILES && idl__wino_available();
+}
+
+/* The nChw8c descriptor of an activation (4-D). */
+static dnnl_status_t nchw8c_md(dnnl_memory_desc_t *md, const geom *g, bool output) {
+    dnnl_dims_t d = { g->N, output ? g->M : g->C, output ? g->out[0] : g->in[0],
+                      output ? g->out[1] : g->in[1] };
+    return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nChw8c);
+}
+
+/* Sets the Winograd forward up when it fits (s->wino_f); IDL_OK either way unless out of memory. */
+static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
+    const geom *g = &s->g;
+    const dnnl_memory_desc_t *in_blk = c->in_md ? c->in_md[0] : NULL;
+    if (!in_blk || !(c->out_blk_ok & 1u) || !wino_fits(c, g, g->C, g->M, g->out[0], g->out[1]))
+        return IDL_OK;
+    dnnl_memory_desc_t want;
+    if (nchw8c_md(&want, g, false) || !dnnl_memory_desc_equal(in_blk, &want) ||
+        nchw8c_md(&s->udst, g, true))
+        return IDL_OK;
+    idl_status st = idl__wino_init(&s->wf, c->in[1]->data, g->N, g->C, g->M, g->in[0], g->in[1],
+                                   g->out[0], g->out[1], g->pl[0], g->pl[1]);
+    if (!st) st = idl__scratch_reserve(s->pool, 0, idl__wino_v_bytes(&s->wf));
+    if (!st) st = idl__scratch_reserve(s->pool, 1, idl__wino_m_bytes(&s->wf));
+    if (st) return st;
+    s->wino_f = s->blocked = true;
+    s->usrc = *in_blk;
+    c->out_md[0] = &s->udst;
+    return IDL_OK;
 }
 
 static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
@@ -511,6 +562,7 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     }
     dnnl_engine_t eng = c->be->engine;
     s->pool = &c->be->scratch;
+    if ((st = wino_prepare(c, s)) || s->wino_f) return st;
     /* an input already in a blocked layout is taken as it is (no reorder), and the output stays
      * blocked when the planner allows it: a chain of convolutions and element-wise ops runs
      * without reorders */
@@ -576,6 +628,11 @@ static dnnl_memory_t fwd_weights(const conv_state *s) {
 static void conv_forward(idl__op_ctx *c) {
     conv_state *s = c->state;
     if (s->empty) return;
+    if (s->wino_f) {
+        idl__wino_run(&s->wf, c->in[0]->data, s->g.bias ? c->in[2]->data : NULL, c->out[0]->data,
+                      false, s->pool->buf[0], s->pool->buf[1]);
+        return;
+    }
     dnnl_memory_t src = port_in(c->be, &s->f_src, c->in[0]->data);
     dnnl_memory_t wei = s->wei_static ? fwd_weights(s) : port_in(c->be, &s->f_wei, c->in[1]->data);
     dnnl_memory_t dst = port_out(&s->f_dst, c->out[0]->data);
@@ -621,7 +678,7 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
         /* constant weights already reordered for the forward primitive: reuse them when the
          * backward-data primitive wants the same layout */
         const dnnl_memory_desc_t *w = pd_md(pd, dnnl_query_weights_md), *fw = NULL;
-        dnnl_memory_get_memory_desc(fwd_weights(s), &fw);
+        if (s->wei_static) dnnl_memory_get_memory_desc(fwd_weights(s), &fw);
         s->bd_wei_from_fwd = s->wei_static && fw && dnnl_memory_desc_equal(w, fw);
         if (!s->bd_wei_from_fwd) st = port_init(&s->bd_wei, &u_wei, w, PORT_IN, eng, NULL, -1);
         if (!st && !s->bd_wei_from_fwd && s->wei_static) { /* constant: reorder once, here */
@@ -691,10 +748,13 @@ static idl_status conv_backward(idl__op_ctx *c) {
     if (s->empty || !c->dout[0]) return IDL_OK;
     idl_status st;
     bool want_w = c->din[1] || (s->g.bias && c->din[2]);
-    if (c->din[0] && !s->bd && (st = init_bwd_data(c, s))) return st;
+    if (c->din[0] && !s->wino_f && !s->bd && (st = init_bwd_data(c, s))) return st;
     if (want_w && !s->bw && (st = init_bwd_weights(c, s))) return st;
     const void *dy = c->dout[0]->data;
-    if (c->din[0]) {
+    if (c->din[0] && s->wino_f) {
+        idl__wino_run_grad(&s->wf, dy, c->din[0]->data, !idl__din_fresh(c, 0), s->pool->buf[0],
+                           s->pool->buf[1]);
+    } else if (c->din[0]) {
         dnnl_memory_t ddst = port_in(c->be, &s->bd_ddst, dy);
         dnnl_memory_t wei = s->bd_wei_from_fwd ? fwd_weights(s)
                             : s->bd_wei_static ? (s->bd_wei.prim ? s->bd_wei.prim : s->bd_wei.user)

@@ -84,6 +84,7 @@ idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl
         idl__free(s);
         return st;
     }
+    s->be.winograd = !s->opts.direct_conv;
     *out = s;
     return IDL_OK;
 }

@@ -1,0 +1,423 @@
+/* winograd.c — F(4x4, 3x3) Winograd convolution on nChw8c activations (see winograd.h).
+ *
+ * Three passes per call, each parallel over independent pieces:
+ *  1. input transform: every 6x6 input patch (tiles 4 apart, zero outside the input), 8 channels
+ *     at a time in one AVX register, to V [36][T6][C] (row t of matrix xi = tile t's channels);
+ *  2. 36 products Mx_xi = V_xi U_xi ([T6 x C] by [C x M]) with a 6x16 register-blocked kernel: the
+ *     6 rows of V stay in L1 while a block of U (at most 128 KiB) streams from L2;
+ *  3. output transform: each tile's 36 x 8-channel products back to its 4x4 outputs, plus the bias,
+ *     written (or added) into the nChw8c output, clipped at the border.
+ * The tile count is padded to a multiple of 6 with zero rows, whose products are never read. */
+#include "ops/winograd.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#    define IDL_WINO 1
+#    include <immintrin.h>
+#endif
+
+void idl__wino_free(idl__wino *w) {
+    if (!w) return;
+    idl__aligned_free(w->U);
+    w->U = NULL;
+}
+
+size_t idl__wino_v_bytes(const idl__wino *w) {
+    return (size_t)(36 * w->T6 * w->C) * sizeof(float);
+}
+
+size_t idl__wino_m_bytes(const idl__wino *w) {
+    return (size_t)(36 * w->T6 * w->M) * sizeof(float);
+}
+
+/* G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], applied to a
+ * 3-vector (in double: the kernels are transformed once). */
+static void g6(const double *g, int s, double *o, int os) {
+    double g0 = g[0], g1 = g[s], g2 = g[2 * s];
+    o[0] = g0 / 4;
+    o[os] = -(g0 + g1 + g2) / 6;
+    o[2 * os] = -(g0 - g1 + g2) / 6;
+    o[3 * os] = g0 / 24 + g1 / 12 + g2 / 6;
+    o[4 * os] = g0 / 24 - g1 / 12 + g2 / 6;
+    o[5 * os] = g2;
+}
+
+idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
+                          int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl) {
+    memset(w, 0, sizeof *w);
+    w->N = N;
+    w->C = C;
+    w->M = M;
+    w->H = H;
+    w->W = W;
+    w->OH = OH;
+    w->OW = OW;
+    w->pt = pt;
+    w->pl = pl;
+    w->th = (OH + 3) / 4;
+    w->tw = (OW + 3) / 4;
+    w->T = N * w->th * w->tw;
+    w->T6 = (w->T + 5) / 6 * 6;
+    int64_t mb = (128 * 1024 / (int64_t)sizeof(float) / w->C) / 16 * 16;
+    w->mblk = IDL_MIN(w->M, IDL_MAX(16, mb));
+    int64_t MP = M / 16;
+    size_t bytes = (size_t)(36 * C * M) * sizeof(float);
+    w->U = idl__aligned_alloc(bytes);
+    if (!w->U)
+        return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t c = 0; c < C; c++) {
+            double g[9], t[18], u[36];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a * 3 + b] = wt[(m * C + c) * 9 + a * 3 + b];
+            for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
+                g6(g + a * 3, 1, t + a * 6, 1);
+            for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
+                g6(t + j, 6, u + j, 6);
+            for (int x = 0; x < 36; x++)
+                w->U[((x * MP + m / 16) * C + c) * 16 + m % 16] = (float)u[x];
+        }
+    return IDL_OK;
+}
+
+#ifdef IDL_WINO
+
+bool idl__wino_available(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] */
+static inline void bt6(const __m256 *x, int s, __m256 *o, int os) {
+    const __m256 c2 = _mm256_set1_ps(2.f), c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f);
+    __m256 x0 = x[0], x1 = x[s], x2 = x[2 * s], x3 = x[3 * s], x4 = x[4 * s], x5 = x[5 * s];
+    o[0] = _mm256_fmadd_ps(c4, x0, _mm256_fnmadd_ps(c5, x2, x4));
+    o[os] = _mm256_fnmadd_ps(c4, _mm256_add_ps(x1, x2), _mm256_add_ps(x3, x4));
+    o[2 * os] = _mm256_fmadd_ps(c4, _mm256_sub_ps(x1, x2), _mm256_sub_ps(x4, x3));
+    o[3 * os] = _mm256_fmadd_ps(c2, _mm256_sub_ps(x3, x1), _mm256_sub_ps(x4, x2));
+    o[4 * os] = _mm256_fmadd_ps(c2, _mm256_sub_ps(x1, x3), _mm256_sub_ps(x4, x2));
+    o[5 * os] = _mm256_fmadd_ps(c4, x1, _mm256_fnmadd_ps(c5, x3, x5));
+}
+
+/* A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
+static inline void at6(const __m256 *x, int s, __m256 *o, int os) {
+    __m256 x0 = x[0], x5 = x[5 * s];
+    __m256 p12 = _mm256_add_ps(x[s], x[2 * s]), m12 = _mm256_sub_ps(x[s], x[2 * s]);
+    __m256 p34 = _mm256_add_ps(x[3 * s], x[4 * s]), m34 = _mm256_sub_ps(x[3 * s], x[4 * s]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(x0, p12), p34);
+    o[os] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), m34, m12);
+    o[2 * os] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), p34, p12);
+    o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), m34, m12), x5);
+}
+
+static void input_transform(const idl__wino *w, const float *x, float *V) {
+    const int64_t C = w->C, CB = C / 8, H = w->H, W = w->W, T6 = w->T6, T = w->T;
+    const int64_t tpi = w->th * w->tw, n_items = T * CB;
+#    pragma omp parallel for schedule(static) if (n_items > 64)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t t = it / CB, cb = it % CB, n = t / tpi, r = t % tpi;
+        int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
+        const float *src = x + (n * CB + cb) * H * W * 8;
+        __m256 d[36], q[36], v[36];
+        if (h0 >= 0 && w0 >= 0 && h0 + 6 <= H && w0 + 6 <= W) {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++)
+                    d[i * 6 + j] = _mm256_loadu_ps(src + ((h0 + i) * W + w0 + j) * 8);
+        } else {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    int64_t h = h0 + i, ww = w0 + j;
+                    d[i * 6 + j] = h >= 0 && h < H && ww >= 0 && ww < W
+                                       ? _mm256_loadu_ps(src + (h * W + ww) * 8)
+                                       : _mm256_setzero_ps();
+                }
+        }
+        for (int i = 0; i < 6; i++)
+            bt6(d + i * 6, 1, q + i * 6, 1);
+        for (int j = 0; j < 6; j++)
+            bt6(q + j, 6, v + j, 6);
+        float *dst = V + t * C + cb * 8;
+        for (int k = 0; k < 36; k++)
+            _mm256_storeu_ps(dst + k * T6 * C, v[k]);
+    }
+    for (int64_t k = 0; k < 36; k++) /* the padding rows: zero, so that their products are finite */
+        memset(V + (k * T6 + T) * C, 0, (size_t)((T6 - T) * C) * sizeof(float));
+}
+
+/* c[0..6) x [0..16) = a (6 rows, lda apart) times b (K rows of 16), row stride ldc */
+static inline void kern6x16(const float *a, int64_t lda, const float *b, int64_t K, float *c,
+                            int64_t ldc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda,
+                *a5 = a + 5 * lda;
+    for (int64_t k = 0; k < K; k++, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), v;
+        v = _mm256_broadcast_ss(a0 + k);
+        c00 = _mm256_fmadd_ps(v, b0, c00);
+        c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_broadcast_ss(a1 + k);
+        c10 = _mm256_fmadd_ps(v, b0, c10);
+        c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_broadcast_ss(a2 + k);
+        c20 = _mm256_fmadd_ps(v, b0, c20);
+        c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_broadcast_ss(a3 + k);
+        c30 = _mm256_fmadd_ps(v, b0, c30);
+        c31 = _mm256_fmadd_ps(v, b1, c31);
+        v = _mm256_broadcast_ss(a4 + k);
+        c40 = _mm256_fmadd_ps(v, b0, c40);
+        c41 = _mm256_fmadd_ps(v, b1, c41);
+        v = _mm256_broadcast_ss(a5 + k);
+        c50 = _mm256_fmadd_ps(v, b0, c50);
+        c51 = _mm256_fmadd_ps(v, b1, c51);
+    }
+    _mm256_store_ps(c, c00);
+    _mm256_store_ps(c + 8, c01);
+    _mm256_store_ps(c + ldc, c10);
+    _mm256_store_ps(c + ldc + 8, c11);
+    _mm256_store_ps(c + 2 * ldc, c20);
+    _mm256_store_ps(c + 2 * ldc + 8, c21);
+    _mm256_store_ps(c + 3 * ldc, c30);
+    _mm256_store_ps(c + 3 * ldc + 8, c31);
+    _mm256_store_ps(c + 4 * ldc, c40);
+    _mm256_store_ps(c + 4 * ldc + 8, c41);
+    _mm256_store_ps(c + 5 * ldc, c50);
+    _mm256_store_ps(c + 5 * ldc + 8, c51);
+}
+
+static void products(const idl__wino *w, const float *V, float *Mx) {
+    const int64_t C = w->C, M = w->M, MP = M / 16, T6 = w->T6, mblk = w->mblk;
+    const int64_t nmb = (M + mblk - 1) / mblk, n_items = 36 * nmb;
+#    pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t x = it / nmb, m0 = (it % nmb) * mblk, m1 = IDL_MIN(M, m0 + mblk);
+        const float *Vx = V + x * T6 * C, *Ux = w->U + x * MP * C * 16;
+        for (int64_t t = 0; t < T6; t += 6)
+            for (int64_t m = m0; m < m1; m += 16)
+                kern6x16(Vx + t * C, C, Ux + (m / 16) * C * 16, C, Mx + (t * 36 + x) * M + m,
+                         36 * M);
+    }
+}
+
+static void output_transform(const idl__wino *w, const float *Mx, const float *bias, float *y,
+                             bool acc) {
+    const int64_t M = w->M, MB = M / 8, OH = w->OH, OW = w->OW, T = w->T;
+    const int64_t tpi = w->th * w->tw, n_items = T * MB;
+#    pragma omp parallel for schedule(static) if (n_items > 64)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t t = it / MB, mb = it % MB, n = t / tpi, r = t % tpi;
+        int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
+        const float *src = Mx + t * 36 * M + mb * 8;
+        __m256 m[36], q[24], o[16];
+        for (int k = 0; k < 36; k++)
+            m[k] = _mm256_loadu_ps(src + k * M);
+        for (int i = 0; i < 6; i++) /* along the columns: q[i][0..4) */
+            at6(m + i * 6, 1, q + i * 4, 1);
+        for (int j = 0; j < 4; j++) /* along the rows: o[0..4)[j] */
+            at6(q + j, 4, o + j, 4);
+        __m256 b = bias ? _mm256_loadu_ps(bias + mb * 8) : _mm256_setzero_ps();
+        float *dst = y + (n * MB + mb) * OH * OW * 8;
+        int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
+        for (int i = 0; i < hn; i++)
+            for (int j = 0; j < wn; j++) {
+                float *p = dst + ((h0 + i) * OW + w0 + j) * 8;
+                __m256 v = _mm256_add_ps(o[i * 4 + j], b);
+                if (acc) v = _mm256_add_ps(v, _mm256_loadu_ps(p));
+                _mm256_storeu_ps(p, v);
+            }
+    }
+}
+
+void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
+                   float *V, float *Mx) {
+    input_transform(w, x, V);
+    products(w, V, Mx);
+    output_transform(w, Mx, bias, y, accumulate);
+}
+
+/* ---- the input gradient: the three passes' adjoints, in reverse order ---- */
+
+/* A = (A^T)^T, 4 -> 6 */
+static inline void a6(const __m256 *y, int s, __m256 *o, int os) {
+    __m256 y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
+    __m256 p02 = _mm256_add_ps(y0, y2), p13 = _mm256_add_ps(y1, y3);
+    __m256 q02 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), y2, y0);
+    __m256 q13 = _mm256_fmadd_ps(_mm256_set1_ps(8.f), y3, _mm256_add_ps(y1, y1));
+    o[0] = y0;
+    o[os] = _mm256_add_ps(p02, p13);
+    o[2 * os] = _mm256_sub_ps(p02, p13);
+    o[3 * os] = _mm256_add_ps(q02, q13);
+    o[4 * os] = _mm256_sub_ps(q02, q13);
+    o[5 * os] = y3;
+}
+
+/* B = (B^T)^T, 6 -> 6 */
+static inline void b6(const __m256 *p, int s, __m256 *o, int os) {
+    const __m256 c2 = _mm256_set1_ps(2.f), c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f);
+    __m256 p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s], p4 = p[4 * s], p5 = p[5 * s];
+    __m256 s12 = _mm256_add_ps(p1, p2), s34 = _mm256_add_ps(p3, p4);
+    o[0] = _mm256_mul_ps(c4, p0);
+    o[os] = _mm256_fmadd_ps(c4, _mm256_add_ps(_mm256_sub_ps(p2, p1), p5),
+                            _mm256_mul_ps(c2, _mm256_sub_ps(p4, p3)));
+    o[2 * os] =
+        _mm256_sub_ps(_mm256_setzero_ps(), _mm256_fmadd_ps(c5, p0, _mm256_fmadd_ps(c4, s12, s34)));
+    o[3 * os] =
+        _mm256_fnmadd_ps(c5, p5, _mm256_fmadd_ps(c2, _mm256_sub_ps(p3, p4), _mm256_sub_ps(p1, p2)));
+    o[4 * os] = _mm256_add_ps(_mm256_add_ps(p0, s12), s34);
+    o[5 * os] = p5;
+}
+
+/* Z [36][T6][M]: A dY A^T of every output tile (zero outside the output) */
+static void grad_out_transform(const idl__wino *w, const float *dy, float *Z) {
+    const int64_t M = w->M, MB = M / 8, OH = w->OH, OW = w->OW, T6 = w->T6, T = w->T;
+    const int64_t tpi = w->th * w->tw, n_items = T * MB;
+#    pragma omp parallel for schedule(static) if (n_items > 64)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t t = it / MB, mb = it % MB, n = t / tpi, r = t % tpi;
+        int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
+        const float *src = dy + (n * MB + mb) * OH * OW * 8;
+        __m256 d[16], q[24], z[36];
+        int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i * 4 + j] = i < hn && j < wn
+                                   ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
+                                   : _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
+            a6(d + i * 4, 1, q + i * 6, 1);
+        for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
+            a6(q + j, 6, z + j, 6);
+        float *dst = Z + t * M + mb * 8;
+        for (int k = 0; k < 36; k++)
+            _mm256_storeu_ps(dst + k * T6 * M, z[k]);
+    }
+    for (int64_t k = 0; k < 36; k++)
+        memset(Z + (k * T6 + T) * M, 0, (size_t)((T6 - T) * M) * sizeof(float));
+}
+
+/* The sums of a's and b's lanes, a[k] and b[k] k = 0..3, four of each: the lanes of the result are
+ * sum(a0), sum(a1), sum(a2), sum(a3), sum(b0), ..., sum(b3). */
+static inline __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 b0, __m256 b1,
+                           __m256 b2, __m256 b3) {
+    __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* p[r][0..2) = sum_m z[r][m] U[c0 + k][m] for 6 rows r and 2 columns (U's panels of 16 m each
+ * are ustride apart; u points at column c0's first panel) */
+static inline void kern6x2t(const float *z, int64_t ldz, const float *u, int64_t MP,
+                            int64_t ustride, float *p, int64_t ldp) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t pp = 0; pp < MP; pp++, u += ustride, z += 16)
+        for (int h = 0; h < 16; h += 8) {
+            __m256 u0 = _mm256_load_ps(u + h), u1 = _mm256_load_ps(u + 16 + h), a;
+            a = _mm256_loadu_ps(z + h);
+            c00 = _mm256_fmadd_ps(a, u0, c00);
+            c01 = _mm256_fmadd_ps(a, u1, c01);
+            a = _mm256_loadu_ps(z + ldz + h);
+            c10 = _mm256_fmadd_ps(a, u0, c10);
+            c11 = _mm256_fmadd_ps(a, u1, c11);
+            a = _mm256_loadu_ps(z + 2 * ldz + h);
+            c20 = _mm256_fmadd_ps(a, u0, c20);
+            c21 = _mm256_fmadd_ps(a, u1, c21);
+            a = _mm256_loadu_ps(z + 3 * ldz + h);
+            c30 = _mm256_fmadd_ps(a, u0, c30);
+            c31 = _mm256_fmadd_ps(a, u1, c31);
+            a = _mm256_loadu_ps(z + 4 * ldz + h);
+            c40 = _mm256_fmadd_ps(a, u0, c40);
+            c41 = _mm256_fmadd_ps(a, u1, c41);
+            a = _mm256_loadu_ps(z + 5 * ldz + h);
+            c50 = _mm256_fmadd_ps(a, u0, c50);
+            c51 = _mm256_fmadd_ps(a, u1, c51);
+        }
+    float r[16] __attribute__((aligned(32)));
+    _mm256_store_ps(r, hsum8(c00, c01, c10, c11, c20, c21, c30, c31));
+    _mm256_store_ps(r + 8, hsum8(c40, c41, c50, c51, c00, c00, c00, c00));
+    for (int i = 0; i < 6; i++) {
+        p[i * ldp] = r[2 * i];
+        p[i * ldp + 1] = r[2 * i + 1];
+    }
+}
+
+/* P [T6][36][C]: P_xi = Z_xi U_xi^T */
+static void grad_products(const idl__wino *w, const float *Z, float *P) {
+    const int64_t C = w->C, M = w->M, MP = M / 16, T6 = w->T6;
+    int64_t cblk = (128 * 1024 / (int64_t)sizeof(float) / M) / 8 * 8;
+    cblk = IDL_MIN(C, IDL_MAX(8, cblk));
+    const int64_t ncb = (C + cblk - 1) / cblk, n_items = 36 * ncb;
+#    pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t x = it / ncb, c0 = (it % ncb) * cblk, c1 = IDL_MIN(C, c0 + cblk);
+        const float *Zx = Z + x * T6 * M, *Ux = w->U + x * MP * C * 16;
+        for (int64_t t = 0; t < T6; t += 6)
+            for (int64_t c = c0; c < c1; c += 2)
+                kern6x2t(Zx + t * M, M, Ux + c * 16, MP, C * 16, P + (t * 36 + x) * C + c, 36 * C);
+    }
+}
+
+/* dx (+)= B P B^T of every tile, added over the overlapping 6x6 patches (dropped outside the
+ * input). One image and 8 channels per work item, so no two threads add into one place. */
+static void grad_in_transform(const idl__wino *w, const float *P, float *dx, bool acc) {
+    const int64_t C = w->C, CB = C / 8, H = w->H, W = w->W, N = w->N;
+    const int64_t tpi = w->th * w->tw, n_items = N * CB;
+#    pragma omp parallel for schedule(static) if (n_items > 1)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t n = it / CB, cb = it % CB;
+        float *dst = dx + (n * CB + cb) * H * W * 8;
+        if (!acc) memset(dst, 0, (size_t)(H * W * 8) * sizeof(float));
+        for (int64_t r = 0; r < tpi; r++) {
+            int64_t t = n * tpi + r;
+            int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
+            const float *src = P + t * 36 * C + cb * 8;
+            __m256 m[36], q[36], d[36];
+            for (int k = 0; k < 36; k++)
+                m[k] = _mm256_loadu_ps(src + k * C);
+            for (int i = 0; i < 6; i++)
+                b6(m + i * 6, 1, q + i * 6, 1);
+            for (int j = 0; j < 6; j++)
+                b6(q + j, 6, d + j, 6);
+            for (int i = 0; i < 6; i++) {
+                int64_t h = h0 + i;
+                if (h < 0 || h >= H) continue;
+                for (int j = 0; j < 6; j++) {
+                    int64_t ww = w0 + j;
+                    if (ww < 0 || ww >= W) continue;
+                    float *p = dst + (h * W + ww) * 8;
+                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), d[i * 6 + j]));
+                }
+            }
+        }
+    }
+}
+
+void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
+                        float *Mx) {
+    grad_out_transform(w, dy, Mx);
+    grad_products(w, Mx, V);
+    grad_in_transform(w, V, dx, accumulate);
+}
+
+#else /* no AVX2 in this build */
+
+bool idl__wino_available(void) {
+    return false;
+}
+
+void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
+                   float *V, float *Mx) {
+    (void)w, (void)x, (void)bias, (void)y, (void)accumulate, (void)V, (void)Mx;
+    IDL_ABORT("Winograd convolution without AVX2 in this build");
+}
+
+void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
+                        float *Mx) {
+    (void)w, (void)dy, (void)dx, (void)accumulate, (void)V, (void)Mx;
+    IDL_ABORT("Winograd convolution without AVX2 in this build");
+}
+
+#endif

@@ -1,0 +1,54 @@
+/* winograd.h — 3x3, stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) on AVX2+FMA,
+ * for activations in oneDNN's nChw8c blocked layout (conv.c chooses it where it pays; see there).
+ *
+ * Each 4x4 block of outputs ("tile") is computed from the 6x6 input patch around it as
+ *   Y = A^T [ sum_c (G g_mc G^T) . (B^T d_c B) ] A
+ * (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the 3x3 kernels are
+ * transformed once into 6x6 (U, 36 matrices of C x M), every input patch into 6x6 (V, 36 matrices
+ * of tiles x C), the channel sums are 36 matrix products V U, and each product tile goes back to
+ * 4x4 outputs. That is 36 multiply-adds per tile and channel pair instead of 144: 4x fewer. The
+ * transforms use the points 0, +-1, +-2; in float32 the result differs from a direct convolution by
+ * about 1e-6 of the output's scale (the tests bound it).
+ *
+ * The input gradient runs the adjoint of each step in reverse order, with the same transformed
+ * kernels: Z = A dY A^T per output tile, P_xi = Z_xi U_xi^T, and dX gets B P B^T added over the
+ * overlapping 6x6 input patches.
+ *
+ * Only for x86-64 with AVX2 and FMA: idl__wino_available() says whether this build and CPU have
+ * them; the other functions must not be called otherwise. */
+#pragma once
+
+#include "core/internal.h"
+
+typedef struct idl__wino {
+    int64_t N, C, M; /* batch; input channels (multiple of 8); output channels (of 16) */
+    int64_t H, W;    /* input size */
+    int64_t OH, OW;  /* output size */
+    int64_t pt, pl;  /* padding before, rows and columns (0..2) */
+    int64_t th, tw;  /* tiles per image, down and across */
+    int64_t T, T6;   /* tiles in the batch; rounded up to the 6 rows of the product kernel */
+    int64_t mblk;    /* output channels per cache block of the products */
+    float *U;        /* transformed kernels: [36][M/16][C][16] */
+} idl__wino;
+
+bool idl__wino_available(void);
+
+/* Fills w and transforms the kernels: wt is an ONNX Conv weight tensor (M, C, 3, 3), row-major;
+ * input N x C x H x W padded by pt rows and pl columns before, output N x M x OH x OW. NOMEM on
+ * failure. */
+idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
+                          int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl);
+void idl__wino_free(idl__wino *w);
+
+/* Bytes of the two work buffers idl__wino_run needs (the transformed input and the products). */
+size_t idl__wino_v_bytes(const idl__wino *w);
+size_t idl__wino_m_bytes(const idl__wino *w);
+
+/* y (N, M/8, OH, OW, 8) = conv(x (N, C/8, H, W, 8)) + bias (M floats, or NULL); accumulate adds
+ * into y instead. V and Mx are work buffers of the sizes above, 32-byte aligned. */
+void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
+                   float *V, float *Mx);
+/* The input gradient: dx (N, C/8, H, W, 8) = (or += with accumulate) the gradient through the
+ * convolution of dy (N, M/8, OH, OW, 8). V and Mx as above. */
+void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
+                        float *Mx);
