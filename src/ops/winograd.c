@@ -2,9 +2,10 @@
  *
  * Three passes per call, each parallel over independent pieces:
  *  1. input transform: every 6x6 input patch (tiles 4 apart, zero outside the input), 8 channels
- *     at a time in one AVX register, to V [36][T6][C] (row t of matrix xi = tile t's channels);
+ *     at a time in one AVX register, to V (36 matrices of T6 tiles x C channels, stored in blocks
+ *     of 6 tiles, see input_transform);
  *  2. 36 products Mx_xi = V_xi U_xi ([T6 x C] by [C x M]) with a 6x16 register-blocked kernel: the
- *     6 rows of V stay in L1 while a block of U (at most 128 KiB) streams from L2;
+ *     6 rows of V stay in L1 while a block of U (at most 64 KiB) streams from L2;
  *  3. output transform: each tile's 36 x 8-channel products back to its 4x4 outputs, plus the bias,
  *     written (or added) into the nChw8c output, clipped at the border.
  * The tile count is padded to a multiple of 6 with zero rows, whose products are never read. */
@@ -59,7 +60,7 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->tw = (OW + 3) / 4;
     w->T = N * w->th * w->tw;
     w->T6 = (w->T + 5) / 6 * 6;
-    int64_t mb = (128 * 1024 / (int64_t)sizeof(float) / w->C) / 16 * 16;
+    int64_t mb = (64 * 1024 / (int64_t)sizeof(float) / w->C) / 16 * 16;
     w->mblk = IDL_MIN(w->M, IDL_MAX(16, mb));
     int64_t MP = M / 16;
     size_t bytes = (size_t)(36 * C * M) * sizeof(float);
@@ -111,65 +112,83 @@ static inline void at6(const __m256 *x, int s, __m256 *o, int os) {
     o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), m34, m12), x5);
 }
 
-static void input_transform(const idl__wino *w, const float *x, float *V) {
-    const int64_t C = w->C, CB = C / 8, H = w->H, W = w->W, T6 = w->T6, T = w->T;
-    const int64_t tpi = w->th * w->tw, n_items = T * CB;
-#    pragma omp parallel for schedule(static) if (n_items > 64)
-    for (int64_t it = 0; it < n_items; it++) {
-        int64_t t = it / CB, cb = it % CB, n = t / tpi, r = t % tpi;
-        int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
-        const float *src = x + (n * CB + cb) * H * W * 8;
-        __m256 d[36], q[36], v[36];
-        if (h0 >= 0 && w0 >= 0 && h0 + 6 <= H && w0 + 6 <= W) {
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++)
-                    d[i * 6 + j] = _mm256_loadu_ps(src + ((h0 + i) * W + w0 + j) * 8);
-        } else {
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    int64_t h = h0 + i, ww = w0 + j;
-                    d[i * 6 + j] = h >= 0 && h < H && ww >= 0 && ww < W
-                                       ? _mm256_loadu_ps(src + (h * W + ww) * 8)
-                                       : _mm256_setzero_ps();
-                }
-        }
+/* One tile's 36 transformed vectors (8 channels each) into v. */
+static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_t cb, __m256 *v) {
+    const int64_t CB = w->C / 8, H = w->H, W = w->W, tpi = w->th * w->tw;
+    int64_t n = t / tpi, r = t % tpi;
+    int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
+    const float *src = x + (n * CB + cb) * H * W * 8;
+    __m256 d[36], q[36];
+    if (h0 >= 0 && w0 >= 0 && h0 + 6 <= H && w0 + 6 <= W) {
         for (int i = 0; i < 6; i++)
-            bt6(d + i * 6, 1, q + i * 6, 1);
-        for (int j = 0; j < 6; j++)
-            bt6(q + j, 6, v + j, 6);
-        float *dst = V + t * C + cb * 8;
-        for (int k = 0; k < 36; k++)
-            _mm256_storeu_ps(dst + k * T6 * C, v[k]);
+            for (int j = 0; j < 6; j++)
+                d[i * 6 + j] = _mm256_loadu_ps(src + ((h0 + i) * W + w0 + j) * 8);
+    } else {
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                int64_t h = h0 + i, ww = w0 + j;
+                d[i * 6 + j] = h >= 0 && h < H && ww >= 0 && ww < W
+                                   ? _mm256_loadu_ps(src + (h * W + ww) * 8)
+                                   : _mm256_setzero_ps();
+            }
     }
-    for (int64_t k = 0; k < 36; k++) /* the padding rows: zero, so that their products are finite */
-        memset(V + (k * T6 + T) * C, 0, (size_t)((T6 - T) * C) * sizeof(float));
+    for (int i = 0; i < 6; i++)
+        bt6(d + i * 6, 1, q + i * 6, 1);
+    for (int j = 0; j < 6; j++)
+        bt6(q + j, 6, v + j, 6);
 }
 
-/* c[0..6) x [0..16) = a (6 rows, lda apart) times b (K rows of 16), row stride ldc */
-static inline void kern6x16(const float *a, int64_t lda, const float *b, int64_t K, float *c,
-                            int64_t ldc) {
+/* V [36][T6/6][C][6]: for each matrix, blocks of 6 tiles with the 6 tiles' values of a channel
+ * side by side, so that the product kernel reads its 6 rows' values of one channel together. The
+ * padding tiles are zero, so that their products are finite. */
+static void input_transform(const idl__wino *w, const float *x, float *V) {
+    const int64_t C = w->C, CB = C / 8, TB = w->T6 / 6, T = w->T, n_items = TB * CB;
+#    pragma omp parallel for schedule(static) if (n_items > 16)
+    for (int64_t it = 0; it < n_items; it++) {
+        int64_t tb = it / CB, cb = it % CB;
+        float buf[36][6][8] __attribute__((aligned(32)));
+        for (int ti = 0; ti < 6; ti++) {
+            int64_t t = tb * 6 + ti;
+            __m256 v[36];
+            if (t < T)
+                tile_in(w, x, t, cb, v);
+            else
+                for (int k = 0; k < 36; k++)
+                    v[k] = _mm256_setzero_ps();
+            for (int k = 0; k < 36; k++)
+                _mm256_store_ps(buf[k][ti], v[k]);
+        }
+        for (int k = 0; k < 36; k++) {
+            float *dst = V + ((k * TB + tb) * C + cb * 8) * 6;
+            for (int l = 0; l < 8; l++)
+                for (int ti = 0; ti < 6; ti++)
+                    dst[l * 6 + ti] = buf[k][ti][l];
+        }
+    }
+}
+
+/* c[0..6) x [0..16) = a (K groups of 6 row values) times b (K rows of 16), row stride ldc */
+static inline void kern6x16(const float *a, const float *b, int64_t K, float *c, int64_t ldc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda,
-                *a5 = a + 5 * lda;
-    for (int64_t k = 0; k < K; k++, b += 16) {
+    for (int64_t k = 0; k < K; k++, b += 16, a += 6) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), v;
-        v = _mm256_broadcast_ss(a0 + k);
+        v = _mm256_broadcast_ss(a + 0);
         c00 = _mm256_fmadd_ps(v, b0, c00);
         c01 = _mm256_fmadd_ps(v, b1, c01);
-        v = _mm256_broadcast_ss(a1 + k);
+        v = _mm256_broadcast_ss(a + 1);
         c10 = _mm256_fmadd_ps(v, b0, c10);
         c11 = _mm256_fmadd_ps(v, b1, c11);
-        v = _mm256_broadcast_ss(a2 + k);
+        v = _mm256_broadcast_ss(a + 2);
         c20 = _mm256_fmadd_ps(v, b0, c20);
         c21 = _mm256_fmadd_ps(v, b1, c21);
-        v = _mm256_broadcast_ss(a3 + k);
+        v = _mm256_broadcast_ss(a + 3);
         c30 = _mm256_fmadd_ps(v, b0, c30);
         c31 = _mm256_fmadd_ps(v, b1, c31);
-        v = _mm256_broadcast_ss(a4 + k);
+        v = _mm256_broadcast_ss(a + 4);
         c40 = _mm256_fmadd_ps(v, b0, c40);
         c41 = _mm256_fmadd_ps(v, b1, c41);
-        v = _mm256_broadcast_ss(a5 + k);
+        v = _mm256_broadcast_ss(a + 5);
         c50 = _mm256_fmadd_ps(v, b0, c50);
         c51 = _mm256_fmadd_ps(v, b1, c51);
     }
@@ -196,8 +215,7 @@ static void products(const idl__wino *w, const float *V, float *Mx) {
         const float *Vx = V + x * T6 * C, *Ux = w->U + x * MP * C * 16;
         for (int64_t t = 0; t < T6; t += 6)
             for (int64_t m = m0; m < m1; m += 16)
-                kern6x16(Vx + t * C, C, Ux + (m / 16) * C * 16, C, Mx + (t * 36 + x) * M + m,
-                         36 * M);
+                kern6x16(Vx + t * C, Ux + (m / 16) * C * 16, C, Mx + (t * 36 + x) * M + m, 36 * M);
     }
 }
 
