@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "interpretdl/interpretdl.h"
 #include "model_builder.h"
+#include "ops/op.h"
 #include "ops/vmath.h"
 #include "ops/winograd.h"
 #include "session/session_internal.h" /* to count the values a plan keeps blocked */
@@ -630,6 +631,46 @@ static void test_winograd(void) {
     }
 }
 
+/* The AVX2 op table (on CPUs that have it) against the portable one: same outputs and gradients,
+ * to the bit (neither contracts into FMA, and the vector loops keep the scalar order). */
+static void test_op_tables(void) {
+    idl_model *m = layout_model();
+    CHECK(m != NULL);
+    if (!m) return;
+    float xv[2 * 3 * 144];
+    uint32_t seed = 9;
+    for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
+        xv[i] = tb_frand(&seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
+    const idl_tensor *in[1] = { &x };
+    const char *wrt[1] = { "x" };
+    int64_t targets[2] = { 2, 0 };
+    idl_objective obj = idl_objective_default();
+    obj.targets = targets;
+    idl_session *s[2] = { NULL, NULL };
+    const idl__op_def *cpu_relu = idl__ops[idl__op_find("Relu", "")];
+    idl__ops_force_portable(true);
+    const idl__op_def *portable_relu = idl__ops[idl__op_find("Relu", "")];
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        CHECK(cpu_relu != portable_relu); /* the AVX2 table is the one in use */
+#endif
+    for (int k = 0; k < 2; k++) {
+        idl__ops_force_portable(k == 1);
+        CHECK_OK(idl_session_new(m, NULL, &s[k]));
+        CHECK_OK(idl_session_forward(s[k], in, NULL, 1));
+        CHECK_OK(idl_session_backward(s[k], &obj, wrt, 1));
+    }
+    idl__ops_force_portable(false);
+    const idl_tensor *y0 = idl_session_output(s[0], 0), *y1 = idl_session_output(s[1], 0);
+    const idl_tensor *g0 = idl_session_grad(s[0], "x"), *g1 = idl_session_grad(s[1], "x");
+    CHECK(y0 && y1 && !memcmp(y0->data, y1->data, idl__tensor_bytes(y0)));
+    CHECK(g0 && g1 && !memcmp(g0->data, g1->data, idl__tensor_bytes(g0)));
+    for (int k = 0; k < 2; k++)
+        idl_session_free(s[k]);
+    idl_model_free(m);
+}
+
 /* Writes sin(k * i) over the whole tensor. */
 static void sine_tap(const char *name, idl_tensor *v, void *user) {
     float k = *(const float *)user, *d = v->data;
@@ -715,6 +756,7 @@ int main(void) {
     test_taps();
     test_layouts();
     test_winograd();
+    test_op_tables();
     test_vmath();
     test_resume();
     test_param_grad();

@@ -624,7 +624,7 @@ static idl_status bin_backward(idl__op_ctx *c) {
     static idl_status stem##_prepare(idl__op_ctx *c) {                                          \
         return bin_prepare(c, OP);                                                              \
     }                                                                                           \
-    const idl__op_def idl__op_##stem = {                                                        \
+    const idl__op_def IDL__OP(stem) = {                                                         \
         Name,           2,           2,   1,          1,                                        \
         stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT \
     };
@@ -700,7 +700,7 @@ static idl_status where_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_where = {
+const idl__op_def IDL__OP(where) = {
     "Where", 3, 3, 1, 1, where_prepare, where_forward, where_backward, free_state, 0
 };
 
@@ -871,12 +871,12 @@ static idl_status var_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define VARIADIC_OP(stem, Name, OP)                                                              \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                           \
-        return var_prepare(c, OP);                                                               \
-    }                                                                                            \
-    const idl__op_def idl__op_##stem = { Name,           1,           4096,         1,        1, \
-                                         stem##_prepare, var_forward, var_backward, var_free, 0 };
+#define VARIADIC_OP(stem, Name, OP)                                                             \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                          \
+        return var_prepare(c, OP);                                                              \
+    }                                                                                           \
+    const idl__op_def IDL__OP(stem) = { Name,           1,           4096,         1,        1, \
+                                        stem##_prepare, var_forward, var_backward, var_free, 0 };
 
 VARIADIC_OP(max, "Max", B_MAX)
 VARIADIC_OP(min, "Min", B_MIN)

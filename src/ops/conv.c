@@ -797,10 +797,10 @@ static idl_status convtranspose_prepare(idl__op_ctx *c) {
 
 /* one flag set for both */
 #define CONV_FLAGS (IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT)
-const idl__op_def idl__op_conv = {
+const idl__op_def IDL__OP(conv) = {
     "Conv", 2, 3, 1, 1, conv_prepare, conv_forward, conv_backward, conv_free, CONV_FLAGS
 };
-const idl__op_def idl__op_convtranspose = {
+const idl__op_def IDL__OP(convtranspose) = {
     "ConvTranspose", 2,         3,         1, 1, convtranspose_prepare, conv_forward,
     conv_backward,   conv_free, CONV_FLAGS
 };

@@ -271,34 +271,34 @@ static idl_status unary_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define SIMPLE_UNARY(stem, Name, KIND)                   \
-    static idl_status stem##_prepare(idl__op_ctx *c) {   \
-        return unary_prepare(c, KIND, 0.0f, 0.0f);       \
-    }                                                    \
-    const idl__op_def idl__op_##stem = { Name,           \
-                                         1,              \
-                                         1,              \
-                                         1,              \
-                                         1,              \
-                                         stem##_prepare, \
-                                         unary_forward,  \
-                                         unary_backward, \
-                                         free_state,     \
-                                         IDL__OP_LAYOUT };
+#define SIMPLE_UNARY(stem, Name, KIND)                  \
+    static idl_status stem##_prepare(idl__op_ctx *c) {  \
+        return unary_prepare(c, KIND, 0.0f, 0.0f);      \
+    }                                                   \
+    const idl__op_def IDL__OP(stem) = { Name,           \
+                                        1,              \
+                                        1,              \
+                                        1,              \
+                                        1,              \
+                                        stem##_prepare, \
+                                        unary_forward,  \
+                                        unary_backward, \
+                                        free_state,     \
+                                        IDL__OP_LAYOUT };
 
 static idl_status relu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_RELU, 0.0f, 0.0f);
 }
-const idl__op_def idl__op_relu = { "Relu",
-                                   1,
-                                   1,
-                                   1,
-                                   1,
-                                   relu_prepare,
-                                   unary_forward,
-                                   unary_backward,
-                                   free_state,
-                                   IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
+const idl__op_def IDL__OP(relu) = { "Relu",
+                                    1,
+                                    1,
+                                    1,
+                                    1,
+                                    relu_prepare,
+                                    unary_forward,
+                                    unary_backward,
+                                    free_state,
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
 SIMPLE_UNARY(sigmoid, "Sigmoid", U_SIGMOID)
 SIMPLE_UNARY(hardswish, "HardSwish", U_HSWISH)
 SIMPLE_UNARY(tanh, "Tanh", U_TANH)
@@ -324,7 +324,7 @@ static idl_status selu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_SELU, idl__attr_float(c->node, "alpha", 1.67326319217681884765625f),
                          idl__attr_float(c->node, "gamma", 1.05070102214813232421875f));
 }
-const idl__op_def idl__op_selu = {
+const idl__op_def IDL__OP(selu) = {
     "Selu", 1, 1, 1, 1, selu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
 };
 
@@ -333,28 +333,28 @@ static idl_status celu_prepare(idl__op_ctx *c) {
     if (alpha == 0.0f) return idl__error(IDL_ERR_INVALID_ARG, "Celu alpha must be nonzero");
     return unary_prepare(c, U_CELU, alpha, 0.0f);
 }
-const idl__op_def idl__op_celu = {
+const idl__op_def IDL__OP(celu) = {
     "Celu", 1, 1, 1, 1, celu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
 };
 
 static idl_status thresholdedrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_THRELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def idl__op_thresholdedrelu = { "ThresholdedRelu",
-                                              1,
-                                              1,
-                                              1,
-                                              1,
-                                              thresholdedrelu_prepare,
-                                              unary_forward,
-                                              unary_backward,
-                                              free_state,
-                                              IDL__OP_LAYOUT };
+const idl__op_def IDL__OP(thresholdedrelu) = { "ThresholdedRelu",
+                                               1,
+                                               1,
+                                               1,
+                                               1,
+                                               thresholdedrelu_prepare,
+                                               unary_forward,
+                                               unary_backward,
+                                               free_state,
+                                               IDL__OP_LAYOUT };
 
 static idl_status leakyrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_LEAKY, idl__attr_float(c->node, "alpha", 0.01f), 0.0f);
 }
-const idl__op_def idl__op_leakyrelu = {
+const idl__op_def IDL__OP(leakyrelu) = {
     "LeakyRelu",   1, 1, 1, 1, leakyrelu_prepare, unary_forward, unary_backward, free_state,
     IDL__OP_LAYOUT
 };
@@ -362,7 +362,7 @@ const idl__op_def idl__op_leakyrelu = {
 static idl_status elu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_ELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def idl__op_elu = {
+const idl__op_def IDL__OP(elu) = {
     "Elu", 1, 1, 1, 1, elu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
 };
 
@@ -370,7 +370,7 @@ static idl_status hardsigmoid_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_HSIGMOID, idl__attr_float(c->node, "alpha", 0.2f),
                          idl__attr_float(c->node, "beta", 0.5f));
 }
-const idl__op_def idl__op_hardsigmoid = {
+const idl__op_def IDL__OP(hardsigmoid) = {
     "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward, unary_backward, free_state,
     IDL__OP_LAYOUT
 };
@@ -398,16 +398,16 @@ static idl_status clip_prepare(idl__op_ctx *c) {
     }
     return unary_prepare(c, U_CLIP, lo, hi);
 }
-const idl__op_def idl__op_clip = { "Clip",
-                                   1,
-                                   3,
-                                   1,
-                                   1,
-                                   clip_prepare,
-                                   unary_forward,
-                                   unary_backward,
-                                   free_state,
-                                   IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
+const idl__op_def IDL__OP(clip) = { "Clip",
+                                    1,
+                                    3,
+                                    1,
+                                    1,
+                                    clip_prepare,
+                                    unary_forward,
+                                    unary_backward,
+                                    free_state,
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
 
 /* Neg and Abs also run on integers (shape arithmetic); gradients only for float32. */
 static idl_status signed_prepare(idl__op_ctx *c, unary_kind kind) {
@@ -444,10 +444,10 @@ static idl_status neg_prepare(idl__op_ctx *c) {
 static idl_status abs_prepare(idl__op_ctx *c) {
     return signed_prepare(c, U_ABS);
 }
-const idl__op_def idl__op_neg = { "Neg",          1,         1, 1, 1, neg_prepare, signed_forward,
-                                  unary_backward, free_state };
-const idl__op_def idl__op_abs = { "Abs",          1,         1, 1, 1, abs_prepare, signed_forward,
-                                  unary_backward, free_state };
+const idl__op_def IDL__OP(neg) = { "Neg",          1,         1, 1, 1, neg_prepare, signed_forward,
+                                   unary_backward, free_state };
+const idl__op_def IDL__OP(abs) = { "Abs",          1,         1, 1, 1, abs_prepare, signed_forward,
+                                   unary_backward, free_state };
 
 /* ---- Identity, Dropout (inference: y = x, mask all true) ---- */
 static idl_status copy_prepare(idl__op_ctx *c) {
@@ -470,8 +470,8 @@ static idl_status copy_backward(idl__op_ctx *c) {
         dx[i] += dy[i];
     return IDL_OK;
 }
-const idl__op_def idl__op_identity = { "Identity",    1,   1, 1, 1, copy_prepare, copy_forward,
-                                       copy_backward, NULL };
+const idl__op_def IDL__OP(identity) = { "Identity",    1,   1, 1, 1, copy_prepare, copy_forward,
+                                        copy_backward, NULL };
 
 static idl_status dropout_prepare(idl__op_ctx *c) {
     if (c->n_in >= 3 && c->in[2]) {
@@ -493,8 +493,9 @@ static void dropout_forward(idl__op_ctx *c) {
     copy_forward(c);
     if (c->n_out > 1 && c->out[1]) memset(c->out[1]->data, 1, idl__tensor_bytes(c->out[1]));
 }
-const idl__op_def idl__op_dropout = { "Dropout",     1,   3, 1, 2, dropout_prepare, dropout_forward,
-                                      copy_backward, NULL };
+const idl__op_def IDL__OP(dropout) = {
+    "Dropout", 1, 3, 1, 2, dropout_prepare, dropout_forward, copy_backward, NULL
+};
 
 /* ---- Not (bool) ---- */
 static idl_status not_prepare(idl__op_ctx *c) {
@@ -510,7 +511,7 @@ static void not_forward(idl__op_ctx *c) {
     for (int64_t i = 0; i < n; i++)
         y[i] = !x[i];
 }
-const idl__op_def idl__op_not = { "Not", 1, 1, 1, 1, not_prepare, not_forward, NULL, NULL };
+const idl__op_def IDL__OP(not ) = { "Not", 1, 1, 1, 1, not_prepare, not_forward, NULL, NULL };
 
 /* ---- PRelu: y = x > 0 ? x : slope * x, slope broadcast (unidirectionally) to x ---- */
 typedef struct prelu_state {
@@ -588,6 +589,6 @@ static idl_status prelu_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_prelu = {
+const idl__op_def IDL__OP(prelu) = {
     "PRelu", 2, 2, 1, 1, prelu_prepare, prelu_forward, prelu_backward, free_state
 };

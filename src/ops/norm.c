@@ -207,5 +207,5 @@ static idl_status bn_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-const idl__op_def idl__op_batchnorm = { "BatchNormalization", 5,          5,           1,      5,
-                                        bn_prepare,           bn_forward, bn_backward, bn_free };
+const idl__op_def IDL__OP(batchnorm) = { "BatchNormalization", 5,          5,           1,      5,
+                                         bn_prepare,           bn_forward, bn_backward, bn_free };

@@ -82,9 +82,20 @@ typedef struct idl__op_def {
 void idl__layout_same(idl__op_ctx *c, int n);
 
 /* The registry: ops.def lists X("OnnxName", stem) sorted by name; each family file defines
- * `const idl__op_def idl__op_<stem>`. */
-extern const idl__op_def *const idl__ops[];
+ * `const idl__op_def IDL__OP(stem)`. On x86-64 the family files are compiled twice, as they are
+ * and with AVX2 (IDL_OPS_AVX2, the definitions then named idl__op_<stem>_avx2); idl__ops is the
+ * AVX2 table on CPUs with AVX2 and FMA (chosen when the library loads), the other one elsewhere.
+ * Both compile without floating-point contraction, so they give the same results. */
+#ifdef IDL_OPS_AVX2
+#    define IDL__OP(stem) idl__op_##stem##_avx2
+#else
+#    define IDL__OP(stem) idl__op_##stem
+#endif
+extern const idl__op_def *const *idl__ops;
 extern const int idl__n_ops;
+/* Tests: true runs the sessions created afterwards on the portable kernels, false back on the
+ * table chosen for this CPU. Not thread-safe: only while no session runs. */
+void idl__ops_force_portable(bool portable);
 /* Index of op_type in idl__ops for the default domain, or -1. */
 int idl__op_find(const char *op_type, const char *domain);
 

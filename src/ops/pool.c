@@ -583,18 +583,18 @@ static idl_status gavgpool_prepare(idl__op_ctx *c) {
     return pool_prepare(c, P_GAVG);
 }
 
-const idl__op_def idl__op_maxpool = {
+const idl__op_def IDL__OP(maxpool) = {
     "MaxPool", 1, 1, 1, 2, maxpool_prepare, pool_forward, pool_backward, pool_free, IDL__OP_LAYOUT
 };
-const idl__op_def idl__op_averagepool = {
+const idl__op_def IDL__OP(averagepool) = {
     "AveragePool", 1, 1, 1, 1, averagepool_prepare, pool_forward, pool_backward, pool_free,
     IDL__OP_LAYOUT
 };
-const idl__op_def idl__op_globalaveragepool = {
+const idl__op_def IDL__OP(globalaveragepool) = {
     "GlobalAveragePool", 1, 1, 1, 1, gavgpool_prepare, pool_forward, pool_backward, pool_free,
     IDL__OP_LAYOUT
 };
-const idl__op_def idl__op_globalmaxpool = {
+const idl__op_def IDL__OP(globalmaxpool) = {
     "GlobalMaxPool", 1, 1, 1, 1, gmaxpool_prepare, pool_forward, pool_backward, pool_free,
     IDL__OP_LAYOUT
 };

@@ -451,13 +451,12 @@ static idl_status red_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define REDUCE_OP(stem, Name, KIND)                                                \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                             \
-        return red_prepare(c, KIND);                                               \
-    }                                                                              \
-    const idl__op_def idl__op_##stem = {                                           \
-        Name, 1, 2, 1, 1, stem##_prepare, red_forward, red_backward, free_state, 0 \
-    };
+#define REDUCE_OP(stem, Name, KIND)                    \
+    static idl_status stem##_prepare(idl__op_ctx *c) { \
+        return red_prepare(c, KIND);                   \
+    }                                                  \
+    const idl__op_def IDL__OP(                         \
+        stem) = { Name, 1, 2, 1, 1, stem##_prepare, red_forward, red_backward, free_state, 0 };
 
 REDUCE_OP(reducesum, "ReduceSum", R_SUM)
 REDUCE_OP(reducemean, "ReduceMean", R_MEAN)
@@ -543,5 +542,5 @@ static void argmax_forward(idl__op_ctx *c) {
         argmax_i(s, x->data, c->out[0]->data);
 }
 
-const idl__op_def idl__op_argmax = { "ArgMax",       1,    1,          1, 1, argmax_prepare,
-                                     argmax_forward, NULL, free_state, 0 };
+const idl__op_def IDL__OP(argmax) = { "ArgMax",       1,    1,          1, 1, argmax_prepare,
+                                      argmax_forward, NULL, free_state, 0 };

@@ -8,12 +8,41 @@
 #include "ops/ops.def"
 #undef X
 
-const idl__op_def *const idl__ops[] = {
+static const idl__op_def *const g_portable[] = {
 #define X(onnx, stem) &idl__op_##stem,
 #include "ops/ops.def"
 #undef X
 };
-const int idl__n_ops = (int)(sizeof idl__ops / sizeof idl__ops[0]);
+const int idl__n_ops = (int)(sizeof g_portable / sizeof g_portable[0]);
+const idl__op_def *const *idl__ops = g_portable;
+
+#ifdef IDL_HAVE_OPS_AVX2
+#    define X(onnx, stem) extern const idl__op_def idl__op_##stem##_avx2;
+#    include "ops/ops.def"
+#    undef X
+static const idl__op_def *const g_avx2[] = {
+#    define X(onnx, stem) &idl__op_##stem##_avx2,
+#    include "ops/ops.def"
+#    undef X
+};
+
+static const idl__op_def *const *cpu_table(void) {
+    __builtin_cpu_init(); /* this may run before the CPU model's own constructor */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? g_avx2 : g_portable;
+}
+
+__attribute__((constructor)) static void pick_table(void) {
+    idl__ops = cpu_table();
+}
+
+void idl__ops_force_portable(bool portable) {
+    idl__ops = portable ? g_portable : cpu_table();
+}
+#else
+void idl__ops_force_portable(bool portable) {
+    (void)portable;
+}
+#endif
 
 static const char *const g_names[] = {
 #define X(onnx, stem) onnx,

@@ -136,9 +136,9 @@ static idl_status logsoftmax_prepare(idl__op_ctx *c) {
     return softmax_prepare_common(c, true);
 }
 
-const idl__op_def idl__op_softmax = {
+const idl__op_def IDL__OP(softmax) = {
     "Softmax", 1, 1, 1, 1, softmax_prepare, softmax_forward, softmax_backward, free_state, 0
 };
-const idl__op_def idl__op_logsoftmax = {
+const idl__op_def IDL__OP(logsoftmax) = {
     "LogSoftmax", 1, 1, 1, 1, logsoftmax_prepare, softmax_forward, softmax_backward, free_state, 0
 };

@@ -289,12 +289,12 @@ static void bin_forward(idl__op_ctx *c) {
     }
 }
 
-#define BIN_OP(stem, Name, KIND)                                                          \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                    \
-        return bin_prepare(c, KIND);                                                      \
-    }                                                                                     \
-    const idl__op_def idl__op_##stem = { Name,           2,           2,    1,         1, \
-                                         stem##_prepare, bin_forward, NULL, free_state };
+#define BIN_OP(stem, Name, KIND)                                                         \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                   \
+        return bin_prepare(c, KIND);                                                     \
+    }                                                                                    \
+    const idl__op_def IDL__OP(stem) = { Name,           2,           2,    1,         1, \
+                                        stem##_prepare, bin_forward, NULL, free_state };
 
 BIN_OP(and, "And", B_AND)
 BIN_OP(or, "Or", B_OR)
@@ -342,10 +342,10 @@ static idl_status isnan_prepare(idl__op_ctx *c) {
 static idl_status isinf_prepare(idl__op_ctx *c) {
     return isx_prepare(c, true);
 }
-const idl__op_def idl__op_isnan = { "IsNaN",       1,           1,    1,         1,
-                                    isnan_prepare, isx_forward, NULL, free_state };
-const idl__op_def idl__op_isinf = { "IsInf",       1,           1,    1,         1,
-                                    isinf_prepare, isx_forward, NULL, free_state };
+const idl__op_def IDL__OP(isnan) = { "IsNaN",       1,           1,    1,         1,
+                                     isnan_prepare, isx_forward, NULL, free_state };
+const idl__op_def IDL__OP(isinf) = { "IsInf",       1,           1,    1,         1,
+                                     isinf_prepare, isx_forward, NULL, free_state };
 
 /* ---- Size: int64 scalar, from the shape only ---- */
 static idl_status size_prepare(idl__op_ctx *c) {
@@ -356,7 +356,7 @@ static idl_status size_prepare(idl__op_ctx *c) {
 static void size_forward(idl__op_ctx *c) {
     *(int64_t *)c->out[0]->data = idl_tensor_numel(c->in[0]);
 }
-const idl__op_def idl__op_size = {
+const idl__op_def IDL__OP(size) = {
     "Size", 1, 1, 1, 1, size_prepare, size_forward, NULL, NULL, IDL__OP_SHAPE_ONLY
 };
 
@@ -465,12 +465,12 @@ static idl_status gelu_prepare(idl__op_ctx *c) {
         return idl__error(IDL_ERR_INVALID_ARG, "approximate='%s' (expected 'none' or 'tanh')", ap);
     return fn_prepare(c, k);
 }
-const idl__op_def idl__op_sin = { "Sin",       1,          1,           1,         1,
-                                  sin_prepare, fn_forward, fn_backward, free_state };
-const idl__op_def idl__op_cos = { "Cos",       1,          1,           1,         1,
-                                  cos_prepare, fn_forward, fn_backward, free_state };
-const idl__op_def idl__op_gelu = { "Gelu",       1,          1,           1,         1,
-                                   gelu_prepare, fn_forward, fn_backward, free_state };
+const idl__op_def IDL__OP(sin) = { "Sin",       1,          1,           1,         1,
+                                   sin_prepare, fn_forward, fn_backward, free_state };
+const idl__op_def IDL__OP(cos) = { "Cos",       1,          1,           1,         1,
+                                   cos_prepare, fn_forward, fn_backward, free_state };
+const idl__op_def IDL__OP(gelu) = { "Gelu",       1,          1,           1,         1,
+                                    gelu_prepare, fn_forward, fn_backward, free_state };
 
 /* ==== CumSum ============================================================================ */
 /* x viewed as (outer, len, inner) around `axis`; each (outer, inner) line is scanned. */
@@ -563,7 +563,7 @@ static idl_status cumsum_backward(idl__op_ctx *c) {
     CUMSUM_LINES(float, double, 1, dy, dx, !s->reverse);
     return IDL_OK;
 }
-const idl__op_def idl__op_cumsum = {
+const idl__op_def IDL__OP(cumsum) = {
     "CumSum", 2, 2, 1, 1, cumsum_prepare, cumsum_forward, cumsum_backward, free_state
 };
 
@@ -655,7 +655,7 @@ static idl_status trilu_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_trilu = {
+const idl__op_def IDL__OP(trilu) = {
     "Trilu", 1, 2, 1, 1, trilu_prepare, trilu_forward, trilu_backward, free_state
 };
 
@@ -935,8 +935,8 @@ static idl_status ln_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_layernorm = { "LayerNormalization", 2,          3,           1,      3,
-                                        ln_prepare,           ln_forward, ln_backward, ln_free };
+const idl__op_def IDL__OP(layernorm) = { "LayerNormalization", 2,          3,           1,      3,
+                                         ln_prepare,           ln_forward, ln_backward, ln_free };
 
 /* ==== Einsum ============================================================================ */
 /* Labels: 'A'..'Z' -> 0..25, 'a'..'z' -> 26..51 (ASCII order, used by the implicit output),
@@ -1491,6 +1491,6 @@ static idl_status einsum_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def idl__op_einsum = {
+const idl__op_def IDL__OP(einsum) = {
     "Einsum", 1, 16, 1, 1, einsum_prepare, einsum_forward, einsum_backward, einsum_free
 };
