@@ -19,6 +19,9 @@
  * output_shape (pads from the ONNX formula; an output_shape beyond the natural size gets the extra
  * positions, bias only, at the end as ONNX Runtime does, when the excess is less than the stride;
  * a larger excess is refused).
+ * Winograd: 3x3 stride-1 convolutions with constant weights between blocked (nChw8c) values, on
+ * maps of at least 16 4x4 tiles, run on our own F(4x4,3x3) kernels instead, forward and input
+ * gradient (winograd.h; wino_fits says exactly when; idl_session_opts.direct_conv turns it off).
  * Refused: non-float32 tensors, 4-D and higher spatial ranks, zero channels. Results come from
  * oneDNN and may differ in the last bits with the thread count. */
 #include "ops/op.h"
