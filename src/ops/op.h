@@ -94,8 +94,9 @@ void idl__layout_same(idl__op_ctx *c, int n);
 extern const idl__op_def *const *idl__ops;
 extern const int idl__n_ops;
 /* Tests: true runs the sessions created afterwards on the portable kernels, false back on the
- * table chosen for this CPU. Not thread-safe: only while no session runs. */
-void idl__ops_force_portable(bool portable);
+ * table chosen for this CPU. Not thread-safe: only while no session runs. Returns whether this
+ * build has an AVX2 table at all (not with IDL_NATIVE, nor off x86-64). */
+bool idl__ops_force_portable(bool portable);
 /* Index of op_type in idl__ops for the default domain, or -1. */
 int idl__op_find(const char *op_type, const char *domain);
 

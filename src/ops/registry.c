@@ -35,12 +35,14 @@ __attribute__((constructor)) static void pick_table(void) {
     idl__ops = cpu_table();
 }
 
-void idl__ops_force_portable(bool portable) {
+bool idl__ops_force_portable(bool portable) {
     idl__ops = portable ? g_portable : cpu_table();
+    return true;
 }
 #else
-void idl__ops_force_portable(bool portable) {
+bool idl__ops_force_portable(bool portable) {
     (void)portable;
+    return false;
 }
 #endif
 
