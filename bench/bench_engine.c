@@ -3,6 +3,7 @@
  *
  * usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] [--threads T]
  *                          [--mode fwd,grad] [--shape D1,D2,...] [--direct-conv]
+ *                          [--keep-values]
  *   --batch    batch sizes, comma separated (default 1,8)
  *   --runs     timed runs per measurement, the median is reported (default 10)
  *   --warmup   untimed runs first (default 2; the first forward of a batch size also plans)
@@ -11,7 +12,10 @@
  *   --shape    the input shape after the batch axis, when the model leaves it free
  *   --direct-conv  every convolution on oneDNN's direct kernels (session option direct_conv),
  *              to measure what the Winograd convolutions change
- * Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
+ *   --keep-values  the forward on a session that keeps every value (as one that may run a
+ *              backward does), instead of a forward_only session (its values share an arena)
+ * Mode fwd runs on a session with the option forward_only (the inference path), grad on one
+ * without. Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
  * Output: a header, then one line per measurement, also as a machine-readable line
  *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
  * and first  PEAK <GFLOP/s>: the machine's float32 peak on these threads as bench/peak.c measures
@@ -40,7 +44,8 @@ static int fail(const char *what) {
 
 static int usage(void) {
     fprintf(stderr, "usage: interpretdl-bench MODEL.onnx [--batch 1,8] [--runs N] [--warmup W] "
-                    "[--threads T] [--mode fwd,grad] [--shape D1,D2,...] [--direct-conv]\n");
+                    "[--threads T] [--mode fwd,grad] [--shape D1,D2,...] [--direct-conv] "
+                    "[--keep-values]\n");
     return 2;
 }
 
@@ -60,7 +65,7 @@ int main(int argc, char **argv) {
     const char *path = NULL;
     int64_t batches[MAX_BATCHES] = { 1, 8 }, tail[IDL_MAX_DIMS];
     int n_batches = 2, n_tail = -1, runs = 10, warmup = 2, threads = 0, do_fwd = 1, do_grad = 1,
-        direct_conv = 0;
+        direct_conv = 0, keep_values = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--batch") && v) {
@@ -89,6 +94,8 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--direct-conv")) {
             direct_conv = 1;
+        } else if (!strcmp(a, "--keep-values")) {
+            keep_values = 1;
         } else if (a[0] == '-' || path) {
             return usage();
         } else {
@@ -98,12 +105,14 @@ int main(int argc, char **argv) {
     if (!path) return usage();
 
     idl_model *m = NULL;
-    idl_session *s = NULL;
+    idl_session *s = NULL, *sf = NULL;
     if (idl_model_load(path, NULL, &m) != IDL_OK) return fail("load");
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = threads;
     so.direct_conv = direct_conv;
     if (idl_session_new(m, &so, &s) != IDL_OK) return fail("session");
+    so.forward_only = !keep_values;
+    if (idl_session_new(m, &so, &sf) != IDL_OK) return fail("session");
     idl_value_info info;
     if (idl_model_n_inputs(m) < 1 || idl_model_input(m, 0, &info) != IDL_OK) return fail("input");
     if (n_tail < 0) {
@@ -149,18 +158,19 @@ int main(int argc, char **argv) {
         }
         for (int mode = 0; mode < 2 && !rc; mode++) {
             if ((mode == 0 && !do_fwd) || (mode == 1 && !do_grad)) continue;
+            idl_session *ss = mode ? s : sf;
             double t0 = bench_now_ms();
-            if (step(s, x, info.name, mode)) {
+            if (step(ss, x, info.name, mode)) {
                 rc = fail(mode ? "forward+backward" : "forward");
                 break;
             }
             double first = bench_now_ms() - t0;
             for (int w = 0; w < warmup && !rc; w++)
-                if (step(s, x, info.name, mode)) rc = fail("warm-up");
+                if (step(ss, x, info.name, mode)) rc = fail("warm-up");
             double times[MAX_RUNS];
             for (int r = 0; r < runs && !rc; r++) {
                 t0 = bench_now_ms();
-                if (step(s, x, info.name, mode)) rc = fail("timed run");
+                if (step(ss, x, info.name, mode)) rc = fail("timed run");
                 times[r] = bench_now_ms() - t0;
             }
             if (rc) break;
@@ -177,6 +187,7 @@ int main(int argc, char **argv) {
         idl_tensor_free(x);
     }
     idl_session_free(s);
+    idl_session_free(sf);
     idl_model_free(m);
     return rc;
 }

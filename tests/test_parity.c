@@ -851,6 +851,77 @@ done:
 #undef LINE
 }
 
+/* Every run again on a forward_only session (intermediate values share one arena planned by their
+ * lifetimes): each output must equal the full session's to the bit, and match the reference;
+ * a backward must be refused. Returns 1 when all hold. */
+static int run_fwd_only(const char *cname, const idl_model *m, const case_spec *cs, char *line,
+                        size_t cap) {
+    int ok = 1;
+    size_t ll = strlen(line);
+    idl_session *s = NULL, *full = NULL;
+    idl_tensor **ins = NULL;
+    int n_in = 0;
+    double worst = 0;
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = g_threads;
+    if (idl_session_new(m, &so, &full) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    so.forward_only = 1;
+    if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    for (int r = 0; r < cs->n_runs; r++) {
+        const run_spec *R = &cs->runs[r];
+        const char *rlabel = R->label[0] ? R->label : "-";
+        ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof *ins);
+        n_in = R->n_in;
+        if (!ins) CASE_FAIL("out of memory");
+        for (int i = 0; i < R->n_in; i++)
+            if (load_req(cname, R->in_file[i], &ins[i]))
+                CASE_FAIL("run %s: unreadable input", rlabel);
+        const char *const *names = cs->legacy ? NULL : (const char *const *)R->in_name;
+        if (idl_session_forward(full, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK ||
+            idl_session_forward(s, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK)
+            CASE_FAIL("run %s: forward_only forward: %s", rlabel, idl_last_error());
+        for (int o = 0; o < R->n_out; o++) {
+            idl_tensor *ref = NULL;
+            if (load_req(cname, R->out_file[o], &ref))
+                CASE_FAIL("run %s: unreadable output", rlabel);
+            const idl_tensor *y = idl_session_output(s, R->out_idx[o]);
+            const idl_tensor *yf = idl_session_output(full, R->out_idx[o]);
+            int pass =
+                y && yf && y->dtype == IDL_DT_F32 && same_shape(y, ref) && same_shape(y, yf) &&
+                !memcmp(y->data, yf->data, (size_t)idl_tensor_numel(y) * idl_dtype_size(y->dtype));
+            double maxref,
+                e = pass ? rel_max_err(y->data, ref->data, idl_tensor_numel(y), &maxref) : INFINITY;
+            idl_tensor_free(ref);
+            CHECK_MSG(pass && e <= g_rtol,
+                      "%s %s: forward_only output %d: %s, %.3g of the reference's scale", cname,
+                      rlabel, R->out_idx[o], pass ? "equals the full session's" : "differs", e);
+            ok &= pass && e <= g_rtol;
+            if (!(e <= worst)) worst = e;
+        }
+        if (r == 0) {
+            idl_objective ob = idl_objective_default();
+            const char *wrt = idl_model_input_name(m, 0);
+            int refused = idl_session_backward(s, &ob, &wrt, 1) == IDL_ERR_INVALID_ARG &&
+                          strstr(idl_last_error(), "forward_only");
+            CHECK_MSG(refused, "%s: a forward_only session ran a backward", cname);
+            ok &= refused;
+        }
+        for (int i = 0; i < n_in; i++)
+            idl_tensor_free(ins[i]);
+        free(ins);
+        ins = NULL;
+    }
+    ll += (size_t)snprintf(line + ll, ll < cap ? cap - ll : 0, " | forward_only %.1e", worst);
+done:
+    if (ins)
+        for (int i = 0; i < n_in; i++)
+            idl_tensor_free(ins[i]);
+    free(ins);
+    idl_session_free(s);
+    idl_session_free(full);
+    return ok;
+}
+
 /* Runs one case folder; returns 1 if everything in it passed. */
 static int run_case(const char *dir, const char *cname) {
     double t0 = now_s();
@@ -878,6 +949,7 @@ static int run_case(const char *dir, const char *cname) {
     /* all runs on one session: a new input shape re-plans it */
     for (int r = 0; r < cs.n_runs; r++)
         ok &= run_one(cname, s, &cs.runs[r], cs.legacy, line, sizeof line);
+    ok &= run_fwd_only(cname, m, &cs, line, sizeof line);
 
 done:
     printf("parity %-22s %s | %.1f s  %s  [rtol %.0e]\n", cname, line, now_s() - t0,

@@ -29,6 +29,13 @@ typedef struct idl_session_opts {
                             tiles (and their input gradients) run as Winograd F(4x4,3x3) on
                             AVX2 CPUs: 4x fewer multiply-adds; the sums are formed in another
                             order, so results differ by ~1e-6 of the output's scale. */
+    int forward_only;    /* 1: the session runs forward passes only. Intermediate values whose
+                            readers have run share memory (one arena planned by lifetimes: resnet50
+                            at batch 8 needs 52 MiB instead of ~1 GiB), so after a pass only graph
+                            inputs, outputs and constants can be read (taps still see every value
+                            as it is made); idl_session_backward fails. 0 (default): every value
+                            is kept. The explanation methods use such plans by themselves for
+                            their forward-only passes (occlusion, LIME, Score-CAM, metrics). */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 

@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE
 #include "session/session_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,6 +98,13 @@ idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_t
 
 const idl_tensor *idl__plan_value(idl_session *s, int v) {
     idl__plan *p = s->plan;
+    if (p->in_arena && p->in_arena[v]) {
+        idl__error(IDL_ERR_INVALID_ARG,
+                   "tensor '%s' is not kept by a forward-only pass (session option forward_only): "
+                   "only graph inputs, outputs and constants can be read; read it in a tap",
+                   s->m->values[v].name);
+        return NULL;
+    }
     idl__vlayout *L = p->lay[v];
     if (!L) return &p->vals[v];
     if (!L->plain_ok) {
@@ -130,6 +138,8 @@ void idl__plan_free(idl__plan *p) {
         idl__aligned_free(p->gpool[i].buf);
     idl__free(p->gpool);
     idl__free(p->down_node);
+    idl__aligned_free(p->arena);
+    idl__free(p->in_arena);
     idl__free(p->lay);
     idl__free(p->mds);
     idl__free(p->slot_plain);
@@ -147,13 +157,126 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p);
 }
 
+/* ---- forward-only plans: the arena ----
+ * A value produced by a node that runs (not folded), neither a graph input nor a graph output, is
+ * needed from its producer until its last reader. Values whose intervals [producer, last reader]
+ * (node indices, the order nodes run in) do not overlap may share memory. Placement is greedy by
+ * size: largest first, each at the lowest 64-byte-aligned offset where it overlaps no placed value
+ * that lives at the same time. off[v] is the value's offset, SIZE_MAX outside the arena. */
+typedef struct arena_item {
+    int v, def, last;
+    size_t size, off;
+} arena_item;
+
+static int by_size_desc(const void *a, const void *b) {
+    const arena_item *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->def - y->def;
+}
+static int by_off(const void *a, const void *b) {
+    const arena_item *x = *(const arena_item *const *)a, *y = *(const arena_item *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static idl_status arena_layout(const idl_model *m, const idl__plan *p, size_t *off, size_t *total) {
+    int nv = m->n_values;
+    *total = 0;
+    int *def = idl__malloc(sizeof(int) * (size_t)(2 * nv + 1));
+    arena_item *it = idl__malloc(sizeof *it * (size_t)(nv + 1));
+    arena_item **live = idl__malloc(sizeof *live * (size_t)(nv + 1));
+    if (!def || !it || !live) {
+        idl__free(def);
+        idl__free(it);
+        idl__free(live);
+        return idl__error(IDL_ERR_NOMEM, "out of memory");
+    }
+    int *last = def + nv;
+    for (int v = 0; v < nv; v++) {
+        def[v] = last[v] = -1;
+        off[v] = SIZE_MAX;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        if (p->folded[i]) continue;
+        const idl__node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) last[n->in[k]] = i;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && def[n->out[k]] < 0) def[n->out[k]] = i;
+    }
+    for (int i = 0; i < m->n_outputs; i++)
+        def[m->outputs[i]] = -1; /* graph outputs are kept */
+    int n_it = 0;
+    for (int v = 0; v < nv; v++) {
+        if (def[v] < 0 || p->vconst[v] || m->values[v].kind == IDL__VAL_INIT) continue;
+        size_t b = idl__tensor_bytes(&p->vals[v]);
+        it[n_it++] =
+            (arena_item){ v, def[v], last[v] > def[v] ? last[v] : def[v], (b + 63) / 64 * 64, 0 };
+    }
+    qsort(it, (size_t)n_it, sizeof *it, by_size_desc);
+    for (int a = 0; a < n_it; a++) {
+        int n_live = 0;
+        for (int b = 0; b < a; b++)
+            if (it[b].def <= it[a].last && it[a].def <= it[b].last) live[n_live++] = &it[b];
+        qsort(live, (size_t)n_live, sizeof *live, by_off);
+        size_t at = 0;
+        for (int b = 0; b < n_live; b++) {
+            if (at + it[a].size <= live[b]->off) break;
+            size_t end = live[b]->off + live[b]->size;
+            at = end > at ? end : at;
+        }
+        it[a].off = at;
+        off[it[a].v] = at;
+        if (at + it[a].size > *total) *total = at + it[a].size;
+    }
+    idl__free(def);
+    idl__free(it);
+    idl__free(live);
+    return IDL_OK;
+}
+
+uint64_t idl__plan_arena_bytes(const idl_model *m, const idl__plan *p) {
+    size_t *off = idl__malloc(sizeof(size_t) * (size_t)(m->n_values + 1)), total = 0;
+    if (!off || arena_layout(m, p, off, &total)) total = 0;
+    idl__free(off);
+    return total;
+}
+
+/* Places the intermediate values of forward-only plan p (their data not yet allocated) in one
+ * arena; `used` bytes of the budget are already taken. */
+static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget, uint64_t used) {
+    size_t *off = idl__malloc(sizeof(size_t) * (size_t)(m->n_values + 1)), total = 0;
+    p->in_arena = idl__calloc((size_t)m->n_values + 1, sizeof(bool));
+    if (!off || !p->in_arena) {
+        idl__free(off);
+        return idl__error(IDL_ERR_NOMEM, "out of memory");
+    }
+    idl_status st = arena_layout(m, p, off, &total);
+    if (!st && total > budget - used)
+        st = idl__error(IDL_ERR_NOMEM,
+                        "the forward-only plan's activations need %llu MiB; the session's "
+                        "memory budget is %llu MiB (max_memory)",
+                        (unsigned long long)((total + used) >> 20),
+                        (unsigned long long)(budget >> 20));
+    if (!st && !(p->arena = idl__aligned_alloc(total ? total : 64)))
+        st = idl__error(IDL_ERR_NOMEM, "out of memory (an arena of %zu bytes)", total);
+    for (int v = 0; !st && v < m->n_values; v++) {
+        if (off[v] == SIZE_MAX) continue;
+        p->vals[v].data = (char *)p->arena + off[v];
+        p->vals[v].flags &= ~IDL_TENSOR_OWNED;
+        p->in_arena[v] = true;
+    }
+    p->bytes = used + total;
+    idl__free(off);
+    return st;
+}
+
 bool idl__shape_like_input(const idl_tensor *t) {
     return (t->dtype == IDL_DT_I64 || t->dtype == IDL_DT_I32) && t->ndim <= 1 &&
            idl_tensor_numel(t) <= IDL__SHAPE_INPUT_MAX;
 }
 
-bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n) {
-    if (!p || p->n_in != n) return false;
+bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, bool fwd_only) {
+    if (!p || p->n_in != n || p->fwd_only != fwd_only) return false;
     for (int i = 0; i < n; i++) {
         const idl_tensor *a = &p->in_shapes[i], *b = inputs[i];
         if (a->dtype != b->dtype || !idl__same_shape(a, b)) return false;
@@ -165,7 +288,8 @@ bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int 
     return true;
 }
 
-idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl__plan **out) {
+idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool fwd_only,
+                           uint64_t budget, idl__plan **out) {
     const idl_model *m = s->m;
     *out = NULL;
     idl__plan *p = idl__calloc(1, sizeof *p);
@@ -174,6 +298,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     p->n_nodes = m->n_nodes;
     p->down_from = -1;
     p->n_in = m->n_inputs;
+    p->fwd_only = fwd_only;
     size_t nv = (size_t)m->n_values + 1, nn = (size_t)m->n_nodes + 1;
     size_t n_ptrs = 0;
     for (int i = 0; i < m->n_nodes; i++)
@@ -225,7 +350,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
     }
     /* activations are bounded by the session's budget, so that a hostile or mistaken model (an
      * Expand to a huge shape) fails cleanly instead of exhausting the machine */
-    uint64_t budget = idl__memory_budget(&s->opts), used = 0;
+    uint64_t used = 0;
     for (int i = 0; i < m->n_inputs; i++)
         used += (uint64_t)idl__tensor_bytes(&p->vals[m->inputs[i]]);
     size_t off = 0;
@@ -290,6 +415,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                 if ((st = idl__tensor_alloc_data(&L->plain))) goto fail;
             }
         }
+        bool fold = (all_const && n->n_in > 0) || (def->flags & IDL__OP_SHAPE_ONLY);
         for (int k = 0; k < n->n_out; k++) {
             if (!c->out[k]) continue;
             if (c->out[k]->dtype == IDL_DT_UNDEFINED) {
@@ -310,6 +436,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                     (unsigned long long)(budget >> 20));
                 goto fail;
             }
+            /* a forward-only plan places what it does not fold (nor output) in the arena */
+            if (fwd_only && !fold && !is_out[n->out[k]]) continue;
             used += bytes;
             if ((st = idl__tensor_alloc_data(c->out[k]))) {
                 st = idl__error_prefix(st, "node '%s' (%s): output '%s': ", n->name, n->op_type,
@@ -329,13 +457,15 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, idl_
                 goto fail;
             }
         }
-        if ((all_const && n->n_in > 0) || (def->flags & IDL__OP_SHAPE_ONLY)) {
+        if (fold) {
             def->forward(c);
             p->folded[i] = true;
             for (int k = 0; k < n->n_out; k++)
                 if (n->out[k] >= 0) p->vconst[n->out[k]] = true;
         }
     }
+    if (fwd_only && (st = arena_alloc(m, p, budget, used))) goto fail;
+    if (!fwd_only) p->bytes = used;
     idl__free(is_out);
     *out = p;
     return IDL_OK;

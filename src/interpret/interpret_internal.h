@@ -29,6 +29,8 @@ typedef struct idl__xrun {
     int64_t wrt_shape[IDL_MAX_DIMS]; /* with the batch axis */
     float *x;                        /* (N * numel) clean value */
     int rows;                        /* rows per internal pass */
+    int rows_fwd;                    /* rows per pass of forward-only packs (a forward-only
+                                        plan keeps fewer values; see auto_rows in common.c) */
     const char *grad_at; /* NULL: gradients w.r.t. wrt; else w.r.t. this tensor (take receives
                             grad_numel values per row) */
     int64_t grad_numel;

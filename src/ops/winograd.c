@@ -64,22 +64,27 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->mblk = IDL_MIN(w->M, IDL_MAX(16, mb));
     int64_t MP = M / 16;
     size_t bytes = (size_t)(36 * C * M) * sizeof(float);
-    w->U = idl__aligned_alloc(bytes);
+    w->U = idl__aligned_alloc_raw(bytes); /* every element is written below */
     if (!w->U)
         return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t c = 0; c < C; c++) {
-            double g[9], t[18], u[36];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++)
-                    g[a * 3 + b] = wt[(m * C + c) * 9 + a * 3 + b];
-            for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
-                g6(g + a * 3, 1, t + a * 6, 1);
-            for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
-                g6(t + j, 6, u + j, 6);
-            for (int x = 0; x < 36; x++)
-                w->U[((x * MP + m / 16) * C + c) * 16 + m % 16] = (float)u[x];
-        }
+    /* U[x][m/16][c][m%16]: the 16 output channels of a block are written side by side, so each
+     * store of the 36 planes fills a run instead of a scattered line (plan time, once a layer) */
+    idl__wino *wc = w;
+#pragma omp parallel for schedule(static) if (MP * C > 256)
+    for (int64_t b = 0; b < MP; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t mi = 0; mi < 16; mi++) {
+                int64_t m = b * 16 + mi;
+                double g[9], t[18], u[36];
+                for (int a = 0; a < 9; a++)
+                    g[a] = wt[(m * C + c) * 9 + a];
+                for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
+                    g6(g + a * 3, 1, t + a * 6, 1);
+                for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
+                    g6(t + j, 6, u + j, 6);
+                for (int x = 0; x < 36; x++)
+                    wc->U[((x * MP + b) * C + c) * 16 + mi] = (float)u[x];
+            }
     return IDL_OK;
 }
 

@@ -106,6 +106,7 @@ void idl_session_free(idl_session *s) {
     clear_backward(s);
     idl__attention_clear(s);
     idl__plan_free(s->plan);
+    idl__plan_free(s->spare);
     idl__backend_destroy(&s->be);
     idl__free(s->taps);
     idl__free(s);
@@ -214,21 +215,39 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
     }
     set_threads(s);
     idl_status st;
-    bool replanned = false;
-    if (!idl__plan_matches(s->plan, ord, n)) {
+    bool replanned = false, fwd_only = s->opts.forward_only || s->fwd_hint;
+    if (!idl__plan_matches(s->plan, ord, n, fwd_only)) {
         replanned = true;
-        idl__plan_free(s->plan);
-        s->plan = NULL;
-        /* planning reads the data of shape-like integer inputs only (see idl__shape_like_input) */
-        if ((st = idl__plan_build(s, ord, &s->plan))) return st;
+        idl__plan *np = NULL;
+        if (idl__plan_matches(s->spare, ord, n, fwd_only)) {
+            np = s->spare;
+            s->spare = NULL;
+        } else {
+            /* the plan in use stays as the spare while both fit the budget; planning reads the
+             * data of shape-like integer inputs only (see idl__shape_like_input) */
+            idl__plan_free(s->spare);
+            s->spare = NULL;
+            uint64_t budget = idl__memory_budget(&s->opts);
+            uint64_t kept = s->plan ? s->plan->bytes : 0;
+            st = kept < budget / 2 ? idl__plan_build(s, ord, fwd_only, budget - kept, &np)
+                                   : IDL_ERR_NOMEM;
+            if (st == IDL_ERR_NOMEM && s->plan) {
+                idl__plan_free(s->plan);
+                s->plan = NULL;
+                st = idl__plan_build(s, ord, fwd_only, budget, &np);
+            }
+            if (st) return st;
+        }
+        s->spare = s->plan;
+        s->plan = np;
     }
     /* a resumed pass: the same plan and inputs as the last complete forward, the only tap on the
      * value it resumes from (see idl__session_resume_from) */
     int other_taps = 0, own_taps = 0;
     for (int t = 0; t < s->n_taps; t++)
         if (s->taps[t].cb) ++*(s->taps[t].value == s->resume_from ? &own_taps : &other_taps);
-    bool resume =
-        s->resume_from >= 0 && s->fwd_complete && !replanned && own_taps == 1 && other_taps == 0;
+    bool resume = s->resume_from >= 0 && s->fwd_complete && !replanned && own_taps == 1 &&
+                  other_taps == 0 && !s->plan->fwd_only;
     for (int i = 0; i < n && resume; i++) {
         const idl_tensor *dst = &s->plan->vals[m->inputs[i]];
         resume =
@@ -281,6 +300,9 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
     if (!s || !obj || (!wrt && n_wrt)) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     if (!s->have_forward)
         return idl__error(IDL_ERR_INVALID_ARG, "backward needs a forward pass first");
+    if (s->plan->fwd_only)
+        return idl__error(IDL_ERR_INVALID_ARG,
+                          "the session is forward_only: its passes keep no values for a backward");
     clear_backward(s);
     s->wrt = idl__calloc((size_t)n_wrt + 1, sizeof(int));
     if (!s->wrt) return idl__error(IDL_ERR_NOMEM, "out of memory");
