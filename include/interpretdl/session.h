@@ -31,7 +31,7 @@ typedef struct idl_session_opts {
                             order, so results differ by ~1e-6 of the output's scale. */
     int forward_only;    /* 1: the session runs forward passes only. Intermediate values whose
                             readers have run share memory (one arena planned by lifetimes: resnet50
-                            at batch 8 needs 52 MiB instead of ~1 GiB), so after a pass only graph
+                            at batch 8 needs 74 MiB instead of 807), so after a pass only graph
                             inputs, outputs and constants can be read (taps still see every value
                             as it is made); idl_session_backward fails. 0 (default): every value
                             is kept. The explanation methods use such plans by themselves for

@@ -266,6 +266,14 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
         p->in_arena[v] = true;
     }
     p->bytes = used + total;
+    if (!st) {
+        uint64_t all = 0;
+        for (int v = 0; v < m->n_values; v++)
+            if (off[v] != SIZE_MAX) all += idl__tensor_bytes(&p->vals[v]);
+        idl__log(IDL_LOG_DEBUG,
+                 "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB",
+                 (unsigned long long)(all >> 10), (unsigned long long)(total >> 10));
+    }
     idl__free(off);
     return st;
 }
