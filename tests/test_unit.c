@@ -631,6 +631,80 @@ static void test_winograd(void) {
     }
 }
 
+typedef struct tap_copy {
+    float *v;
+    int64_t n, calls;
+} tap_copy;
+static void tap_copy_fn(const char *name, idl_tensor *t, void *user) {
+    (void)name;
+    tap_copy *c = user;
+    c->n = idl_tensor_numel(t);
+    c->calls++;
+    free(c->v);
+    c->v = malloc((size_t)c->n * sizeof(float));
+    if (c->v) memcpy(c->v, t->data, (size_t)c->n * sizeof(float));
+}
+
+/* forward_only sessions (an arena shared by lifetimes; Conv+Relu fused, through oneDNN's post-op
+ * and through the Winograd output transform) against sessions that keep every value: the same
+ * output to the bit; intermediate values unreadable, backward refused; a tap on the fused Conv's
+ * output, set after a pass, sees the values before the ReLU, equal to the full session's. */
+static void test_forward_only(void) {
+    const int64_t pads[4] = { 1, 1, 1, 1 };
+    idl_model *m = wino_model(20, 20, pads, false);
+    CHECK(m != NULL);
+    if (!m) return;
+    int64_t n = 2 * 8 * 20 * 20;
+    float *xv = malloc((size_t)n * sizeof *xv);
+    uint32_t seed = 77;
+    for (int64_t i = 0; xv && i < n; i++)
+        xv[i] = tb_frand(&seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 8, 20, 20 }, xv);
+    const idl_tensor *in[1] = { &x };
+    for (int direct = 0; direct < 2; direct++) {
+        idl_session *full = NULL, *fo = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        o.direct_conv = direct;
+        CHECK_OK(idl_session_new(m, &o, &full));
+        o.forward_only = 1;
+        CHECK_OK(idl_session_new(m, &o, &fo));
+        CHECK_OK(idl_session_forward(full, in, NULL, 1));
+        CHECK_OK(idl_session_forward(fo, in, NULL, 1));
+        const idl_tensor *y = idl_session_output(full, 0), *yf = idl_session_output(fo, 0);
+        CHECK(y && yf && !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+        CHECK(idl_session_tensor(fo, "b") == NULL && strstr(idl_last_error(), "forward_only"));
+        CHECK(idl_session_tensor(fo, "r") == NULL);
+        const idl_tensor *xs = idl_session_tensor(fo, "x");
+        CHECK(xs && !memcmp(xs->data, xv, sizeof(float) * (size_t)n));
+        idl_objective obj = idl_objective_default();
+        const char *wrt = "x";
+        CHECK(idl_session_backward(fo, &obj, &wrt, 1) == IDL_ERR_INVALID_ARG);
+        /* taps: on the Conv's output (fused away: the plan is made again) and the Relu's */
+        tap_copy tb = { 0 }, tr = { 0 };
+        CHECK_OK(idl_session_set_tap(fo, "b", tap_copy_fn, &tb));
+        CHECK_OK(idl_session_set_tap(fo, "r", tap_copy_fn, &tr));
+        CHECK_OK(idl_session_forward(fo, in, NULL, 1));
+        const idl_tensor *b = idl_session_tensor(full, "b"), *r = idl_session_tensor(full, "r");
+        yf = idl_session_output(fo, 0);
+        CHECK(tb.calls == 1 && tr.calls == 1 && b && r);
+        CHECK(tb.v && tb.n == idl_tensor_numel(b) &&
+              !memcmp(tb.v, b->data, sizeof(float) * (size_t)tb.n));
+        CHECK(tr.v && tr.n == idl_tensor_numel(r) &&
+              !memcmp(tr.v, r->data, sizeof(float) * (size_t)tr.n));
+        float lo = 0;
+        for (int64_t i = 0; tb.v && i < tb.n; i++)
+            lo = tb.v[i] < lo ? tb.v[i] : lo;
+        CHECK_MSG(lo < 0, "the tap on the Conv's output saw no negative value (ReLU applied?)");
+        CHECK(yf && !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+        free(tb.v);
+        free(tr.v);
+        idl_session_free(full);
+        idl_session_free(fo);
+    }
+    free(xv);
+    idl_model_free(m);
+}
+
 /* The AVX2 op table (on CPUs that have it) against the portable one: same outputs and gradients,
  * to the bit (neither contracts into FMA, and the vector loops keep the scalar order). */
 static void test_op_tables(void) {
@@ -757,6 +831,7 @@ int main(void) {
     test_taps();
     test_layouts();
     test_winograd();
+    test_forward_only();
     test_op_tables();
     test_vmath();
     test_resume();

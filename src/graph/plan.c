@@ -96,6 +96,18 @@ idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_t
     return IDL_OK;
 }
 
+/* The value shown plain (a copy made on demand for a blocked one), whether or not it is kept. */
+static const idl_tensor *plain_value(idl_session *s, int v) {
+    idl__plan *p = s->plan;
+    idl__vlayout *L = p->lay[v];
+    if (!L) return &p->vals[v];
+    if (!L->plain_ok) {
+        if (idl__lay_copy(&s->be, L, p->vals[v].data, &L->plain, 1)) return NULL;
+        L->plain_ok = true;
+    }
+    return &L->plain;
+}
+
 const idl_tensor *idl__plan_value(idl_session *s, int v) {
     idl__plan *p = s->plan;
     if (p->in_arena && p->in_arena[v]) {
@@ -105,13 +117,7 @@ const idl_tensor *idl__plan_value(idl_session *s, int v) {
                    s->m->values[v].name);
         return NULL;
     }
-    idl__vlayout *L = p->lay[v];
-    if (!L) return &p->vals[v];
-    if (!L->plain_ok) {
-        if (idl__lay_copy(&s->be, L, p->vals[v].data, &L->plain, 1)) return NULL;
-        L->plain_ok = true;
-    }
-    return &L->plain;
+    return plain_value(s, v);
 }
 
 const idl_tensor *idl__plan_grad(idl_session *s, int v) {
@@ -140,6 +146,8 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p->down_node);
     idl__aligned_free(p->arena);
     idl__free(p->in_arena);
+    idl__free(p->alias_of);
+    idl__free(p->skip);
     idl__free(p->lay);
     idl__free(p->mds);
     idl__free(p->slot_plain);
@@ -204,7 +212,13 @@ static idl_status arena_layout(const idl_model *m, const idl__plan *p, size_t *o
             if (n->out[k] >= 0 && def[n->out[k]] < 0) def[n->out[k]] = i;
     }
     for (int i = 0; i < m->n_outputs; i++)
-        def[m->outputs[i]] = -1; /* graph outputs are kept */
+        def[m->outputs[i]] = -1;                  /* graph outputs are kept */
+    for (int v = 0; p->alias_of && v < nv; v++) { /* a fused value lives in its alias */
+        int y = p->alias_of[v];
+        if (y < 0) continue;
+        if (def[y] >= 0 && def[v] >= 0 && def[v] < def[y]) def[y] = def[v];
+        def[v] = -1;
+    }
     int n_it = 0;
     for (int v = 0; v < nv; v++) {
         if (def[v] < 0 || p->vconst[v] || m->values[v].kind == IDL__VAL_INIT) continue;
@@ -265,17 +279,73 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
         p->vals[v].flags &= ~IDL_TENSOR_OWNED;
         p->in_arena[v] = true;
     }
+    for (int v = 0; !st && v < m->n_values; v++) {
+        if (p->alias_of[v] < 0) continue;
+        p->vals[v].data = p->vals[p->alias_of[v]].data;
+        p->vals[v].flags &= ~IDL_TENSOR_OWNED;
+        p->in_arena[v] = true;
+    }
     p->bytes = used + total;
     if (!st) {
         uint64_t all = 0;
-        for (int v = 0; v < m->n_values; v++)
+        int fused = 0;
+        for (int v = 0; v < m->n_values; v++) {
             if (off[v] != SIZE_MAX) all += idl__tensor_bytes(&p->vals[v]);
+            fused += p->alias_of[v] >= 0;
+        }
         idl__log(IDL_LOG_DEBUG,
-                 "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB",
-                 (unsigned long long)(all >> 10), (unsigned long long)(total >> 10));
+                 "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB; "
+                 "%d Conv+Relu fused",
+                 (unsigned long long)(all >> 10), (unsigned long long)(total >> 10), fused);
     }
     idl__free(off);
     return st;
+}
+
+/* Conv+Relu fusion in forward-only plans. relu_reader[v] = the Relu node that is value v's only
+ * reader, when v is neither a graph output nor tapped (a tap must see the value before the ReLU);
+ * -1 otherwise. */
+static void fusable_relus(const idl_session *s, const bool *is_out, int *relu_reader) {
+    const idl_model *m = s->m;
+    int *readers = relu_reader; /* first: reader counts */
+    for (int v = 0; v < m->n_values; v++)
+        readers[v] = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] >= 0) readers[m->nodes[i].in[k]]++;
+    for (int v = 0; v < m->n_values; v++)
+        readers[v] = readers[v] == 1 && !is_out[v] ? -2 : -1; /* -2: one reader, to be found */
+    for (int t = 0; t < s->n_taps; t++)
+        if (s->taps[t].cb) relu_reader[s->taps[t].value] = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const idl__node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v < 0 || relu_reader[v] != -2) continue;
+            relu_reader[v] =
+                !strcmp(n->op_type, "Relu") && n->n_out >= 1 && n->out[0] >= 0 ? i : -1;
+        }
+    }
+    for (int v = 0; v < m->n_values; v++)
+        if (relu_reader[v] == -2) relu_reader[v] = -1;
+}
+
+/* After every node is prepared: each Conv that applied its Relu (fused_relu_done) writes straight
+ * into the Relu's output, whose node is then skipped, when both values are in the same layout;
+ * otherwise the Relu runs again on the already rectified values (a no-op in value). */
+static void fuse_relus(const idl_model *m, idl__plan *p, const int *relu_reader) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        const idl__op_ctx *c = &p->ctx[i];
+        if (!c->fused_relu_done || p->folded[i]) continue;
+        int x = m->nodes[i].out[0], j = relu_reader[x], y = m->nodes[j].out[0];
+        const idl__vlayout *lx = p->lay[x], *ly = p->lay[y];
+        if ((lx == NULL) != (ly == NULL) || (lx && !dnnl_memory_desc_equal(&lx->md, &ly->md)) ||
+            p->vals[x].dtype != p->vals[y].dtype ||
+            idl__tensor_bytes(&p->vals[x]) != idl__tensor_bytes(&p->vals[y]) || p->folded[j])
+            continue;
+        p->alias_of[x] = y;
+        p->skip[j] = true;
+    }
 }
 
 bool idl__shape_like_input(const idl_tensor *t) {
@@ -336,6 +406,19 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
     for (int i = 0; i < m->n_outputs; i++)
         is_out[m->outputs[i]] = true; /* graph outputs stay plain */
     idl_status st = IDL_OK;
+    int *relu_reader = NULL; /* per value: the Relu node that is its only reader, or -1 */
+    if (fwd_only) {
+        p->alias_of = idl__malloc(sizeof(int) * nv);
+        p->skip = idl__calloc(nn, sizeof(bool));
+        relu_reader = idl__malloc(sizeof(int) * nv);
+        if (!p->alias_of || !p->skip || !relu_reader) {
+            st = idl__error(IDL_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        fusable_relus(s, is_out, relu_reader);
+        for (size_t v = 0; v < nv; v++)
+            p->alias_of[v] = -1;
+    }
     for (int v = 0; v < m->n_values; v++) {
         const idl__value *x = &m->values[v];
         if (x->kind == IDL__VAL_INIT) {
@@ -403,6 +486,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
         c->out_blk_ok = 0;
         for (int k = 0; lay_op && k < n->n_out && k < 32; k++)
             if (n->out[k] >= 0 && !is_out[n->out[k]]) c->out_blk_ok |= 1u << k;
+        c->fuse_relu =
+            relu_reader && !strcmp(n->op_type, "Conv") && !all_const && relu_reader[n->out[0]] >= 0;
         /* no single allocation of prepare may exceed what is left of the budget */
         uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);
         st = def->prepare(c);
@@ -472,13 +557,16 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
                 if (n->out[k] >= 0) p->vconst[n->out[k]] = true;
         }
     }
+    if (fwd_only) fuse_relus(m, p, relu_reader);
     if (fwd_only && (st = arena_alloc(m, p, budget, used))) goto fail;
     if (!fwd_only) p->bytes = used;
     idl__free(is_out);
+    idl__free(relu_reader);
     *out = p;
     return IDL_OK;
 fail:
     idl__free(is_out);
+    idl__free(relu_reader);
     idl__plan_free(p);
     return st;
 }
@@ -491,7 +579,7 @@ static idl_status run_taps(idl_session *s, int v) {
     for (int t = 0; t < s->n_taps; t++)
         any = any || (s->taps[t].value == v && s->taps[t].cb);
     if (!any) return IDL_OK;
-    idl_tensor *t = L ? (idl_tensor *)idl__plan_value(s, v) : &p->vals[v];
+    idl_tensor *t = L ? (idl_tensor *)plain_value(s, v) : &p->vals[v];
     if (!t) return idl__error_prefix(IDL_ERR_NOMEM, "tap on '%s': ", s->m->values[v].name);
     for (int k = 0; k < s->n_taps; k++)
         if (s->taps[k].value == v && s->taps[k].cb)
@@ -507,7 +595,7 @@ static idl_status run_node(idl_session *s, int i) {
     idl__op_ctx *c = &p->ctx[i];
     const idl__node *n = &s->m->nodes[i];
     idl_status st;
-    idl__ops[n->op]->forward(c);
+    if (!p->skip || !p->skip[i]) idl__ops[n->op]->forward(c);
     for (int k = 0; k < c->n_out; k++) {
         idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
         if (!L) continue;

@@ -498,6 +498,27 @@ static idl_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engi
     return idl__dnnl_check(dnnl_primitive_desc_create(pd, desc, NULL, eng, hint), what);
 }
 
+/* The forward primitive's attributes: a fused Relu (forward-only plans, op.h fuse_relu) as an
+ * eltwise post-op; *attr stays NULL without one. */
+static idl_status fwd_attr(const idl__op_ctx *c, dnnl_primitive_attr_t *attr) {
+    *attr = NULL;
+    if (!c->fuse_relu) return IDL_OK;
+    dnnl_post_ops_t po = NULL;
+    idl_status st = idl__dnnl_check(dnnl_post_ops_create(&po), "post_ops_create");
+    if (!st)
+        st = idl__dnnl_check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f),
+                             "post_ops_append_eltwise");
+    if (!st) st = idl__dnnl_check(dnnl_primitive_attr_create(attr), "primitive_attr_create");
+    if (!st) st = idl__dnnl_check(dnnl_primitive_attr_set_post_ops(*attr, po), "set_post_ops");
+    if (po) dnnl_post_ops_destroy(po);
+    return st;
+}
+
+static idl_status make_fwd_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
+                              const_dnnl_primitive_attr_t attr) {
+    return idl__dnnl_check(dnnl_primitive_desc_create(pd, desc, attr, eng, NULL), "convolution");
+}
+
 /* Winograd instead of oneDNN's direct kernel (winograd.h): a 2-D 3x3 convolution, stride and
  * dilation 1, one group, padding before of 0..2, constant weights, activations in and out in the
  * nChw8c layout (input channels a multiple of 8, output channels of 16), on an AVX2+FMA CPU, unless
@@ -538,6 +559,8 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     if (!st) st = idl__scratch_reserve(s->pool, 0, idl__wino_v_bytes(&s->wf));
     if (!st) st = idl__scratch_reserve(s->pool, 1, idl__wino_m_bytes(&s->wf));
     if (st) return st;
+    s->wf.relu = c->fuse_relu;
+    c->fused_relu_done = c->fuse_relu;
     s->wino_f = s->blocked = true;
     s->usrc = *in_blk;
     c->out_md[0] = &s->udst;
@@ -573,23 +596,26 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     s->blocked = in_blk || (c->out_blk_ok & 1u) || choose_blocked(&g);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_memory_desc_t any_dst;
     act_md(&any_dst, &g, true, true);
+    if ((st = fwd_attr(c, &attr))) return st;
     st = in_blk ? idl__dnnl_check(fwd_desc_md(&cd, &g, dnnl_forward_inference, in_blk, &any_dst),
                                   "convolution descriptor")
                 : IDL_ERR_UNSUPPORTED;
-    if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
+    if (!st) st = make_fwd_pd(&pd, &cd, eng, attr);
     if (st) {
         st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, s->blocked),
                              "convolution descriptor");
-        if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
+        if (!st) st = make_fwd_pd(&pd, &cd, eng, attr);
         if (st && s->blocked) { /* no implementation for the blocked layout: try plain */
             s->blocked = false;
             st = idl__dnnl_check(fwd_desc(&cd, &g, dnnl_forward_inference, false),
                                  "convolution descriptor");
-            if (!st) st = make_pd(&pd, &cd, eng, NULL, "convolution");
+            if (!st) st = make_fwd_pd(&pd, &cd, eng, attr);
         }
     }
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st) return st;
     dnnl_memory_desc_t u_wei, u_bias;
     act_md(&s->usrc, &g, false, false);
@@ -616,6 +642,7 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->fwd, pd), "convolution primitive");
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
+    c->fused_relu_done = c->fuse_relu;
     if (c->in_const[1]) { /* constant weights: reorder once, here */
         port_in(c->be, &s->f_wei, c->in[1]->data);
         s->wei_static = true;

@@ -46,6 +46,11 @@ typedef struct idl__op_ctx {
     const dnnl_memory_desc_t **in_md;
     const dnnl_memory_desc_t **out_md;
     unsigned out_blk_ok;
+    /* Forward-only plans: set before prepare when output 0's only reader is a Relu. An op that
+     * can applies max(., 0) to output 0 as it writes it and sets fused_relu_done; the planner then
+     * skips that Relu (its output shares output 0's memory), or runs it (ReLU is idempotent). */
+    bool fuse_relu;
+    bool fused_relu_done;
 } idl__op_ctx;
 
 /* Whether backward may overwrite din[k] (it is zero and nothing else adds into it). */

@@ -56,7 +56,11 @@ typedef struct idl__plan {
      * idl__arena_layout), so only graph inputs, outputs and folded values outlive a pass */
     bool fwd_only;
     void *arena;
-    bool *in_arena; /* per value: its data lies in the arena */
+    bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
+    /* fused Conv+Relu (forward-only plans): the Conv writes max(., 0) straight into the Relu's
+     * output; alias_of[conv output] = the Relu's output value (-1: none), skip[relu node] */
+    int *alias_of;
+    bool *skip;
     uint64_t bytes; /* activation bytes the plan holds (the memory budget's measure) */
 } idl__plan;
 
