@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE
 #include "session/session_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -295,19 +296,44 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
         }
         idl__log(IDL_LOG_DEBUG,
                  "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB; "
-                 "%d Conv+Relu fused",
+                 "%d Conv+activation fused",
                  (unsigned long long)(all >> 10), (unsigned long long)(total >> 10), fused);
     }
     idl__free(off);
     return st;
 }
 
-/* Conv+Relu fusion in forward-only plans. relu_reader[v] = the Relu node that is value v's only
- * reader, when v is neither a graph output nor tapped (a tap must see the value before the ReLU);
- * -1 otherwise. */
-static void fusable_relus(const idl_session *s, const bool *is_out, int *relu_reader) {
+/* Node n clamps its input 0 to [lo, hi]: a Relu, or a Clip whose bounds are initializers or
+ * attributes (what a fused activation can take). */
+static bool act_bounds(const idl_model *m, const idl__node *n, float *lo, float *hi) {
+    *lo = 0.f;
+    *hi = INFINITY;
+    if (n->n_out < 1 || n->out[0] < 0) return false;
+    if (!strcmp(n->op_type, "Relu")) return true;
+    if (strcmp(n->op_type, "Clip")) return false;
+    *lo = -INFINITY;
+    if (m->opset < 11) {
+        *lo = idl__attr_float(n, "min", -INFINITY);
+        *hi = idl__attr_float(n, "max", INFINITY);
+        return true;
+    }
+    for (int k = 1; k < n->n_in && k < 3; k++) {
+        if (n->in[k] < 0) continue;
+        const idl__value *b = &m->values[n->in[k]];
+        if (b->kind != IDL__VAL_INIT || b->init->dtype != IDL_DT_F32 ||
+            idl_tensor_numel(b->init) != 1)
+            return false;
+        *(k == 1 ? lo : hi) = *(const float *)b->init->data;
+    }
+    return true;
+}
+
+/* Conv+activation fusion in forward-only plans. act_reader[v] = the Relu or Clip node that is
+ * value v's only reader (as its input 0, see act_bounds), when v is neither a graph output nor
+ * tapped (a tap must see the value before the activation); -1 otherwise. */
+static void fusable_acts(const idl_session *s, const bool *is_out, int *act_reader) {
     const idl_model *m = s->m;
-    int *readers = relu_reader; /* first: reader counts */
+    int *readers = act_reader; /* first: reader counts */
     for (int v = 0; v < m->n_values; v++)
         readers[v] = 0;
     for (int i = 0; i < m->n_nodes; i++)
@@ -316,28 +342,29 @@ static void fusable_relus(const idl_session *s, const bool *is_out, int *relu_re
     for (int v = 0; v < m->n_values; v++)
         readers[v] = readers[v] == 1 && !is_out[v] ? -2 : -1; /* -2: one reader, to be found */
     for (int t = 0; t < s->n_taps; t++)
-        if (s->taps[t].cb) relu_reader[s->taps[t].value] = -1;
+        if (s->taps[t].cb) act_reader[s->taps[t].value] = -1;
     for (int i = 0; i < m->n_nodes; i++) {
         const idl__node *n = &m->nodes[i];
+        float lo, hi;
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
-            if (v < 0 || relu_reader[v] != -2) continue;
-            relu_reader[v] =
-                !strcmp(n->op_type, "Relu") && n->n_out >= 1 && n->out[0] >= 0 ? i : -1;
+            if (v < 0 || act_reader[v] != -2) continue;
+            act_reader[v] = k == 0 && act_bounds(m, n, &lo, &hi) ? i : -1;
         }
     }
     for (int v = 0; v < m->n_values; v++)
-        if (relu_reader[v] == -2) relu_reader[v] = -1;
+        if (act_reader[v] == -2) act_reader[v] = -1;
 }
 
-/* After every node is prepared: each Conv that applied its Relu (fused_relu_done) writes straight
- * into the Relu's output, whose node is then skipped, when both values are in the same layout;
- * otherwise the Relu runs again on the already rectified values (a no-op in value). */
-static void fuse_relus(const idl_model *m, idl__plan *p, const int *relu_reader) {
+/* After every node is prepared: each Conv that applied its activation (fused_act_done) writes
+ * straight into the activation's output, whose node is then skipped, when both values are in the
+ * same layout; otherwise the activation runs again on the already clamped values (a no-op in
+ * value). */
+static void fuse_acts(const idl_model *m, idl__plan *p, const int *act_reader) {
     for (int i = 0; i < m->n_nodes; i++) {
         const idl__op_ctx *c = &p->ctx[i];
-        if (!c->fused_relu_done || p->folded[i]) continue;
-        int x = m->nodes[i].out[0], j = relu_reader[x], y = m->nodes[j].out[0];
+        if (!c->fused_act_done || p->folded[i]) continue;
+        int x = m->nodes[i].out[0], j = act_reader[x], y = m->nodes[j].out[0];
         const idl__vlayout *lx = p->lay[x], *ly = p->lay[y];
         if ((lx == NULL) != (ly == NULL) || (lx && !dnnl_memory_desc_equal(&lx->md, &ly->md)) ||
             p->vals[x].dtype != p->vals[y].dtype ||
@@ -406,16 +433,16 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
     for (int i = 0; i < m->n_outputs; i++)
         is_out[m->outputs[i]] = true; /* graph outputs stay plain */
     idl_status st = IDL_OK;
-    int *relu_reader = NULL; /* per value: the Relu node that is its only reader, or -1 */
+    int *act_reader = NULL; /* per value: the activation node that is its only reader, or -1 */
     if (fwd_only) {
         p->alias_of = idl__malloc(sizeof(int) * nv);
         p->skip = idl__calloc(nn, sizeof(bool));
-        relu_reader = idl__malloc(sizeof(int) * nv);
-        if (!p->alias_of || !p->skip || !relu_reader) {
+        act_reader = idl__malloc(sizeof(int) * nv);
+        if (!p->alias_of || !p->skip || !act_reader) {
             st = idl__error(IDL_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        fusable_relus(s, is_out, relu_reader);
+        fusable_acts(s, is_out, act_reader);
         for (size_t v = 0; v < nv; v++)
             p->alias_of[v] = -1;
     }
@@ -486,8 +513,9 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
         c->out_blk_ok = 0;
         for (int k = 0; lay_op && k < n->n_out && k < 32; k++)
             if (n->out[k] >= 0 && !is_out[n->out[k]]) c->out_blk_ok |= 1u << k;
-        c->fuse_relu =
-            relu_reader && !strcmp(n->op_type, "Conv") && !all_const && relu_reader[n->out[0]] >= 0;
+        c->fuse_act = act_reader && !strcmp(n->op_type, "Conv") && !all_const &&
+                      act_reader[n->out[0]] >= 0 &&
+                      act_bounds(m, &m->nodes[act_reader[n->out[0]]], &c->fuse_lo, &c->fuse_hi);
         /* no single allocation of prepare may exceed what is left of the budget */
         uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);
         st = def->prepare(c);
@@ -557,16 +585,16 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
                 if (n->out[k] >= 0) p->vconst[n->out[k]] = true;
         }
     }
-    if (fwd_only) fuse_relus(m, p, relu_reader);
+    if (fwd_only) fuse_acts(m, p, act_reader);
     if (fwd_only && (st = arena_alloc(m, p, budget, used))) goto fail;
     if (!fwd_only) p->bytes = used;
     idl__free(is_out);
-    idl__free(relu_reader);
+    idl__free(act_reader);
     *out = p;
     return IDL_OK;
 fail:
     idl__free(is_out);
-    idl__free(relu_reader);
+    idl__free(act_reader);
     idl__plan_free(p);
     return st;
 }

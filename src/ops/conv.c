@@ -27,6 +27,7 @@
 #include "ops/op.h"
 #include "ops/winograd.h"
 
+#include <math.h>
 #include <string.h>
 
 #define MAX_SP 3
@@ -498,16 +499,19 @@ static idl_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engi
     return idl__dnnl_check(dnnl_primitive_desc_create(pd, desc, NULL, eng, hint), what);
 }
 
-/* The forward primitive's attributes: a fused Relu (forward-only plans, op.h fuse_relu) as an
- * eltwise post-op; *attr stays NULL without one. */
+/* The forward primitive's attributes: a fused Relu or Clip (forward-only plans, op.h fuse_act)
+ * as an eltwise post-op; *attr stays NULL without one. */
 static idl_status fwd_attr(const idl__op_ctx *c, dnnl_primitive_attr_t *attr) {
     *attr = NULL;
-    if (!c->fuse_relu) return IDL_OK;
+    if (!c->fuse_act) return IDL_OK;
+    bool relu = c->fuse_lo == 0.f && c->fuse_hi == INFINITY;
     dnnl_post_ops_t po = NULL;
     idl_status st = idl__dnnl_check(dnnl_post_ops_create(&po), "post_ops_create");
     if (!st)
-        st = idl__dnnl_check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f),
-                             "post_ops_append_eltwise");
+        st = idl__dnnl_check(
+            dnnl_post_ops_append_eltwise(po, 1.0f, relu ? dnnl_eltwise_relu : dnnl_eltwise_clip,
+                                         relu ? 0.f : c->fuse_lo, relu ? 0.f : c->fuse_hi),
+            "post_ops_append_eltwise");
     if (!st) st = idl__dnnl_check(dnnl_primitive_attr_create(attr), "primitive_attr_create");
     if (!st) st = idl__dnnl_check(dnnl_primitive_attr_set_post_ops(*attr, po), "set_post_ops");
     if (po) dnnl_post_ops_destroy(po);
@@ -559,8 +563,10 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     if (!st) st = idl__scratch_reserve(s->pool, 0, idl__wino_v_bytes(&s->wf));
     if (!st) st = idl__scratch_reserve(s->pool, 1, idl__wino_m_bytes(&s->wf));
     if (st) return st;
-    s->wf.relu = c->fuse_relu;
-    c->fused_relu_done = c->fuse_relu;
+    s->wf.act = c->fuse_act;
+    s->wf.lo = c->fuse_lo;
+    s->wf.hi = c->fuse_hi;
+    c->fused_act_done = c->fuse_act;
     s->wino_f = s->blocked = true;
     s->usrc = *in_blk;
     c->out_md[0] = &s->udst;
@@ -642,7 +648,7 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     if (!st) st = idl__dnnl_check(dnnl_primitive_create(&s->fwd, pd), "convolution primitive");
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
-    c->fused_relu_done = c->fuse_relu;
+    c->fused_act_done = c->fuse_act;
     if (c->in_const[1]) { /* constant weights: reorder once, here */
         port_in(c->be, &s->f_wei, c->in[1]->data);
         s->wei_static = true;

@@ -248,7 +248,9 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
                 float *p = dst + ((h0 + i) * OW + w0 + j) * 8;
                 __m256 v = _mm256_add_ps(o[i * 4 + j], b);
                 if (acc) v = _mm256_add_ps(v, _mm256_loadu_ps(p));
-                if (w->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+                if (w->act)
+                    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(w->lo)),
+                                      _mm256_set1_ps(w->hi));
                 _mm256_storeu_ps(p, v);
             }
     }

@@ -29,7 +29,9 @@ typedef struct idl__wino {
     int64_t T, T6;   /* tiles in the batch; rounded up to the 6 rows of the product kernel */
     int64_t mblk;    /* output channels per cache block of the products */
     float *U;        /* transformed kernels: [36][M/16][C][16] */
-    bool relu; /* the output transform applies max(., 0) (a fused Relu; not with accumulate) */
+    bool act;        /* the output transform clamps to [lo, hi] (a fused Relu or Clip; not with
+                        accumulate) */
+    float lo, hi;
 } idl__wino;
 
 bool idl__wino_available(void);

@@ -354,7 +354,7 @@ idl_status idl_session_set_tap(idl_session *s, const char *name, idl_tap_fn cb, 
     if (!s || !name) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     int v = idl__model_find(s->m, name);
     if (v < 0) return idl__unknown_tensor(s->m, name);
-    /* a plan that fused v away (a Conv+Relu of a forward-only plan) is made again, with v */
+    /* a plan that fused v away (a Conv+activation of a forward-only plan) is made again, with v */
     idl__plan **pl[2] = { &s->plan, &s->spare };
     for (int k = 0; k < 2 && cb; k++)
         if (*pl[k] && (*pl[k])->alias_of && (*pl[k])->alias_of[v] >= 0) {

@@ -57,8 +57,9 @@ typedef struct idl__plan {
     bool fwd_only;
     void *arena;
     bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
-    /* fused Conv+Relu (forward-only plans): the Conv writes max(., 0) straight into the Relu's
-     * output; alias_of[conv output] = the Relu's output value (-1: none), skip[relu node] */
+    /* fused Conv+activation (forward-only plans): the Conv writes the Relu or Clip straight into
+     * its output; alias_of[conv output] = the activation's output value (-1: none), skip[its node]
+     */
     int *alias_of;
     bool *skip;
     uint64_t bytes; /* activation bytes the plan holds (the memory budget's measure) */
