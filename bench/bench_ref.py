@@ -8,7 +8,8 @@ process, so it is that measurement's peak, imports and model included)
       ONNX Runtime (venv), CPU provider, intra_op_num_threads=T, inter_op 1, default graph
       optimisations; forward only (ONNX Runtime has no gradients).
   bench_ref.py torch NAME      [same options] [--mode fwd,grad]
-      PyTorch (Debian's 1.13), torchvision.models.NAME(weights=None) in eval mode,
+      PyTorch (Debian's 1.13), torchvision.models.NAME(weights=None) in eval mode (bert_base:
+      bert_encoder.py's module, input (N, 128, 768)),
       torch.set_num_threads(T), OMP_WAIT_POLICY=PASSIVE; fwd under torch.no_grad(), grad =
       forward + backward of the argmax probability (softmax) summed over the batch w.r.t. the
       input only (parameters do not require gradients), as interpretdl-bench does.
@@ -61,10 +62,11 @@ def bench_ort(a):
     so.log_severity_level = 3
     sess = ort.InferenceSession(a.target, so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
+    shape = tuple(sess.get_inputs()[0].shape[1:])  # the sample's shape, as the model fixes it
     print("# onnxruntime %s, %d threads, %d warm-up + %d timed runs, median" % (
         ort.__version__, a.threads, a.warmup, a.runs))
     for b in a.batch:
-        x = inputs(b)
+        x = inputs(b, shape)
         if "fwd" in a.mode:
             report("fwd", b, timed(lambda: sess.run(None, {name: x}), a.runs, a.warmup))
 
@@ -73,14 +75,19 @@ def bench_torch(a):
     import torch
     import torchvision
     torch.set_num_threads(a.threads)
-    model = getattr(torchvision.models, a.target)(weights=None).eval()
+    shape = (3, 224, 224)
+    if a.target == "bert_base":
+        import bert_encoder
+        model, shape = bert_encoder.build(), bert_encoder.shape()
+    else:
+        model = getattr(torchvision.models, a.target)(weights=None).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     print("# torch %s, %d threads, OMP_WAIT_POLICY=%s, %d warm-up + %d timed runs, median" % (
         torch.__version__, torch.get_num_threads(), os.environ.get("OMP_WAIT_POLICY"), a.warmup,
         a.runs))
     for b in a.batch:
-        x = torch.from_numpy(inputs(b))
+        x = torch.from_numpy(inputs(b, shape))
 
         def fwd():
             with torch.no_grad():

@@ -4,7 +4,7 @@
 # threads, one process per (side, mode, batch) so that each line's peak resident memory is that
 # measurement's own; then a table per model with times, ratios, GFLOP/s and peak MiB.
 #   BUILD_DIR/bench/interpretdl-bench must be built (IDL_BUILD_BENCH, on by default).
-#   Models (IDL_BENCH_MODELS, default resnet50,mobilenet_v2,vit_b_16; random weights):
+#   Models (IDL_BENCH_MODELS, default resnet50,mobilenet_v2,vit_b_16,bert_base; random weights):
 #     resnet50  BUILD_DIR/models/resnet50/model.onnx, exported with
 #               tests/reference/make_torchvision.py when missing (Debian's python3-torch);
 #               8.2 GFLOP per image forward
@@ -14,6 +14,11 @@
 #               35.1 GFLOP per image forward. PyTorch runs it with Debian's OpenBLAS unpacked
 #               into BUILD_DIR/bench/openblas when run_attn_bench.sh fetched it (the netlib BLAS
 #               otherwise: ~16 s a forward).
+#     bert_base  BUILD_DIR/models/bert_base/model.onnx, a BERT-base-sized encoder (12 layers of
+#               768, 12 heads, MLP 3072) from its embeddings (N, 128, 768), exported by
+#               bench/bert_encoder.py when missing; 22.3 GFLOP per sequence forward. PyTorch
+#               runs the same module with OpenBLAS as for vit_b_16.
+#   Our forward runs on a forward_only session (interpretdl-bench), the inference path.
 #   ONNX Runtime: the venv of tests/reference/setup_venv.sh (IDL_VENV, default BUILD_DIR/venv;
 #   made when missing). Environment: IDL_BENCH_THREADS (2), IDL_BENCH_RUNS (10),
 #   IDL_BENCH_WARMUP (2), IDL_BENCH_BATCH (1,8), IDL_BENCH_MODES (fwd,grad). Every process runs
@@ -32,7 +37,7 @@ RUNS=${IDL_BENCH_RUNS:-10}
 WARMUP=${IDL_BENCH_WARMUP:-2}
 BATCH=${IDL_BENCH_BATCH:-1,8}
 MODES=${IDL_BENCH_MODES:-fwd,grad}
-MODELS=${IDL_BENCH_MODELS:-resnet50,mobilenet_v2,vit_b_16}
+MODELS=${IDL_BENCH_MODELS:-resnet50,mobilenet_v2,vit_b_16,bert_base}
 BENCH=$BUILD/bench/interpretdl-bench
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 
@@ -47,10 +52,18 @@ for model in ${MODELS//,/ }; do
         resnet50) gflop=8.2 ;;
         mobilenet_v2) gflop=0.6 ;;
         vit_b_16) gflop=35.1 ;;
-        *) echo "run_bench: unknown model $model (resnet50, mobilenet_v2, vit_b_16)" >&2; exit 2 ;;
+        bert_base) gflop=22.3 ;;
+        *)
+            echo "run_bench: unknown model $model (resnet50, mobilenet_v2, vit_b_16, bert_base)" >&2
+            exit 2
+            ;;
     esac
     onnx=$BUILD/models/$model/model.onnx
-    if [ ! -f "$onnx" ] && [ "$model" != vit_b_16 ]; then
+    if [ ! -f "$onnx" ] && [ "$model" = bert_base ]; then
+        echo "run_bench: exporting $model to $onnx"
+        mkdir -p "$(dirname "$onnx")"
+        "$SYSPY" "$HERE/bert_encoder.py" "$onnx"
+    elif [ ! -f "$onnx" ] && [ "$model" != vit_b_16 ]; then
         echo "run_bench: exporting $model to $onnx"
         "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models "$model"
     fi
@@ -59,7 +72,7 @@ for model in ${MODELS//,/ }; do
         continue
     fi
     TORCH_ENV=()
-    if [ "$model" = vit_b_16 ] && [ -f "$OBLIB/libblas.so.3" ]; then
+    if { [ "$model" = vit_b_16 ] || [ "$model" = bert_base ]; } && [ -f "$OBLIB/libblas.so.3" ]; then
         TORCH_ENV=(LD_LIBRARY_PATH="$OBLIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
     fi
     OUT=$BUILD/bench/results/$model

@@ -527,7 +527,7 @@ static void test_layouts(void) {
  * (whose gradient then accumulates instead of being written): GlobalAveragePool -> Gemm, added. */
 static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool two_paths) {
     tb_model *b = tb_new(13);
-    tb_input(b, "x", IDL_DT_F32, 4, (int64_t[]){ 2, 8, H, W });
+    tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 8, H, W }); /* free batch */
     uint32_t seed = 5;
     static float w0[16 * 8], w1[32 * 16 * 9], b1[32], wg[5 * 32], wa[5 * 16];
     for (size_t i = 0; i < sizeof w0 / sizeof *w0; i++)
@@ -698,6 +698,28 @@ static void test_forward_only(void) {
         CHECK(yf && !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
         free(tb.v);
         free(tr.v);
+        /* a method's forward-only packs (occlusion, 16 rows a pass on a forward-only plan) give
+         * what packs of the clean pass's batch on the full plan give, and leave the session
+         * usable for a backward */
+        idl_explain_request rq = idl_explain_request_default();
+        rq.inputs = in;
+        rq.n_inputs = 1;
+        rq.objective = IDL_OBJ_LOGIT;
+        const char *set[] = { "window=4,4", "stride=4,4" };
+        idl_explanation e[2];
+        for (int j = 0; j < 2; j++) {
+            rq.internal_batch = j ? 2 : 0;
+            CHECK_OK(idl_explain(full, "occlusion", &rq, set, 2, &e[j]));
+            /* the packs ran on a forward-only plan, the clean pass's plan kept as the spare */
+            if (!j) CHECK(full->plan->fwd_only && full->spare && !full->spare->fwd_only);
+        }
+        CHECK(e[0].passes == e[1].passes && e[0].passes == 2 + 2 * 25);
+        float d = max_rel_diff(e[0].attribution, e[1].attribution);
+        CHECK_MSG(d < 1e-5f, "occlusion on forward-only packs differs by %g", (double)d);
+        for (int j = 0; j < 2; j++)
+            idl_explanation_clear(&e[j]);
+        CHECK_OK(idl_session_forward(full, in, NULL, 1));
+        CHECK_OK(idl_session_backward(full, &obj, &wrt, 1));
         idl_session_free(full);
         idl_session_free(fo);
     }

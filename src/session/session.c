@@ -302,7 +302,10 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
         return idl__error(IDL_ERR_INVALID_ARG, "backward needs a forward pass first");
     if (s->plan->fwd_only)
         return idl__error(IDL_ERR_INVALID_ARG,
-                          "the session is forward_only: its passes keep no values for a backward");
+                          "the last forward ran on a forward-only plan (session option "
+                          "forward_only, or an explanation method's forward-only passes), which "
+                          "keeps no values for a backward%s",
+                          s->opts.forward_only ? "" : ": run the forward again");
     clear_backward(s);
     s->wrt = idl__calloc((size_t)n_wrt + 1, sizeof(int));
     if (!s->wrt) return idl__error(IDL_ERR_NOMEM, "out of memory");
