@@ -28,6 +28,7 @@ static const char *USAGE =
     "  run MODEL --input x.npy [--input name=y.npy]... --out y.npy [--out NAME=z.npy]...\n"
     "                                       forward pass; inputs by position or name=file;\n"
     "                                       --out FILE writes output 0, NAME=FILE a named tensor\n"
+    "                                       (outputs only: intermediate values share memory)\n"
     "  grad MODEL --input x.npy [--target K[,K...]|top1] [--objective "
     "logit|probability|log_probability]\n"
     "       [--seed s.npy] [--wrt input|TENSOR]... --out g.npy\n"
@@ -425,13 +426,19 @@ static int load_inputs(const args *a, const idl_model *m, idl_tensor **t, const 
     return 0;
 }
 
-static int open_model(const args *a, idl_model **m, idl_session **s) {
+/* forward_only: the session's passes keep only inputs, outputs and constants (session.h) */
+static int open_model_opts(const args *a, bool forward_only, idl_model **m, idl_session **s) {
     if (idl_model_load(a->model, NULL, m)) return cli_runtime_error("cannot load model");
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = a->threads;
     so.max_memory = (uint64_t)a->max_memory_mib << 20;
+    so.forward_only = forward_only;
     if (idl_session_new(*m, &so, s)) return cli_runtime_error("cannot run model");
     return 0;
+}
+
+static int open_model(const args *a, idl_model **m, idl_session **s) {
+    return open_model_opts(a, false, m, s);
 }
 
 static void print_summary(const char *label, const idl_tensor *t) {
@@ -460,7 +467,12 @@ static int cmd_run(const args *a) {
     idl_session *s = NULL;
     idl_tensor *in[MAX_ARGS] = { 0 };
     const char *names[MAX_ARGS];
-    int named = 0, rc = open_model(a, &m, &s);
+    /* graph outputs only: the inference path (a forward-only plan: intermediate values share
+     * memory); a named tensor keeps every value */
+    bool outputs_only = true;
+    for (int i = 0; i < a->n_outs; i++)
+        outputs_only = outputs_only && !strchr(a->outs[i], '=');
+    int named = 0, rc = open_model_opts(a, outputs_only, &m, &s);
     if (!rc) rc = load_inputs(a, m, in, names, &named);
     if (!rc && a->n_outs == 0) rc = cli_usage_error("%s", "missing --out");
     if (!rc &&
