@@ -67,24 +67,32 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->U = idl__aligned_alloc_raw(bytes); /* every element is written below */
     if (!w->U)
         return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
-    /* U[x][m/16][c][m%16]: the 16 output channels of a block are written side by side, so each
-     * store of the 36 planes fills a run instead of a scattered line (plan time, once a layer) */
+    /* U[x][m/16][c][m%16], built 32 input channels at a time in a buffer and copied out as one
+     * run of 2 KiB per plane: plan time, but 4x the weights, so the stores must stream */
+    enum { CB = 32 };
     idl__wino *wc = w;
 #pragma omp parallel for schedule(static) if (MP * C > 256)
     for (int64_t b = 0; b < MP; b++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t mi = 0; mi < 16; mi++) {
-                int64_t m = b * 16 + mi;
-                double g[9], t[18], u[36];
-                for (int a = 0; a < 9; a++)
-                    g[a] = wt[(m * C + c) * 9 + a];
-                for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
-                    g6(g + a * 3, 1, t + a * 6, 1);
-                for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
-                    g6(t + j, 6, u + j, 6);
-                for (int x = 0; x < 36; x++)
-                    wc->U[((x * MP + b) * C + c) * 16 + mi] = (float)u[x];
-            }
+        for (int64_t c0 = 0; c0 < C; c0 += CB) {
+            float tmp[36][CB][16];
+            int64_t cn = IDL_MIN(CB, C - c0);
+            for (int64_t ci = 0; ci < cn; ci++)
+                for (int64_t mi = 0; mi < 16; mi++) {
+                    int64_t m = b * 16 + mi, c = c0 + ci;
+                    double g[9], t[18], u[36];
+                    for (int a = 0; a < 9; a++)
+                        g[a] = wt[(m * C + c) * 9 + a];
+                    for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
+                        g6(g + a * 3, 1, t + a * 6, 1);
+                    for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
+                        g6(t + j, 6, u + j, 6);
+                    for (int x = 0; x < 36; x++)
+                        tmp[x][ci][mi] = (float)u[x];
+                }
+            for (int x = 0; x < 36; x++)
+                memcpy(wc->U + ((x * MP + b) * C + c0) * 16, tmp[x],
+                       sizeof(float) * 16 * (size_t)cn);
+        }
     return IDL_OK;
 }
 
