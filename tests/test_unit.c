@@ -645,6 +645,81 @@ static void tap_copy_fn(const char *name, idl_tensor *t, void *user) {
     if (c->v) memcpy(c->v, t->data, (size_t)c->n * sizeof(float));
 }
 
+/* x -> 1x1 Conv -> Add(., x) -> Relu -> 3x3 Conv -> Clip(0.05, 0.3) -> pooled classifier: the
+ * activations a forward-only plan fuses into an Add and a Conv */
+static idl_model *fuse_model(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 8, 12, 12 });
+    uint32_t seed = 9;
+    static float w0[8 * 8], w1[8 * 8 * 9], wg[3 * 8];
+    for (size_t i = 0; i < sizeof w0 / sizeof *w0; i++)
+        w0[i] = 0.5f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
+        w1[i] = 0.2f * tb_frand(&seed);
+    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
+        wg[i] = tb_frand(&seed);
+    tb_init_f32(b, "w0", 4, (int64_t[]){ 8, 8, 1, 1 }, w0);
+    tb_init_f32(b, "w1", 4, (int64_t[]){ 8, 8, 3, 3 }, w1);
+    tb_init_f32(b, "wg", 2, (int64_t[]){ 3, 8 }, wg);
+    tb_init_f32(b, "lo", 0, NULL, (const float[]){ 0.05f });
+    tb_init_f32(b, "hi", 0, NULL, (const float[]){ 0.3f });
+    tb_node(b, "Conv", "x,w0", "a");
+    tb_node(b, "Add", "a,x", "s");
+    tb_node(b, "Relu", "s", "r");
+    tb_node(b, "Conv", "r,w1", "c");
+    tb_attr_ints(b, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
+    tb_node(b, "Clip", "c,lo,hi", "k");
+    tb_node(b, "GlobalAveragePool", "k", "g");
+    tb_node(b, "Flatten", "g", "f");
+    tb_node(b, "Gemm", "f,wg", "y");
+    tb_attr_int(b, "transB", 1);
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+/* Add+Relu and Conv+Clip fused in a forward-only plan: both activation nodes skipped, the output
+ * equal to the full session's to the bit. */
+static void test_forward_only_fusions(void) {
+    idl_model *m = fuse_model();
+    CHECK(m != NULL);
+    if (!m) return;
+    int64_t n = 3 * 8 * 12 * 12;
+    float *xv = malloc((size_t)n * sizeof *xv);
+    uint32_t seed = 31;
+    for (int64_t i = 0; xv && i < n; i++)
+        xv[i] = tb_frand(&seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 3, 8, 12, 12 }, xv);
+    const idl_tensor *in[1] = { &x };
+    idl_session *full = NULL, *fo = NULL;
+    idl_session_opts o = idl_session_opts_default();
+    CHECK_OK(idl_session_new(m, &o, &full));
+    o.forward_only = 1;
+    CHECK_OK(idl_session_new(m, &o, &fo));
+    CHECK_OK(idl_session_forward(full, in, NULL, 1));
+    CHECK_OK(idl_session_forward(fo, in, NULL, 1));
+    const idl_tensor *y = idl_session_output(full, 0), *yf = idl_session_output(fo, 0);
+    CHECK(y && yf && !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+    int skipped = 0;
+    for (int i = 0; fo->plan && fo->plan->skip && i < fo->plan->n_nodes; i++)
+        skipped += fo->plan->skip[i];
+    CHECK_MSG(skipped == 2, "%d activation nodes skipped, 2 expected (Relu after Add, Clip)",
+              skipped);
+    /* the Clip really clamps (some values at each bound), so a fusion that dropped it shows */
+    const idl_tensor *k = idl_session_tensor(full, "k");
+    int at_lo = 0, at_hi = 0;
+    for (int64_t i = 0; k && i < idl_tensor_numel(k); i++) {
+        at_lo += ((const float *)k->data)[i] == 0.05f;
+        at_hi += ((const float *)k->data)[i] == 0.3f;
+    }
+    CHECK(at_lo > 0 && at_hi > 0);
+    idl_session_free(full);
+    idl_session_free(fo);
+    free(xv);
+    idl_model_free(m);
+}
+
 /* forward_only sessions (an arena shared by lifetimes; Conv+Relu fused, through oneDNN's post-op
  * and through the Winograd output transform) against sessions that keep every value: the same
  * output to the bit; intermediate values unreadable, backward refused; a tap on the fused Conv's
@@ -854,6 +929,7 @@ int main(void) {
     test_layouts();
     test_winograd();
     test_forward_only();
+    test_forward_only_fusions();
     test_op_tables();
     test_vmath();
     test_resume();

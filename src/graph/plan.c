@@ -296,7 +296,7 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
         }
         idl__log(IDL_LOG_DEBUG,
                  "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB; "
-                 "%d Conv+activation fused",
+                 "%d activations fused into the Conv or Add before them",
                  (unsigned long long)(all >> 10), (unsigned long long)(total >> 10), fused);
     }
     idl__free(off);
@@ -513,8 +513,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
         c->out_blk_ok = 0;
         for (int k = 0; lay_op && k < n->n_out && k < 32; k++)
             if (n->out[k] >= 0 && !is_out[n->out[k]]) c->out_blk_ok |= 1u << k;
-        c->fuse_act = act_reader && !strcmp(n->op_type, "Conv") && !all_const &&
-                      act_reader[n->out[0]] >= 0 &&
+        c->fuse_act = act_reader && (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Add")) &&
+                      !all_const && act_reader[n->out[0]] >= 0 &&
                       act_bounds(m, &m->nodes[act_reader[n->out[0]]], &c->fuse_lo, &c->fuse_hi);
         /* no single allocation of prepare may exceed what is left of the budget */
         uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);

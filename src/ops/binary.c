@@ -496,6 +496,8 @@ typedef struct bin_state {
     size_t esz[2], ey;
     bool full[2]; /* operand k is not broadcast (as many elements as y) */
     idl_dtype tb; /* exponent type (Pow) */
+    bool act; /* a fused Relu or Clip (op.h fuse_act): Add of two float32 operands of y's size */
+    float lo, hi;
 } bin_state;
 
 /* Shape of b as the output's broadcasting sees it. Before opset 7, b broadcasts to a only when
@@ -569,11 +571,40 @@ static idl_status bin_prepare(idl__op_ctx *c, bop op) {
     idl__set_out(c->out[0], dy, nd, shp);
     /* blocked operands of the output's shape (or a blocked one and a scalar) keep their layout */
     idl__layout_same(c, idl_tensor_numel(b) == 1 && !idl__same_shape(b, c->out[0]) ? 1 : 2);
+    if (c->fuse_act && op == B_ADD && a->dtype == IDL_DT_F32 && s->full[0] && s->full[1]) {
+        s->act = c->fused_act_done = true;
+        s->lo = c->fuse_lo;
+        s->hi = c->fuse_hi;
+    }
     return IDL_OK;
+}
+
+/* y = act(a + b), element by element (operands and output in one layout): the Relu as the Relu op
+ * computes it, a Clip as clamp */
+static void add_act(const bin_state *s, const float *a, const float *b, float *y, int64_t n) {
+    const float lo = s->lo, hi = s->hi;
+    if (lo == 0.f && hi == INFINITY) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t i = 0; i < n; i++) {
+            float v = a[i] + b[i];
+            y[i] = v > 0 ? v : 0.0f;
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        v = v < lo ? lo : v;
+        y[i] = v > hi ? hi : v;
+    }
 }
 
 static void bin_forward(idl__op_ctx *c) {
     const bin_state *s = c->state;
+    if (s->act) {
+        add_act(s, c->in[0]->data, c->in[1]->data, c->out[0]->data, idl_tensor_numel(c->out[0]));
+        return;
+    }
     const void *src[2] = { c->in[0]->data, c->in[1]->data };
     iter_run(&s->it, src, s->esz, c->out[0]->data, s->ey, s->fn);
 }

@@ -46,10 +46,10 @@ typedef struct idl__op_ctx {
     const dnnl_memory_desc_t **in_md;
     const dnnl_memory_desc_t **out_md;
     unsigned out_blk_ok;
-    /* Forward-only plans: set before prepare when output 0's only reader is a Relu, or a Clip
-     * with constant bounds: max(., 0), or min(max(., fuse_lo), fuse_hi). An op that can applies it
-     * to output 0 as it writes it and sets fused_act_done; the planner then skips that node (its
-     * output shares output 0's memory), or runs it (both are idempotent). */
+    /* Forward-only plans (Conv, Add): set before prepare when output 0's only reader is a Relu, or
+     * a Clip with constant bounds: max(., 0), or min(max(., fuse_lo), fuse_hi). An op that can
+     * applies it to output 0 as it writes it and sets fused_act_done; the planner then skips that
+     * node (its output shares output 0's memory), or runs it (both are idempotent). */
     bool fuse_act;
     bool fused_act_done;
     float fuse_lo, fuse_hi;

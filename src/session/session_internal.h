@@ -57,7 +57,7 @@ typedef struct idl__plan {
     bool fwd_only;
     void *arena;
     bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
-    /* fused Conv+activation (forward-only plans): the Conv writes the Relu or Clip straight into
+    /* fused activations (forward-only plans): a Conv or Add writes the Relu or Clip straight into
      * its output; alias_of[conv output] = the activation's output value (-1: none), skip[its node]
      */
     int *alias_of;
