@@ -275,6 +275,11 @@ float tb_frand(uint32_t *s) {
     return (float)(*s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
 }
 
+void tb_frand_fill(float *a, size_t n, float scale, uint32_t *s) {
+    for (size_t i = 0; a && i < n; i++)
+        a[i] = scale * tb_frand(s);
+}
+
 idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const float *w,
                            const float *b) {
     tb_model *t = tb_new(13);

@@ -47,6 +47,8 @@ idl_model *tb_load(tb_model *b);
 
 /* A uniform number in [-1, 1) from a linear congruential state (test data). */
 float tb_frand(uint32_t *s);
+/* a[0..n) = scale * tb_frand(s), in order (nothing when a is NULL). */
+void tb_frand_fill(float *a, size_t n, float scale, uint32_t *s);
 /* The linear image model y = W flatten(x) + B: input "x" (N free, C, H, W), output "y" (N, K);
  * W (K, C * H * W) and B (K) are copied. */
 idl_model *tb_linear_model(int64_t C, int64_t H, int64_t W, int64_t K, const float *w,

@@ -392,20 +392,13 @@ static idl_model *layout_model(void) {
     uint32_t seed = 7;
     float w1[16 * 3 * 9], b1[16], w2[16 * 16 * 9], w3[16 * 16], w4[16 * 16], wg[5 * 16], bg[5];
     float half = 0.5f;
-    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
-        w1[i] = 0.4f * tb_frand(&seed);
-    for (int i = 0; i < 16; i++)
-        b1[i] = 0.1f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof w2 / sizeof *w2; i++)
-        w2[i] = 0.15f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof w3 / sizeof *w3; i++)
-        w3[i] = 0.3f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof w4 / sizeof *w4; i++)
-        w4[i] = 0.3f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
-        wg[i] = tb_frand(&seed);
-    for (int i = 0; i < 5; i++)
-        bg[i] = 0.1f * tb_frand(&seed);
+    tb_frand_fill(w1, sizeof w1 / sizeof *w1, 0.4f, &seed);
+    tb_frand_fill(b1, 16, 0.1f, &seed);
+    tb_frand_fill(w2, sizeof w2 / sizeof *w2, 0.15f, &seed);
+    tb_frand_fill(w3, sizeof w3 / sizeof *w3, 0.3f, &seed);
+    tb_frand_fill(w4, sizeof w4 / sizeof *w4, 0.3f, &seed);
+    tb_frand_fill(wg, sizeof wg / sizeof *wg, 1.0f, &seed);
+    tb_frand_fill(bg, 5, 0.1f, &seed);
     tb_init_f32(b, "w1", 4, (int64_t[]){ 16, 3, 3, 3 }, w1);
     tb_init_f32(b, "b1", 1, (int64_t[]){ 16 }, b1);
     tb_init_f32(b, "w2", 4, (int64_t[]){ 16, 16, 3, 3 }, w2);
@@ -467,8 +460,7 @@ static void test_layouts(void) {
     CHECK_OK(idl_session_new(m, &o, &s[1]));
     float xv[2 * 3 * 144];
     uint32_t seed = 3;
-    for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
-        xv[i] = tb_frand(&seed);
+    tb_frand_fill(xv, sizeof xv / sizeof *xv, 1.0f, &seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
     const idl_tensor *in[1] = { &x };
     const char *names[] = { "c1", "r1",  "c2", "a1", "r2", "i2", "mp",
@@ -530,16 +522,11 @@ static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool t
     tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 8, H, W }); /* free batch */
     uint32_t seed = 5;
     static float w0[16 * 8], w1[32 * 16 * 9], b1[32], wg[5 * 32], wa[5 * 16];
-    for (size_t i = 0; i < sizeof w0 / sizeof *w0; i++)
-        w0[i] = 0.4f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
-        w1[i] = 0.2f * tb_frand(&seed);
-    for (int i = 0; i < 32; i++)
-        b1[i] = 0.1f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
-        wg[i] = tb_frand(&seed);
-    for (size_t i = 0; i < sizeof wa / sizeof *wa; i++)
-        wa[i] = tb_frand(&seed);
+    tb_frand_fill(w0, sizeof w0 / sizeof *w0, 0.4f, &seed);
+    tb_frand_fill(w1, sizeof w1 / sizeof *w1, 0.2f, &seed);
+    tb_frand_fill(b1, 32, 0.1f, &seed);
+    tb_frand_fill(wg, sizeof wg / sizeof *wg, 1.0f, &seed);
+    tb_frand_fill(wa, sizeof wa / sizeof *wa, 1.0f, &seed);
     tb_init_f32(b, "w0", 4, (int64_t[]){ 16, 8, 1, 1 }, w0);
     tb_init_f32(b, "w1", 4, (int64_t[]){ 32, 16, 3, 3 }, w1);
     tb_init_f32(b, "b1", 1, (int64_t[]){ 32 }, b1);
@@ -592,8 +579,7 @@ static void test_winograd(void) {
         int64_t n = 2 * 8 * cases[k][0] * cases[k][1];
         float *xv = malloc((size_t)n * sizeof *xv);
         uint32_t seed = 21 + (uint32_t)k;
-        for (int64_t i = 0; xv && i < n; i++)
-            xv[i] = tb_frand(&seed);
+        tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
         idl_tensor x =
             idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 8, cases[k][0], cases[k][1] }, xv);
         const idl_tensor *in[1] = { &x };
@@ -652,12 +638,9 @@ static idl_model *fuse_model(void) {
     tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 8, 12, 12 });
     uint32_t seed = 9;
     static float w0[8 * 8], w1[8 * 8 * 9], wg[3 * 8];
-    for (size_t i = 0; i < sizeof w0 / sizeof *w0; i++)
-        w0[i] = 0.5f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++)
-        w1[i] = 0.2f * tb_frand(&seed);
-    for (size_t i = 0; i < sizeof wg / sizeof *wg; i++)
-        wg[i] = tb_frand(&seed);
+    tb_frand_fill(w0, sizeof w0 / sizeof *w0, 0.5f, &seed);
+    tb_frand_fill(w1, sizeof w1 / sizeof *w1, 0.2f, &seed);
+    tb_frand_fill(wg, sizeof wg / sizeof *wg, 1.0f, &seed);
     tb_init_f32(b, "w0", 4, (int64_t[]){ 8, 8, 1, 1 }, w0);
     tb_init_f32(b, "w1", 4, (int64_t[]){ 8, 8, 3, 3 }, w1);
     tb_init_f32(b, "wg", 2, (int64_t[]){ 3, 8 }, wg);
@@ -688,8 +671,7 @@ static void test_forward_only_fusions(void) {
     int64_t n = 3 * 8 * 12 * 12;
     float *xv = malloc((size_t)n * sizeof *xv);
     uint32_t seed = 31;
-    for (int64_t i = 0; xv && i < n; i++)
-        xv[i] = tb_frand(&seed);
+    tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 3, 8, 12, 12 }, xv);
     const idl_tensor *in[1] = { &x };
     idl_session *full = NULL, *fo = NULL;
@@ -732,8 +714,7 @@ static void test_forward_only(void) {
     int64_t n = 2 * 8 * 20 * 20;
     float *xv = malloc((size_t)n * sizeof *xv);
     uint32_t seed = 77;
-    for (int64_t i = 0; xv && i < n; i++)
-        xv[i] = tb_frand(&seed);
+    tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 8, 20, 20 }, xv);
     const idl_tensor *in[1] = { &x };
     for (int direct = 0; direct < 2; direct++) {
@@ -810,8 +791,7 @@ static void test_op_tables(void) {
     if (!m) return;
     float xv[2 * 3 * 144];
     uint32_t seed = 9;
-    for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
-        xv[i] = tb_frand(&seed);
+    tb_frand_fill(xv, sizeof xv / sizeof *xv, 1.0f, &seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
     const idl_tensor *in[1] = { &x };
     const char *wrt[1] = { "x" };
