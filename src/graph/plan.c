@@ -274,31 +274,28 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
                         (unsigned long long)(budget >> 20));
     if (!st && !(p->arena = idl__aligned_alloc(total ? total : 64)))
         st = idl__error(IDL_ERR_NOMEM, "out of memory (an arena of %zu bytes)", total);
+    uint64_t all = 0; /* for the log: the values' own sizes, and the activations fused */
+    int fused = 0;
     for (int v = 0; !st && v < m->n_values; v++) {
         if (off[v] == SIZE_MAX) continue;
         p->vals[v].data = (char *)p->arena + off[v];
         p->vals[v].flags &= ~IDL_TENSOR_OWNED;
         p->in_arena[v] = true;
+        all += idl__tensor_bytes(&p->vals[v]);
     }
-    for (int v = 0; !st && v < m->n_values; v++) {
+    for (int v = 0; !st && v < m->n_values; v++) { /* after: an alias may lie in the arena */
         if (p->alias_of[v] < 0) continue;
         p->vals[v].data = p->vals[p->alias_of[v]].data;
         p->vals[v].flags &= ~IDL_TENSOR_OWNED;
         p->in_arena[v] = true;
+        fused++;
     }
     p->bytes = used + total;
-    if (!st) {
-        uint64_t all = 0;
-        int fused = 0;
-        for (int v = 0; v < m->n_values; v++) {
-            if (off[v] != SIZE_MAX) all += idl__tensor_bytes(&p->vals[v]);
-            fused += p->alias_of[v] >= 0;
-        }
+    if (!st)
         idl__log(IDL_LOG_DEBUG,
                  "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB; "
                  "%d activations fused into the Conv or Add before them",
                  (unsigned long long)(all >> 10), (unsigned long long)(total >> 10), fused);
-    }
     idl__free(off);
     return st;
 }
