@@ -12,17 +12,19 @@
  *   --shape    the input shape after the batch axis, when the model leaves it free
  *   --direct-conv  every convolution on oneDNN's direct kernels (session option direct_conv),
  *              to measure what the Winograd convolutions change
- *   --keep-values  the forward on a session that keeps every value (as one that may run a
- *              backward does), instead of a forward_only session (its values share an arena)
- * Mode fwd runs on a session with the option forward_only (the inference path), grad on one
- * without. Input: graph input 0, float32, filled with a fixed pseudo-random pattern in [-1, 1).
- * Output: a header, then one line per measurement, also as a machine-readable line
- *   RESULT <mode> <batch> <median_ms> <min_ms> <max_ms> <first_call_ms> <peak_rss_kb>
- * and first  PEAK <GFLOP/s>: the machine's float32 peak on these threads as bench/peak.c measures
- * it (AVX2 FMA chains; 0 without AVX2 + FMA), for the fraction of peak in run_bench.sh's table;
- * (peak_rss_kb: the process's peak resident set so far, getrusage: run one mode and batch per
- * process for the peak of that measurement alone, as bench/run_bench.sh does)
- * that bench/run_bench.sh reads. Exit status 0, or 1 with idl_last_error() on failure. */
+ *   --keep-values  both modes on sessions that keep every value, instead of a forward_only
+ *              session for fwd (its values share an arena) and a save_for_backward one for grad
+ *              (it keeps what the backward reads)
+ * Mode fwd runs on a session with the option forward_only (the inference path), grad on one with
+ * save_for_backward (what the explanation methods' gradient passes use). Input: graph input 0,
+ * float32, filled with a fixed pseudo-random pattern in [-1, 1). Output: a header, then one line
+ * per measurement, also as a machine-readable line RESULT <mode> <batch> <median_ms> <min_ms>
+ * <max_ms> <first_call_ms> <peak_rss_kb> and first  PEAK <GFLOP/s>: the machine's float32 peak on
+ * these threads as bench/peak.c measures it (AVX2 FMA chains; 0 without AVX2 + FMA), for the
+ * fraction of peak in run_bench.sh's table; (peak_rss_kb: the process's peak resident set so far,
+ * getrusage: run one mode and batch per process for the peak of that measurement alone, as
+ * bench/run_bench.sh does) that bench/run_bench.sh reads. Exit status 0, or 1 with idl_last_error()
+ * on failure. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "interpretdl/interpretdl.h"
@@ -110,7 +112,9 @@ int main(int argc, char **argv) {
     idl_session_opts so = idl_session_opts_default();
     so.n_threads = threads;
     so.direct_conv = direct_conv;
+    so.save_for_backward = !keep_values;
     if (idl_session_new(m, &so, &s) != IDL_OK) return fail("session");
+    so.save_for_backward = 0;
     so.forward_only = !keep_values;
     if (idl_session_new(m, &so, &sf) != IDL_OK) return fail("session");
     idl_value_info info;

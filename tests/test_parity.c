@@ -922,6 +922,131 @@ done:
     return ok;
 }
 
+/* Every run again on a save_for_backward session (a lean plan: only what a backward reads is
+ * kept, the rest shares one arena, ReLUs are fused into the Conv or Add before them): each output
+ * and each gradient the case checks must equal the full session's to the bit. Gradients w.r.t.
+ * constants (parameters) must be refused, and are left out. Returns 1 when all hold. */
+static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, char *line,
+                    size_t cap) {
+    int ok = 1, n_grads = 0, n_refused = 0;
+    size_t ll = strlen(line);
+    idl_session *s = NULL, *full = NULL;
+    idl_tensor **ins = NULL, *targets = NULL, *seed = NULL;
+    const char **wrt = NULL;
+    int n_in = 0;
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = g_threads;
+    if (idl_session_new(m, &so, &full) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    so.save_for_backward = 1;
+    if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    for (int r = 0; r < cs->n_runs; r++) {
+        const run_spec *R = &cs->runs[r];
+        const char *rlabel = R->label[0] ? R->label : "-";
+        ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof *ins);
+        wrt = calloc((size_t)(R->n_chk ? R->n_chk : 1), sizeof *wrt);
+        n_in = R->n_in;
+        if (!ins || !wrt) CASE_FAIL("out of memory");
+        for (int i = 0; i < R->n_in; i++)
+            if (load_req(cname, R->in_file[i], &ins[i]))
+                CASE_FAIL("run %s: unreadable input", rlabel);
+        if (R->targets && load_req(cname, R->targets, &targets))
+            CASE_FAIL("run %s: unreadable targets", rlabel);
+        if (R->seed && load_req(cname, R->seed, &seed))
+            CASE_FAIL("run %s: unreadable seed", rlabel);
+        const char *const *names = cs->legacy ? NULL : (const char *const *)R->in_name;
+        for (int obj = 0; obj <= N_OBJ; obj++) {
+            /* obj == N_OBJ: no backward (outputs only, when the run checks no gradient) */
+            int n_wrt = 0;
+            for (int i = 0; i < R->n_chk && obj < N_OBJ; i++) {
+                if (R->chk[i].obj != obj) continue;
+                int dup = 0;
+                for (int j = 0; j < n_wrt; j++)
+                    dup |= !strcmp(wrt[j], R->chk[i].tensor);
+                if (!dup) wrt[n_wrt++] = R->chk[i].tensor;
+            }
+            if (obj < N_OBJ && !n_wrt) continue;
+            if (obj == N_OBJ && n_grads) break;
+            if (idl_session_forward(full, (const idl_tensor *const *)ins, names, R->n_in) !=
+                    IDL_OK ||
+                idl_session_forward(s, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK)
+                CASE_FAIL("run %s: save_for_backward forward: %s", rlabel, idl_last_error());
+            for (int o = 0; o < R->n_out; o++) {
+                const idl_tensor *y = idl_session_output(s, R->out_idx[o]);
+                const idl_tensor *yf = idl_session_output(full, R->out_idx[o]);
+                int pass = y && yf && same_shape(y, yf) &&
+                           !memcmp(y->data, yf->data,
+                                   (size_t)idl_tensor_numel(y) * idl_dtype_size(y->dtype));
+                CHECK_MSG(pass,
+                          "%s %s: save_for_backward output %d differs from the full session's",
+                          cname, rlabel, R->out_idx[o]);
+                ok &= pass;
+            }
+            if (obj == N_OBJ) break;
+            idl_objective ob = idl_objective_default();
+            if (obj == OBJ_SEED) {
+                ob.kind = IDL_OBJ_SEED;
+                ob.seed = seed;
+            } else {
+                ob.kind = obj == OBJ_LOGIT         ? IDL_OBJ_LOGIT
+                          : obj == OBJ_PROBABILITY ? IDL_OBJ_PROBABILITY
+                                                   : IDL_OBJ_LOG_PROBABILITY;
+                ob.targets = targets ? targets->data : NULL;
+            }
+            /* constants (parameters) are refused with a message that says so: left out */
+            bool all = idl_session_backward(s, &ob, wrt, n_wrt) == IDL_OK;
+            for (int i = 0; i < n_wrt && !all; i++) {
+                if (idl_session_backward(s, &ob, &wrt[i], 1) == IDL_OK) continue;
+                int why = strstr(idl_last_error(), "constant") != NULL;
+                CHECK_MSG(why, "%s %s: save_for_backward backward w.r.t. %s: %s", cname, rlabel,
+                          wrt[i], idl_last_error());
+                ok &= why;
+                n_refused++;
+                wrt[i--] = wrt[--n_wrt];
+            }
+            if (!n_wrt) continue;
+            if (idl_session_backward(full, &ob, wrt, n_wrt) != IDL_OK ||
+                idl_session_backward(s, &ob, wrt, n_wrt) != IDL_OK)
+                CASE_FAIL("run %s: save_for_backward backward (%s): %s", rlabel, OBJ_NAMES[obj],
+                          idl_last_error());
+            for (int i = 0; i < n_wrt; i++) {
+                const idl_tensor *g = idl_session_grad(s, wrt[i]);
+                const idl_tensor *gf = idl_session_grad(full, wrt[i]);
+                int pass = g && gf && same_shape(g, gf) &&
+                           !memcmp(g->data, gf->data, (size_t)idl_tensor_numel(g) * sizeof(float));
+                CHECK_MSG(pass,
+                          "%s %s: save_for_backward gradient (%s) w.r.t. %s differs from the full "
+                          "session's",
+                          cname, rlabel, OBJ_NAMES[obj], wrt[i]);
+                ok &= pass;
+                n_grads++;
+            }
+        }
+        for (int i = 0; i < n_in; i++)
+            idl_tensor_free(ins[i]);
+        free(ins);
+        free(wrt);
+        idl_tensor_free(targets);
+        idl_tensor_free(seed);
+        ins = NULL;
+        wrt = NULL;
+        targets = seed = NULL;
+    }
+    ll += (size_t)snprintf(line + ll, ll < cap ? cap - ll : 0,
+                           " | save_for_backward %d gradients equal%s", n_grads,
+                           n_refused ? ", parameters refused" : "");
+done:
+    if (ins)
+        for (int i = 0; i < n_in; i++)
+            idl_tensor_free(ins[i]);
+    free(ins);
+    free(wrt);
+    idl_tensor_free(targets);
+    idl_tensor_free(seed);
+    idl_session_free(s);
+    idl_session_free(full);
+    return ok;
+}
+
 /* Runs one case folder; returns 1 if everything in it passed. */
 static int run_case(const char *dir, const char *cname) {
     double t0 = now_s();
@@ -950,6 +1075,7 @@ static int run_case(const char *dir, const char *cname) {
     for (int r = 0; r < cs.n_runs; r++)
         ok &= run_one(cname, s, &cs.runs[r], cs.legacy, line, sizeof line);
     ok &= run_fwd_only(cname, m, &cs, line, sizeof line);
+    ok &= run_lean(cname, m, &cs, line, sizeof line);
 
 done:
     printf("parity %-22s %s | %.1f s  %s  [rtol %.0e]\n", cname, line, now_s() - t0,

@@ -702,6 +702,76 @@ static void test_forward_only_fusions(void) {
     idl_model_free(m);
 }
 
+/* save_for_backward sessions (lean plans: only what a backward reads is kept, the rest shares an
+ * arena, a ReLU after a Conv or an Add is fused into it) against sessions that keep every value,
+ * on a Conv+Relu (Winograd and oneDNN's direct convolution) and an Add+Relu: the output and the
+ * input gradient to the bit, twice in a row; the ReLU's node skipped; the fused value unreadable;
+ * a gradient w.r.t. a weight refused; a tap set on the fused value after a pass sees it before
+ * the ReLU (the plan is made again without that fusion) and the gradient stays the same. */
+static void test_save_for_backward(void) {
+    const int64_t pads[4] = { 1, 1, 1, 1 };
+    for (int mi = 0; mi < 3; mi++) {
+        idl_model *m = mi < 2 ? wino_model(20, 20, pads, false) : fuse_model();
+        CHECK(m != NULL);
+        if (!m) return;
+        const char *fused = mi < 2 ? "b" : "s";
+        int64_t shp[4] = { 2, 8, mi < 2 ? 20 : 12, mi < 2 ? 20 : 12 };
+        int64_t n = shp[0] * shp[1] * shp[2] * shp[3];
+        float *xv = malloc((size_t)n * sizeof *xv);
+        uint32_t seed = 123 + (uint32_t)mi;
+        tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
+        idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, shp, xv);
+        const idl_tensor *in[1] = { &x };
+        idl_session *full = NULL, *lean = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        o.direct_conv = mi == 1;
+        CHECK_OK(idl_session_new(m, &o, &full));
+        o.save_for_backward = 1;
+        CHECK_OK(idl_session_new(m, &o, &lean));
+        idl_objective obj = idl_objective_default();
+        const char *wrt = "x", *wrt_w = "w1";
+        CHECK_OK(idl_session_forward(full, in, NULL, 1));
+        CHECK_OK(idl_session_backward(full, &obj, &wrt, 1));
+        const idl_tensor *y = idl_session_output(full, 0), *gf = idl_session_grad(full, "x");
+        for (int round = 0; round < 3; round++) {
+            tap_copy tb = { 0 };
+            if (round == 2) CHECK_OK(idl_session_set_tap(lean, fused, tap_copy_fn, &tb));
+            CHECK_OK(idl_session_forward(lean, in, NULL, 1));
+            CHECK_OK(idl_session_backward(lean, &obj, &wrt, 1));
+            const idl_tensor *yl = idl_session_output(lean, 0), *gl = idl_session_grad(lean, "x");
+            CHECK(yl && !memcmp(y->data, yl->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+            CHECK_MSG(gl && !memcmp(gf->data, gl->data, sizeof(float) * (size_t)n),
+                      "model %d round %d: the lean plan's input gradient differs", mi, round);
+            CHECK(lean->plan && lean->plan->kind == IDL__PLAN_LEAN);
+            int skipped = 0;
+            for (int i = 0; lean->plan && lean->plan->skip && i < lean->plan->n_nodes; i++)
+                skipped += lean->plan->skip[i];
+            CHECK_MSG(skipped == (round < 2 ? 1 : 0), "model %d round %d: %d ReLU nodes skipped",
+                      mi, round, skipped);
+            if (round < 2) {
+                CHECK(idl_session_tensor(lean, fused) == NULL &&
+                      strstr(idl_last_error(), "save_for_backward"));
+            } else { /* the tap saw the value before the ReLU: the full session's */
+                const idl_tensor *bf = idl_session_tensor(full, fused);
+                int neg = 0;
+                for (int64_t i = 0; bf && tb.v && i < idl_tensor_numel(bf); i++)
+                    neg += ((const float *)bf->data)[i] < 0;
+                CHECK(bf && tb.v && tb.n == idl_tensor_numel(bf) && neg > 0 &&
+                      !memcmp(tb.v, bf->data, sizeof(float) * (size_t)tb.n));
+                CHECK_OK(idl_session_set_tap(lean, fused, NULL, NULL));
+            }
+            free(tb.v);
+        }
+        CHECK(idl_session_backward(lean, &obj, &wrt_w, 1) == IDL_ERR_INVALID_ARG &&
+              strstr(idl_last_error(), "constant"));
+        CHECK_OK(idl_session_backward(full, &obj, &wrt_w, 1));
+        idl_session_free(full);
+        idl_session_free(lean);
+        free(xv);
+        idl_model_free(m);
+    }
+}
+
 /* forward_only sessions (an arena shared by lifetimes; Conv+Relu fused, through oneDNN's post-op
  * and through the Winograd output transform) against sessions that keep every value: the same
  * output to the bit; intermediate values unreadable, backward refused; a tap on the fused Conv's
@@ -910,6 +980,7 @@ int main(void) {
     test_winograd();
     test_forward_only();
     test_forward_only_fusions();
+    test_save_for_backward();
     test_op_tables();
     test_vmath();
     test_resume();

@@ -14,28 +14,37 @@ extern "C" {
 typedef struct idl_session idl_session;
 
 typedef struct idl_session_opts {
-    int n_threads;       /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
-    uint64_t max_memory; /* bytes of activations one plan may allocate (weights not counted);
-                            0 = three quarters of physical memory. Going over fails the forward
-                            pass with IDL_ERR_NOMEM naming the tensor; the explanation methods
-                            and metrics then split their internal batches (down to one row a
-                            pass) instead of failing. */
-    int plain_layout;    /* 1: every activation in plain row-major layout between ops (slower;
-                            for comparisons). 0 (default): chains of convolutions and element-
-                            wise ops keep oneDNN's blocked layout between them. Either way the
-                            tensors the API shows are plain. */
-    int direct_conv;     /* 1: every convolution on oneDNN's direct kernels. 0 (default): 3x3
-                            stride-1 convolutions with constant weights over enough 4x4 output
-                            tiles (and their input gradients) run as Winograd F(4x4,3x3) on
-                            AVX2 CPUs: 4x fewer multiply-adds; the sums are formed in another
-                            order, so results differ by ~1e-6 of the output's scale. */
-    int forward_only;    /* 1: the session runs forward passes only. Intermediate values whose
-                            readers have run share memory (one arena planned by lifetimes: resnet50
-                            at batch 8 needs 74 MiB instead of 807), so after a pass only graph
-                            inputs, outputs and constants can be read (taps still see every value
-                            as it is made); idl_session_backward fails. 0 (default): every value
-                            is kept. The explanation methods use such plans by themselves for
-                            their forward-only passes (occlusion, LIME, Score-CAM, metrics). */
+    int n_threads;         /* threads for kernels; 0 = all cores (OMP_NUM_THREADS if set) */
+    uint64_t max_memory;   /* bytes of activations one plan may allocate (weights not counted);
+                              0 = three quarters of physical memory. Going over fails the forward
+                              pass with IDL_ERR_NOMEM naming the tensor; the explanation methods
+                              and metrics then split their internal batches (down to one row a
+                              pass) instead of failing. */
+    int plain_layout;      /* 1: every activation in plain row-major layout between ops (slower;
+                              for comparisons). 0 (default): chains of convolutions and element-
+                              wise ops keep oneDNN's blocked layout between them. Either way the
+                              tensors the API shows are plain. */
+    int direct_conv;       /* 1: every convolution on oneDNN's direct kernels. 0 (default): 3x3
+                              stride-1 convolutions with constant weights over enough 4x4 output
+                              tiles (and their input gradients) run as Winograd F(4x4,3x3) on
+                              AVX2 CPUs: 4x fewer multiply-adds; the sums are formed in another
+                              order, so results differ by ~1e-6 of the output's scale. */
+    int forward_only;      /* 1: the session runs forward passes only. Intermediate values whose
+                              readers have run share memory (one arena planned by lifetimes: resnet50
+                              at batch 8 needs 74 MiB instead of 807), so after a pass only graph
+                              inputs, outputs and constants can be read (taps still see every value
+                              as it is made); idl_session_backward fails. 0 (default): every value
+                              is kept. The explanation methods use such plans by themselves for
+                              their forward-only passes (occlusion, LIME, Score-CAM, metrics). */
+    int save_for_backward; /* 1: a pass keeps only what a backward reads (a ReLU's output, a
+                            MatMul's operands, ...: what PyTorch's autograd saves); the other
+                            intermediate values share one arena, and a Conv or Add writes the
+                            ReLU after it as it goes. After a pass only graph inputs, outputs,
+                            constants and the gradients asked for can be read (taps still see
+                            every value as it is made), and gradients w.r.t. constants
+                            (initializers) are refused. resnet50 forward + input gradient keeps
+                            ~45% of the values. 0 (default): every value is kept. The explanation
+                            methods use such plans by themselves for their gradient passes. */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 

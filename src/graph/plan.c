@@ -113,9 +113,11 @@ const idl_tensor *idl__plan_value(idl_session *s, int v) {
     idl__plan *p = s->plan;
     if (p->in_arena && p->in_arena[v]) {
         idl__error(IDL_ERR_INVALID_ARG,
-                   "tensor '%s' is not kept by a forward-only pass (session option forward_only): "
-                   "only graph inputs, outputs and constants can be read; read it in a tap",
-                   s->m->values[v].name);
+                   "tensor '%s' is not kept by a %s pass (session option %s, or an explanation "
+                   "method's passes): only graph inputs, outputs and constants can be read; read "
+                   "it in a tap",
+                   s->m->values[v].name, p->fwd_only ? "forward-only" : "lean",
+                   p->fwd_only ? "forward_only" : "save_for_backward");
         return NULL;
     }
     return plain_value(s, v);
@@ -166,12 +168,13 @@ void idl__plan_free(idl__plan *p) {
     idl__free(p);
 }
 
-/* ---- forward-only plans: the arena ----
- * A value produced by a node that runs (not folded), neither a graph input nor a graph output, is
- * needed from its producer until its last reader. Values whose intervals [producer, last reader]
- * (node indices, the order nodes run in) do not overlap may share memory. Placement is greedy by
- * size: largest first, each at the lowest 64-byte-aligned offset where it overlaps no placed value
- * that lives at the same time. off[v] is the value's offset, SIZE_MAX outside the arena. */
+/* ---- forward-only and lean plans: the arena ----
+ * A value produced by a node that runs (not folded), neither a graph input nor a graph output nor
+ * kept (keep[v]: a lean plan's values that a backward reads), is needed from its producer until
+ * its last reader. Values whose intervals [producer, last reader] (node indices, the order nodes
+ * run in) do not overlap may share memory. Placement is greedy by size: largest first, each at the
+ * lowest 64-byte-aligned offset where it overlaps no placed value that lives at the same time.
+ * off[v] is the value's offset, SIZE_MAX outside the arena. */
 typedef struct arena_item {
     int v, def, last;
     size_t size, off;
@@ -187,7 +190,8 @@ static int by_off(const void *a, const void *b) {
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static idl_status arena_layout(const idl_model *m, const idl__plan *p, size_t *off, size_t *total) {
+static idl_status arena_layout(const idl_model *m, const idl__plan *p, const bool *keep,
+                               size_t *off, size_t *total) {
     int nv = m->n_values;
     *total = 0;
     int *def = idl__malloc(sizeof(int) * (size_t)(2 * nv + 1));
@@ -222,7 +226,8 @@ static idl_status arena_layout(const idl_model *m, const idl__plan *p, size_t *o
     }
     int n_it = 0;
     for (int v = 0; v < nv; v++) {
-        if (def[v] < 0 || p->vconst[v] || m->values[v].kind == IDL__VAL_INIT) continue;
+        if (def[v] < 0 || p->vconst[v] || m->values[v].kind == IDL__VAL_INIT || (keep && keep[v]))
+            continue;
         size_t b = idl__tensor_bytes(&p->vals[v]);
         it[n_it++] =
             (arena_item){ v, def[v], last[v] > def[v] ? last[v] : def[v], (b + 63) / 64 * 64, 0 };
@@ -249,28 +254,85 @@ static idl_status arena_layout(const idl_model *m, const idl__plan *p, size_t *o
     return IDL_OK;
 }
 
-uint64_t idl__plan_arena_bytes(const idl_model *m, const idl__plan *p) {
-    size_t *off = idl__malloc(sizeof(size_t) * (size_t)(m->n_values + 1)), total = 0;
-    if (!off || arena_layout(m, p, off, &total)) total = 0;
+/* Lean plans: keep[v] is set for the values that the backward of a node that runs reads (op.h
+ * bwd_reads; all of a node's values when its op does not say). */
+static void lean_keep(const idl_model *m, const idl__plan *p, bool *keep) {
+    for (int v = 0; v < m->n_values; v++)
+        keep[v] = false;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const idl__node *n = &m->nodes[i];
+        const idl__op_def *def = idl__ops[n->op];
+        if (p->folded[i] || !def->backward) continue;
+        unsigned r = def->bwd_reads ? def->bwd_reads(&p->ctx[i]) : ~0u;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && (k >= 16 || (r & IDL__BWD_IN(k)))) keep[n->in[k]] = true;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && (k >= 16 || (r & IDL__BWD_OUT(k)))) keep[n->out[k]] = true;
+    }
+}
+
+uint64_t idl__plan_kind_bytes(const idl_model *m, const idl__plan *p, int kind) {
+    size_t nv = (size_t)m->n_values + 1, total = 0;
+    size_t *off = idl__malloc(sizeof(size_t) * nv);
+    bool *keep = kind == IDL__PLAN_LEAN ? idl__malloc(sizeof(bool) * nv) : NULL;
+    if (off && (keep || kind != IDL__PLAN_LEAN)) {
+        if (keep) lean_keep(m, p, keep);
+        if (arena_layout(m, p, keep, off, &total)) total = 0;
+        for (int v = 0; keep && v < m->n_values; v++)
+            if (keep[v] && off[v] == SIZE_MAX && !p->vconst[v] &&
+                m->values[v].kind != IDL__VAL_INIT)
+                total += idl__tensor_bytes(&p->vals[v]);
+    }
     idl__free(off);
+    idl__free(keep);
     return total;
 }
 
-/* Places the intermediate values of forward-only plan p (their data not yet allocated) in one
+/* Places the intermediate values of a forward-only or lean plan p (their data not yet allocated):
+ * a lean plan's values that a backward reads get buffers of their own, the others share one
  * arena; `used` bytes of the budget are already taken. */
 static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget, uint64_t used) {
-    size_t *off = idl__malloc(sizeof(size_t) * (size_t)(m->n_values + 1)), total = 0;
-    p->in_arena = idl__calloc((size_t)m->n_values + 1, sizeof(bool));
-    if (!off || !p->in_arena) {
+    size_t nv = (size_t)m->n_values + 1, total = 0;
+    size_t *off = idl__malloc(sizeof(size_t) * nv);
+    bool *keep = p->kind == IDL__PLAN_LEAN ? idl__malloc(sizeof(bool) * nv) : NULL;
+    p->in_arena = idl__calloc(nv, sizeof(bool));
+    if (!off || !p->in_arena || (p->kind == IDL__PLAN_LEAN && !keep)) {
         idl__free(off);
+        idl__free(keep);
         return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
-    idl_status st = arena_layout(m, p, off, &total);
+    idl_status st = IDL_OK;
+    uint64_t kept = 0; /* for the log: the lean plan's values kept for the backward */
+    if (keep) {
+        lean_keep(m, p, keep);
+        for (int i = 0; i < m->n_nodes && !st; i++) {
+            const idl__node *n = &m->nodes[i];
+            for (int k = 0; k < n->n_out && !st && !p->folded[i]; k++) {
+                int v = n->out[k];
+                if (v < 0 || !keep[v] || p->vals[v].data || p->alias_of[v] >= 0) continue;
+                uint64_t b = (uint64_t)idl__tensor_bytes(&p->vals[v]);
+                if (b > budget - used)
+                    st = idl__error(IDL_ERR_NOMEM,
+                                    "node '%s' (%s): output '%s' needs %llu MiB; the lean plan "
+                                    "would exceed the session's memory budget of %llu MiB "
+                                    "(max_memory)",
+                                    n->name, n->op_type, m->values[v].name,
+                                    (unsigned long long)(b >> 20),
+                                    (unsigned long long)(budget >> 20));
+                else if ((st = idl__tensor_alloc_data(&p->vals[v])))
+                    st = idl__error_prefix(st, "node '%s' (%s): output '%s': ", n->name, n->op_type,
+                                           m->values[v].name);
+                used += b;
+                kept += b;
+            }
+        }
+    }
+    if (!st) st = arena_layout(m, p, keep, off, &total);
     if (!st && total > budget - used)
         st = idl__error(IDL_ERR_NOMEM,
-                        "the forward-only plan's activations need %llu MiB; the session's "
-                        "memory budget is %llu MiB (max_memory)",
-                        (unsigned long long)((total + used) >> 20),
+                        "the %s plan's activations need %llu MiB; the session's memory budget "
+                        "is %llu MiB (max_memory)",
+                        keep ? "lean" : "forward-only", (unsigned long long)((total + used) >> 20),
                         (unsigned long long)(budget >> 20));
     if (!st && !(p->arena = idl__aligned_alloc(total ? total : 64)))
         st = idl__error(IDL_ERR_NOMEM, "out of memory (an arena of %zu bytes)", total);
@@ -293,10 +355,13 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
     p->bytes = used + total;
     if (!st)
         idl__log(IDL_LOG_DEBUG,
-                 "forward-only plan: intermediate values of %llu KiB in an arena of %llu KiB; "
-                 "%d activations fused into the Conv or Add before them",
+                 "%s plan: %llu KiB of values kept for the backward; intermediate values of %llu "
+                 "KiB in an arena of %llu KiB; %d activations fused into the Conv or Add before "
+                 "them",
+                 keep ? "lean" : "forward-only", (unsigned long long)(kept >> 10),
                  (unsigned long long)(all >> 10), (unsigned long long)(total >> 10), fused);
     idl__free(off);
+    idl__free(keep);
     return st;
 }
 
@@ -325,10 +390,13 @@ static bool act_bounds(const idl_model *m, const idl__node *n, float *lo, float 
     return true;
 }
 
-/* Conv+activation fusion in forward-only plans. act_reader[v] = the Relu or Clip node that is
- * value v's only reader (as its input 0, see act_bounds), when v is neither a graph output nor
- * tapped (a tap must see the value before the activation); -1 otherwise. */
-static void fusable_acts(const idl_session *s, const bool *is_out, int *act_reader) {
+/* Conv+activation fusion in forward-only and lean plans. act_reader[v] = the Relu or Clip node
+ * that is value v's only reader (as its input 0, see act_bounds), when v is neither a graph output
+ * nor tapped (a tap must see the value before the activation); -1 otherwise. relu_only (lean
+ * plans): Relu nodes only, whose backward reads their output (x > 0 where y > 0; Clip's reads its
+ * input, with inclusive bounds that the clamped value would always meet). */
+static void fusable_acts(const idl_session *s, const bool *is_out, bool relu_only,
+                         int *act_reader) {
     const idl_model *m = s->m;
     int *readers = act_reader; /* first: reader counts */
     for (int v = 0; v < m->n_values; v++)
@@ -346,7 +414,9 @@ static void fusable_acts(const idl_session *s, const bool *is_out, int *act_read
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
             if (v < 0 || act_reader[v] != -2) continue;
-            act_reader[v] = k == 0 && act_bounds(m, n, &lo, &hi) ? i : -1;
+            bool ok = k == 0 && act_bounds(m, n, &lo, &hi);
+            if (ok && relu_only) ok = !strcmp(n->op_type, "Relu");
+            act_reader[v] = ok ? i : -1;
         }
     }
     for (int v = 0; v < m->n_values; v++)
@@ -377,8 +447,8 @@ bool idl__shape_like_input(const idl_tensor *t) {
            idl_tensor_numel(t) <= IDL__SHAPE_INPUT_MAX;
 }
 
-bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, bool fwd_only) {
-    if (!p || p->n_in != n || p->fwd_only != fwd_only) return false;
+bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, int kind) {
+    if (!p || p->n_in != n || p->kind != kind) return false;
     for (int i = 0; i < n; i++) {
         const idl_tensor *a = &p->in_shapes[i], *b = inputs[i];
         if (a->dtype != b->dtype || !idl__same_shape(a, b)) return false;
@@ -390,7 +460,7 @@ bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int 
     return true;
 }
 
-idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool fwd_only,
+idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int kind,
                            uint64_t budget, idl__plan **out) {
     const idl_model *m = s->m;
     *out = NULL;
@@ -400,7 +470,9 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
     p->n_nodes = m->n_nodes;
     p->down_from = -1;
     p->n_in = m->n_inputs;
-    p->fwd_only = fwd_only;
+    p->kind = kind;
+    p->fwd_only = kind == IDL__PLAN_FWD;
+    bool defer = kind != IDL__PLAN_FULL; /* intermediate values placed after planning */
     size_t nv = (size_t)m->n_values + 1, nn = (size_t)m->n_nodes + 1;
     size_t n_ptrs = 0;
     for (int i = 0; i < m->n_nodes; i++)
@@ -431,7 +503,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
         is_out[m->outputs[i]] = true; /* graph outputs stay plain */
     idl_status st = IDL_OK;
     int *act_reader = NULL; /* per value: the activation node that is its only reader, or -1 */
-    if (fwd_only) {
+    if (defer) {
         p->alias_of = idl__malloc(sizeof(int) * nv);
         p->skip = idl__calloc(nn, sizeof(bool));
         act_reader = idl__malloc(sizeof(int) * nv);
@@ -439,7 +511,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
             st = idl__error(IDL_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        fusable_acts(s, is_out, act_reader);
+        fusable_acts(s, is_out, kind == IDL__PLAN_LEAN, act_reader);
         for (size_t v = 0; v < nv; v++)
             p->alias_of[v] = -1;
     }
@@ -510,13 +582,18 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
         c->out_blk_ok = 0;
         for (int k = 0; lay_op && k < n->n_out && k < 32; k++)
             if (n->out[k] >= 0 && !is_out[n->out[k]]) c->out_blk_ok |= 1u << k;
+        /* (in a lean plan, only when the op says what its backward reads: not its output) */
         c->fuse_act = act_reader && (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Add")) &&
                       !all_const && act_reader[n->out[0]] >= 0 &&
+                      (kind != IDL__PLAN_LEAN || def->bwd_reads) &&
                       act_bounds(m, &m->nodes[act_reader[n->out[0]]], &c->fuse_lo, &c->fuse_hi);
         /* no single allocation of prepare may exceed what is left of the budget */
         uint64_t prev_cap = idl__alloc_cap_set(budget > used ? budget - used : 1);
         st = def->prepare(c);
         idl__alloc_cap_set(prev_cap);
+        if (!st && c->fused_act_done && kind == IDL__PLAN_LEAN &&
+            (def->bwd_reads(c) & ~(IDL__BWD_OUT(0) - 1u)))
+            st = idl__error(IDL_ERR_INTERNAL, "activation fused into an output its backward reads");
         if (st) {
             st = idl__error_prefix(st, "node '%s' (%s, opset %lld): ", n->name, n->op_type,
                                    (long long)m->opset);
@@ -554,8 +631,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
                     (unsigned long long)(budget >> 20));
                 goto fail;
             }
-            /* a forward-only plan places what it does not fold (nor output) in the arena */
-            if (fwd_only && !fold && !is_out[n->out[k]]) continue;
+            /* forward-only and lean plans place what they do not fold (nor output) later */
+            if (defer && !fold && !is_out[n->out[k]]) continue;
             used += bytes;
             if ((st = idl__tensor_alloc_data(c->out[k]))) {
                 st = idl__error_prefix(st, "node '%s' (%s): output '%s': ", n->name, n->op_type,
@@ -582,9 +659,9 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool
                 if (n->out[k] >= 0) p->vconst[n->out[k]] = true;
         }
     }
-    if (fwd_only) fuse_acts(m, p, act_reader);
-    if (fwd_only && (st = arena_alloc(m, p, budget, used))) goto fail;
-    if (!fwd_only) p->bytes = used;
+    if (defer) fuse_acts(m, p, act_reader);
+    if (defer && (st = arena_alloc(m, p, budget, used))) goto fail;
+    if (!defer) p->bytes = used;
     idl__free(is_out);
     idl__free(act_reader);
     *out = p;

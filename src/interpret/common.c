@@ -9,28 +9,23 @@
 #include <string.h>
 
 /* Automatic internal batch: as many rows as keep one pass's activations within a budget, between
- * 1 and 16. A pass that keeps every value for a backward (resnet50: ~150 MB a row) stays within
- * ~32 MB, one row for a large network: measured on 2 cores, resnet50 forward + input gradient runs
- * 145 ms a row at batch 1 and 128-132 at batch 2-8, while the memory grows 8-fold. A forward-only
- * pack (a forward-only plan, whose values share an arena sized by their lifetimes) stays within
- * ~64 MB of arena: resnet50 forward runs 66.8 ms a row at batch 1, 54.4 at 4, 53.9 at 8 and 52.3
- * at 16, from an arena of 9.2 MB a row (101 MB of values). */
+ * 1 and 16. A pass with a backward runs on a lean plan (only what the backward reads is kept, the
+ * rest shares an arena: resnet50 37 MB kept and a 6 MB arena a row, against ~100 MB for every
+ * value) and stays within ~192 MB: 4 rows for resnet50, one for vit_b_16 (163 MB a row); measured
+ * on 2 cores, resnet50 forward + input gradient on a lean plan runs 109-117 ms a row at batch 1,
+ * 99-109 at 2 and 95-106 at 4. A forward-only pack (a forward-only plan, whose values share an
+ * arena sized by their lifetimes) stays within ~64 MB of arena: resnet50 forward runs 66.8 ms a
+ * row at batch 1, 54.4 at 4, 53.9 at 8 and 52.3 at 16, from an arena of 9.2 MB a row (101 MB of
+ * values). */
 #define IDL__MAX_ROWS       16
-#define IDL__ROWS_BYTES     (32u << 20)
+#define IDL__ROWS_BYTES     (192u << 20)
 #define IDL__ROWS_FWD_BYTES (64u << 20)
 
-static int auto_rows(const idl_session *s, int64_t n, bool fwd_only) {
-    const idl__plan *p = s->plan;
-    uint64_t bytes = 0;
-    if (fwd_only) {
-        bytes = idl__plan_arena_bytes(s->m, p);
-    } else {
-        for (int v = 0; v < p->n_values; v++)
-            if (s->m->values[v].kind != IDL__VAL_INIT && !p->vconst[v])
-                bytes += idl__tensor_bytes(&p->vals[v]);
-    }
+static int auto_rows(const idl_session *s, int64_t n, int kind) {
+    uint64_t bytes = idl__plan_kind_bytes(s->m, s->plan, kind);
     uint64_t per = bytes / (uint64_t)(n > 0 ? n : 1);
-    uint64_t rows = per ? (fwd_only ? IDL__ROWS_FWD_BYTES : IDL__ROWS_BYTES) / per : IDL__MAX_ROWS;
+    uint64_t rows =
+        per ? (kind == IDL__PLAN_FWD ? IDL__ROWS_FWD_BYTES : IDL__ROWS_BYTES) / per : IDL__MAX_ROWS;
     return (int)(rows < 1 ? 1 : rows > IDL__MAX_ROWS ? IDL__MAX_ROWS : rows);
 }
 
@@ -214,8 +209,8 @@ idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request 
         idl__x_end(r);
         return st;
     }
-    r->rows = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, false);
-    r->rows_fwd = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, true);
+    r->rows = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_LEAN);
+    r->rows_fwd = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_FWD);
     const idl_tensor *y = idl_session_output(s, rq->output);
     int64_t nc = y->ndim >= 2 ? y->shape[y->ndim - 1] : 0;
     if (y->dtype != IDL_DT_F32 || y->ndim < 2 || y->shape[0] != r->N ||
@@ -306,12 +301,15 @@ static idl_status alloc_chunk(idl__xrun *r, int64_t c) {
 idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
     if (rows->n <= 0) return IDL_OK;
     /* packs with no backward that perturb graph inputs run on a forward-only plan (a tap that
-     * rewrites an intermediate value resumes from it: that needs every value kept), unless they
-     * have the clean pass's batch: its plan is there already, and planning costs a few passes */
+     * rewrites an intermediate value resumes from it: that needs every value kept), packs with a
+     * backward on a lean plan (only what the backward reads is kept), unless they have the clean
+     * pass's batch: its plan is there already, and planning costs a few passes */
     bool tapped = r->wrt[0] && r->wrt_input < 0, fwd = !want_grad && !tapped;
     int64_t per_pass = fwd ? r->rows_fwd : r->rows;
     int64_t nchunks = (rows->n + per_pass - 1) / per_pass;
     int64_t c = (rows->n + nchunks - 1) / nchunks;
+    /* packs with a backward keep only what it reads (a lean plan) */
+    bool lean = want_grad && c != r->N;
     fwd = fwd && c != r->N;
     idl_status st = alloc_chunk(r, c);
     if (st) return st;
@@ -352,9 +350,9 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
             for (int64_t j = 0; j < cnt && !grad_here; j++)
                 grad_here = rows->need_grad(rows->u, r0 + j);
         }
-        r->s->fwd_hint = fwd;
+        r->s->plan_hint = fwd ? IDL__PLAN_FWD : lean ? IDL__PLAN_LEAN : IDL__PLAN_FULL;
         st = idl_session_forward(r->s, bins, NULL, r->n_in);
-        r->s->fwd_hint = false;
+        r->s->plan_hint = IDL__PLAN_FULL;
         if (!st && grad_here) {
             idl_objective o = idl__x_objective(r);
             o.targets = r->btargets;

@@ -651,23 +651,47 @@ static idl_status bin_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define BINARY_OP(stem, Name, OP, BWD)                                                          \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                          \
-        return bin_prepare(c, OP);                                                              \
-    }                                                                                           \
-    const idl__op_def IDL__OP(stem) = {                                                         \
-        Name,           2,           2,   1,          1,                                        \
-        stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT \
+/* What bin_backward reads (op.h bwd_reads), per op: input k's gradient kernel g[k] reads the
+ * operands and y that its formula names (the other loads in GROW are dead). Add and Sub read
+ * nothing (g_one, g_neg, or a copy of dy); Mul: da = dy b, db = dy a; Div: da = dy / b,
+ * db = -dy y / b; Pow: da = dy b a^(b-1), db = dy y log a. No gradient flows unless y is
+ * float32. */
+static unsigned bin_bwd_reads(const idl__op_ctx *c) {
+    const bin_state *s = c->state;
+    if (c->out[0]->dtype != IDL_DT_F32) return 0;
+    /* the gradients that may be asked (an integer exponent gets none) */
+    const bool g0 = !c->in_const[0], g1 = !c->in_const[1] && c->in[1]->dtype == IDL_DT_F32;
+    switch (s->op) {
+    case B_MUL:
+        return (g1 ? IDL__BWD_IN(0) : 0) | (g0 ? IDL__BWD_IN(1) : 0);
+    case B_DIV:
+        return (g0 || g1 ? IDL__BWD_IN(1) : 0) | (g1 ? IDL__BWD_OUT(0) : 0);
+    case B_POW:
+        return (g0 ? IDL__BWD_IN(0) | IDL__BWD_IN(1) : 0) |
+               (g1 ? IDL__BWD_IN(0) | IDL__BWD_OUT(0) : 0);
+    default: /* Add, Sub */
+        return 0;
+    }
+}
+
+#define BINARY_OP(stem, Name, OP, BWD, READS)                                                    \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                           \
+        return bin_prepare(c, OP);                                                               \
+    }                                                                                            \
+    const idl__op_def IDL__OP(stem) = {                                                          \
+        Name,           2,           2,   1,          1,                                         \
+        stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT, \
+        READS                                                                                    \
     };
 
-BINARY_OP(add, "Add", B_ADD, bin_backward)
-BINARY_OP(sub, "Sub", B_SUB, bin_backward)
-BINARY_OP(mul, "Mul", B_MUL, bin_backward)
-BINARY_OP(div, "Div", B_DIV, bin_backward)
-BINARY_OP(pow, "Pow", B_POW, bin_backward)
-BINARY_OP(equal, "Equal", B_EQ, NULL)
-BINARY_OP(less, "Less", B_LT, NULL)
-BINARY_OP(greater, "Greater", B_GT, NULL)
+BINARY_OP(add, "Add", B_ADD, bin_backward, idl__bwd_reads_none)
+BINARY_OP(sub, "Sub", B_SUB, bin_backward, idl__bwd_reads_none)
+BINARY_OP(mul, "Mul", B_MUL, bin_backward, bin_bwd_reads)
+BINARY_OP(div, "Div", B_DIV, bin_backward, bin_bwd_reads)
+BINARY_OP(pow, "Pow", B_POW, bin_backward, bin_bwd_reads)
+BINARY_OP(equal, "Equal", B_EQ, NULL, NULL)
+BINARY_OP(less, "Less", B_LT, NULL, NULL)
+BINARY_OP(greater, "Greater", B_GT, NULL, NULL)
 
 /* ---- Where(cond, x, y): out = cond ? x : y, all three broadcast ---- */
 typedef struct where_state {
@@ -731,8 +755,10 @@ static idl_status where_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
+/* Where's backward reads the condition only (g_where_x / g_where_y). */
 const idl__op_def IDL__OP(where) = {
-    "Where", 3, 3, 1, 1, where_prepare, where_forward, where_backward, free_state, 0
+    "Where",           3, 3, 1, 1, where_prepare, where_forward, where_backward, free_state, 0,
+    idl__bwd_reads_in0
 };
 
 /* ---- variadic Max, Min, Sum: y = x0, then y = op(y, xk) for k = 1..n-1 in place ---- */
@@ -902,12 +928,24 @@ static idl_status var_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
+/* What var_backward reads: Sum (and any single input) nothing; Max/Min of two both inputs
+ * (g_max_* / g_min_*), of more every input up to k and y (select_backward). */
+static unsigned var_bwd_reads(const idl__op_ctx *c) {
+    const var_state *s = c->state;
+    if (c->out[0]->dtype != IDL_DT_F32 || s->n == 1 || s->op == B_SUM) return 0;
+    unsigned r = s->n > 2 ? IDL__BWD_OUT(0) : 0;
+    for (int k = 0; k < s->n && k < 16; k++)
+        r |= IDL__BWD_IN(k);
+    return r;
+}
+
 #define VARIADIC_OP(stem, Name, OP)                                                             \
     static idl_status stem##_prepare(idl__op_ctx *c) {                                          \
         return var_prepare(c, OP);                                                              \
     }                                                                                           \
     const idl__op_def IDL__OP(stem) = { Name,           1,           4096,         1,        1, \
-                                        stem##_prepare, var_forward, var_backward, var_free, 0 };
+                                        stem##_prepare, var_forward, var_backward, var_free, 0, \
+                                        var_bwd_reads };
 
 VARIADIC_OP(max, "Max", B_MAX)
 VARIADIC_OP(min, "Min", B_MIN)

@@ -831,12 +831,30 @@ static idl_status convtranspose_prepare(idl__op_ctx *c) {
     return conv_prepare_common(c, true);
 }
 
+/* What conv_backward reads: the weights for the input gradient (backward-data's
+ * DNNL_ARG_WEIGHTS; constant weights were reordered at plan time, and Winograd uses its own
+ * transformed kernels), the input x for the weight gradient and for the bias gradient, which the
+ * same backward-weights primitive computes (DNNL_ARG_SRC). The output y is never read. */
+static unsigned conv_bwd_reads(const idl__op_ctx *c) {
+    const bool bias_grad = c->n_in > 2 && c->in[2] && !c->in_const[2];
+    return (!c->in_const[1] || bias_grad ? IDL__BWD_IN(0) : 0) |
+           (!c->in_const[0] ? IDL__BWD_IN(1) : 0);
+}
+
 /* one flag set for both */
 #define CONV_FLAGS (IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT)
 const idl__op_def IDL__OP(conv) = {
-    "Conv", 2, 3, 1, 1, conv_prepare, conv_forward, conv_backward, conv_free, CONV_FLAGS
+    "Conv",        2, 3, 1, 1, conv_prepare, conv_forward, conv_backward, conv_free, CONV_FLAGS,
+    conv_bwd_reads
 };
-const idl__op_def IDL__OP(convtranspose) = {
-    "ConvTranspose", 2,         3,         1, 1, convtranspose_prepare, conv_forward,
-    conv_backward,   conv_free, CONV_FLAGS
-};
+const idl__op_def IDL__OP(convtranspose) = { "ConvTranspose",
+                                             2,
+                                             3,
+                                             1,
+                                             1,
+                                             convtranspose_prepare,
+                                             conv_forward,
+                                             conv_backward,
+                                             conv_free,
+                                             CONV_FLAGS,
+                                             conv_bwd_reads };

@@ -250,7 +250,7 @@ static idl_status unary_backward(idl__op_ctx *c) {
          * loaded whatever the test gives: a load under the condition keeps gcc from vectorising
          * (it may not speculate a load), and the scalar branch mispredicts on ReLU patterns. */
         switch (s->kind) {
-            UNARY_LOOP(U_RELU, const float g = dy[i]; dx[i] = x[i] > 0 ? g : 0.0f)
+            UNARY_LOOP(U_RELU, const float g = dy[i]; dx[i] = y[i] > 0 ? g : 0.0f)
             UNARY_LOOP(U_CLIP, const float g = dy[i];
                        dx[i] = x[i] >= s_.alpha && x[i] <= s_.beta ? g : 0.0f)
         default:
@@ -260,7 +260,7 @@ static idl_status unary_backward(idl__op_ctx *c) {
     }
     switch (s->kind) {
         UNARY_LOOP(U_ERF, dx[i] += dy[i] * 1.1283791670955126f * idl__vexp(-x[i] * x[i]))
-        UNARY_LOOP(U_RELU, const float g = dy[i]; dx[i] += x[i] > 0 ? g : 0.0f)
+        UNARY_LOOP(U_RELU, const float g = dy[i]; dx[i] += y[i] > 0 ? g : 0.0f)
         UNARY_LOOP(U_CLIP, const float g = dy[i];
                    dx[i] += x[i] >= s_.alpha && x[i] <= s_.beta ? g : 0.0f)
     default:
@@ -269,6 +269,35 @@ static idl_status unary_backward(idl__op_ctx *c) {
             dx[i] += dy[i] * unary_df(s, x[i], y[i]);
     }
     return IDL_OK;
+}
+
+/* What unary_backward reads (op.h bwd_reads): x where unary_df (or the Clip / Erf loops) uses x,
+ * y where it uses y (the other operand it passes is a dead load). Relu reads y (y > 0 exactly
+ * where x > 0, NaN included), so that a Conv or Add may write it over its own output. */
+static unsigned unary_bwd_reads(const idl__op_ctx *c) {
+    const unary_state *s = c->state;
+    switch (s->kind) {
+    case U_RELU:
+    case U_SIGMOID: /* y (1 - y) */
+    case U_TANH:    /* 1 - y^2 */
+    case U_EXP:     /* y */
+    case U_SQRT:    /* 0.5 / y */
+    case U_RECIP:   /* -y^2 */
+    case U_TAN:     /* 1 + y^2 */
+        return IDL__BWD_OUT(0);
+    case U_ELU:  /* x > 0 ? 1 : y + alpha */
+    case U_SELU: /* x > 0 ? gamma : y + gamma alpha */
+        return IDL__BWD_IN(0) | IDL__BWD_OUT(0);
+    case U_NEG: /* -1 */
+    case U_CEIL:
+    case U_FLOOR:
+    case U_ROUND:
+    case U_SIGN: /* piecewise constant: nothing is added */
+        return 0;
+    default: /* LeakyRelu, HardSigmoid, HardSwish, Softplus, Erf, Log, Abs, Clip, Celu,
+              * Softsign, ThresholdedRelu, Acos, Asin, Atan, Cosh, Sinh: x */
+        return IDL__BWD_IN(0);
+    }
 }
 
 #define SIMPLE_UNARY(stem, Name, KIND)                  \
@@ -284,7 +313,8 @@ static idl_status unary_backward(idl__op_ctx *c) {
                                         unary_forward,  \
                                         unary_backward, \
                                         free_state,     \
-                                        IDL__OP_LAYOUT };
+                                        IDL__OP_LAYOUT, \
+                                        unary_bwd_reads };
 
 static idl_status relu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_RELU, 0.0f, 0.0f);
@@ -298,7 +328,8 @@ const idl__op_def IDL__OP(relu) = { "Relu",
                                     unary_forward,
                                     unary_backward,
                                     free_state,
-                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT,
+                                    unary_bwd_reads };
 SIMPLE_UNARY(sigmoid, "Sigmoid", U_SIGMOID)
 SIMPLE_UNARY(hardswish, "HardSwish", U_HSWISH)
 SIMPLE_UNARY(tanh, "Tanh", U_TANH)
@@ -324,18 +355,34 @@ static idl_status selu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_SELU, idl__attr_float(c->node, "alpha", 1.67326319217681884765625f),
                          idl__attr_float(c->node, "gamma", 1.05070102214813232421875f));
 }
-const idl__op_def IDL__OP(selu) = {
-    "Selu", 1, 1, 1, 1, selu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
-};
+const idl__op_def IDL__OP(selu) = { "Selu",
+                                    1,
+                                    1,
+                                    1,
+                                    1,
+                                    selu_prepare,
+                                    unary_forward,
+                                    unary_backward,
+                                    free_state,
+                                    IDL__OP_LAYOUT,
+                                    unary_bwd_reads };
 
 static idl_status celu_prepare(idl__op_ctx *c) {
     float alpha = idl__attr_float(c->node, "alpha", 1.0f);
     if (alpha == 0.0f) return idl__error(IDL_ERR_INVALID_ARG, "Celu alpha must be nonzero");
     return unary_prepare(c, U_CELU, alpha, 0.0f);
 }
-const idl__op_def IDL__OP(celu) = {
-    "Celu", 1, 1, 1, 1, celu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
-};
+const idl__op_def IDL__OP(celu) = { "Celu",
+                                    1,
+                                    1,
+                                    1,
+                                    1,
+                                    celu_prepare,
+                                    unary_forward,
+                                    unary_backward,
+                                    free_state,
+                                    IDL__OP_LAYOUT,
+                                    unary_bwd_reads };
 
 static idl_status thresholdedrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_THRELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
@@ -349,31 +396,54 @@ const idl__op_def IDL__OP(thresholdedrelu) = { "ThresholdedRelu",
                                                unary_forward,
                                                unary_backward,
                                                free_state,
-                                               IDL__OP_LAYOUT };
+                                               IDL__OP_LAYOUT,
+                                               unary_bwd_reads };
 
 static idl_status leakyrelu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_LEAKY, idl__attr_float(c->node, "alpha", 0.01f), 0.0f);
 }
-const idl__op_def IDL__OP(leakyrelu) = {
-    "LeakyRelu",   1, 1, 1, 1, leakyrelu_prepare, unary_forward, unary_backward, free_state,
-    IDL__OP_LAYOUT
-};
+const idl__op_def IDL__OP(leakyrelu) = { "LeakyRelu",
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         leakyrelu_prepare,
+                                         unary_forward,
+                                         unary_backward,
+                                         free_state,
+                                         IDL__OP_LAYOUT,
+                                         unary_bwd_reads };
 
 static idl_status elu_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_ELU, idl__attr_float(c->node, "alpha", 1.0f), 0.0f);
 }
-const idl__op_def IDL__OP(elu) = {
-    "Elu", 1, 1, 1, 1, elu_prepare, unary_forward, unary_backward, free_state, IDL__OP_LAYOUT
-};
+const idl__op_def IDL__OP(elu) = { "Elu",
+                                   1,
+                                   1,
+                                   1,
+                                   1,
+                                   elu_prepare,
+                                   unary_forward,
+                                   unary_backward,
+                                   free_state,
+                                   IDL__OP_LAYOUT,
+                                   unary_bwd_reads };
 
 static idl_status hardsigmoid_prepare(idl__op_ctx *c) {
     return unary_prepare(c, U_HSIGMOID, idl__attr_float(c->node, "alpha", 0.2f),
                          idl__attr_float(c->node, "beta", 0.5f));
 }
-const idl__op_def IDL__OP(hardsigmoid) = {
-    "HardSigmoid", 1, 1, 1, 1, hardsigmoid_prepare, unary_forward, unary_backward, free_state,
-    IDL__OP_LAYOUT
-};
+const idl__op_def IDL__OP(hardsigmoid) = { "HardSigmoid",
+                                           1,
+                                           1,
+                                           1,
+                                           1,
+                                           hardsigmoid_prepare,
+                                           unary_forward,
+                                           unary_backward,
+                                           free_state,
+                                           IDL__OP_LAYOUT,
+                                           unary_bwd_reads };
 
 /* Clip: bounds are attributes before opset 11, optional inputs 1 and 2 from opset 11 (which must be
  * known at plan time). */
@@ -407,7 +477,8 @@ const idl__op_def IDL__OP(clip) = { "Clip",
                                     unary_forward,
                                     unary_backward,
                                     free_state,
-                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT };
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT,
+                                    unary_bwd_reads };
 
 /* Neg and Abs also run on integers (shape arithmetic); gradients only for float32. */
 static idl_status signed_prepare(idl__op_ctx *c, unary_kind kind) {
@@ -444,10 +515,12 @@ static idl_status neg_prepare(idl__op_ctx *c) {
 static idl_status abs_prepare(idl__op_ctx *c) {
     return signed_prepare(c, U_ABS);
 }
-const idl__op_def IDL__OP(neg) = { "Neg",          1,         1, 1, 1, neg_prepare, signed_forward,
-                                   unary_backward, free_state };
-const idl__op_def IDL__OP(abs) = { "Abs",          1,         1, 1, 1, abs_prepare, signed_forward,
-                                   unary_backward, free_state };
+const idl__op_def IDL__OP(neg) = {
+    "Neg", 1, 1, 1, 1, neg_prepare, signed_forward, unary_backward, free_state, 0, unary_bwd_reads
+};
+const idl__op_def IDL__OP(abs) = {
+    "Abs", 1, 1, 1, 1, abs_prepare, signed_forward, unary_backward, free_state, 0, unary_bwd_reads
+};
 
 /* ---- Identity, Dropout (inference: y = x, mask all true) ---- */
 static idl_status copy_prepare(idl__op_ctx *c) {
@@ -470,8 +543,9 @@ static idl_status copy_backward(idl__op_ctx *c) {
         dx[i] += dy[i];
     return IDL_OK;
 }
-const idl__op_def IDL__OP(identity) = { "Identity",    1,   1, 1, 1, copy_prepare, copy_forward,
-                                        copy_backward, NULL };
+const idl__op_def IDL__OP(identity) = {
+    "Identity", 1, 1, 1, 1, copy_prepare, copy_forward, copy_backward, NULL, 0, idl__bwd_reads_none
+};
 
 static idl_status dropout_prepare(idl__op_ctx *c) {
     if (c->n_in >= 3 && c->in[2]) {
@@ -494,7 +568,8 @@ static void dropout_forward(idl__op_ctx *c) {
     if (c->n_out > 1 && c->out[1]) memset(c->out[1]->data, 1, idl__tensor_bytes(c->out[1]));
 }
 const idl__op_def IDL__OP(dropout) = {
-    "Dropout", 1, 3, 1, 2, dropout_prepare, dropout_forward, copy_backward, NULL
+    "Dropout",          1, 3, 1, 2, dropout_prepare, dropout_forward, copy_backward, NULL, 0,
+    idl__bwd_reads_none
 };
 
 /* ---- Not (bool) ---- */
@@ -589,6 +664,11 @@ static idl_status prelu_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
+/* PRelu's backward reads x for both gradients, and the slope for dx. */
+static unsigned prelu_bwd_reads(const idl__op_ctx *c) {
+    return IDL__BWD_IN(0) | (c->in_const[0] ? 0 : IDL__BWD_IN(1));
+}
 const idl__op_def IDL__OP(prelu) = {
-    "PRelu", 2, 2, 1, 1, prelu_prepare, prelu_forward, prelu_backward, free_state
+    "PRelu",        2, 2, 1, 1, prelu_prepare, prelu_forward, prelu_backward, free_state, 0,
+    prelu_bwd_reads
 };

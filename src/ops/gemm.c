@@ -240,8 +240,26 @@ static idl_status matmul_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-const idl__op_def IDL__OP(gemm) = { "Gemm",        2,         3, 1, 1, gemm_prepare, gemm_forward,
-                                    gemm_backward, state_free };
-const idl__op_def IDL__OP(matmul) = {
-    "MatMul", 2, 2, 1, 1, matmul_prepare, matmul_forward, matmul_backward, matmul_free
-};
+/* Both backwards read B for dA and A for dB (Gemm's C is never read): the bilinear rule. */
+const idl__op_def IDL__OP(gemm) = { "Gemm",
+                                    2,
+                                    3,
+                                    1,
+                                    1,
+                                    gemm_prepare,
+                                    gemm_forward,
+                                    gemm_backward,
+                                    state_free,
+                                    0,
+                                    idl__bwd_reads_bilinear };
+const idl__op_def IDL__OP(matmul) = { "MatMul",
+                                      2,
+                                      2,
+                                      1,
+                                      1,
+                                      matmul_prepare,
+                                      matmul_forward,
+                                      matmul_backward,
+                                      matmul_free,
+                                      0,
+                                      idl__bwd_reads_bilinear };

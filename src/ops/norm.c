@@ -207,5 +207,13 @@ static idl_status bn_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-const idl__op_def IDL__OP(batchnorm) = { "BatchNormalization", 5,          5,           1,      5,
-                                         bn_prepare,           bn_forward, bn_backward, bn_free };
+/* What bn_backward reads: x (its per-channel sum of dy * xhat runs whenever dy flows, whichever
+ * gradients are asked), scale, and in inference the mean and var inputs (bn_stats; training
+ * takes the batch statistics from the state). B is never read. */
+static unsigned bn_bwd_reads(const idl__op_ctx *c) {
+    const bn_state *s = c->state;
+    return IDL__BWD_IN(0) | IDL__BWD_IN(1) | (s->training ? 0 : IDL__BWD_IN(3) | IDL__BWD_IN(4));
+}
+const idl__op_def IDL__OP(batchnorm) = { "BatchNormalization", 5,          5,           1,       5,
+                                         bn_prepare,           bn_forward, bn_backward, bn_free, 0,
+                                         bn_bwd_reads };

@@ -69,7 +69,25 @@ typedef struct idl__op_def {
     idl_status (*backward)(idl__op_ctx *c); /* NULL: not differentiable */
     void (*free_state)(void *state);
     unsigned flags; /* IDL__OP_* */
+    /* Which of its node's values backward reads (their data; shapes are always there): a mask of
+     * IDL__BWD_IN(k) / IDL__BWD_OUT(k), asked once the node is prepared. Plans that keep only what
+     * a backward reads (idl_session_opts.save_for_backward, an explanation method's gradient
+     * passes) keep these values and let the others share memory; such plans never ask for the
+     * gradient of a constant input (c->in_const[k]: an initializer or a folded value), so a value
+     * needed only for that gradient (a Conv's input, for the weight gradient) need not be
+     * declared when the other input is constant. NULL: every input and output is read. */
+    unsigned (*bwd_reads)(const idl__op_ctx *c);
 } idl__op_def;
+
+#define IDL__BWD_IN(k)  (1u << (k))        /* input k, k < 16 */
+#define IDL__BWD_OUT(k) (1u << (16 + (k))) /* output k, k < 16 */
+/* Common declarations: nothing (shape ops, Add), input 0 (x), output 0 (y), and the bilinear
+ * rule of Mul, MatMul, Gemm and Conv: input 0 when input 1 is not constant (its gradient reads
+ * input 0), input 1 when input 0 is not constant. */
+unsigned idl__bwd_reads_none(const idl__op_ctx *c);
+unsigned idl__bwd_reads_in0(const idl__op_ctx *c);
+unsigned idl__bwd_reads_out0(const idl__op_ctx *c);
+unsigned idl__bwd_reads_bilinear(const idl__op_ctx *c);
 
 /* The op reads only its inputs' shapes (Shape): the planner runs it at plan time even when its
  * input is data, so that shape arithmetic downstream folds. */

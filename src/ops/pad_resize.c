@@ -721,9 +721,13 @@ static idl_status upsample_prepare(idl__op_ctx *c) {
     return rs_setup(c, linear, CT_ASYMMETRIC, NR_FLOOR, v, yshp, false);
 }
 
-const idl__op_def IDL__OP(pad) = { "Pad",        1,         4, 1, 1, pad_prepare, pad_forward,
-                                   pad_backward, free_state };
-const idl__op_def IDL__OP(resize) = { "Resize",       1,          4,           1,         1,
-                                      resize_prepare, rs_forward, rs_backward, free_state };
-const idl__op_def IDL__OP(upsample) = { "Upsample",       1,          2,           1,         1,
-                                        upsample_prepare, rs_forward, rs_backward, free_state };
+/* Their backwards scatter dy through tables built at prepare: they read no value. */
+const idl__op_def IDL__OP(pad) = {
+    "Pad", 1, 4, 1, 1, pad_prepare, pad_forward, pad_backward, free_state, 0, idl__bwd_reads_none
+};
+const idl__op_def IDL__OP(resize) = { "Resize",           1,          4,           1,          1,
+                                      resize_prepare,     rs_forward, rs_backward, free_state, 0,
+                                      idl__bwd_reads_none };
+const idl__op_def IDL__OP(upsample) = { "Upsample",         1,          2,           1,          1,
+                                        upsample_prepare,   rs_forward, rs_backward, free_state, 0,
+                                        idl__bwd_reads_none };

@@ -583,18 +583,49 @@ static idl_status gavgpool_prepare(idl__op_ctx *c) {
     return pool_prepare(c, P_GAVG);
 }
 
-const idl__op_def IDL__OP(maxpool) = {
-    "MaxPool", 1, 1, 1, 2, maxpool_prepare, pool_forward, pool_backward, pool_free, IDL__OP_LAYOUT
-};
-const idl__op_def IDL__OP(averagepool) = {
-    "AveragePool", 1, 1, 1, 1, averagepool_prepare, pool_forward, pool_backward, pool_free,
-    IDL__OP_LAYOUT
-};
-const idl__op_def IDL__OP(globalaveragepool) = {
-    "GlobalAveragePool", 1, 1, 1, 1, gavgpool_prepare, pool_forward, pool_backward, pool_free,
-    IDL__OP_LAYOUT
-};
-const idl__op_def IDL__OP(globalmaxpool) = {
-    "GlobalMaxPool", 1, 1, 1, 1, gmaxpool_prepare, pool_forward, pool_backward, pool_free,
-    IDL__OP_LAYOUT
-};
+/* Backward reads: the max pools recompute each window's first maximum from x (plain and
+ * blocked); the average pools only spread dy (x's pointer is formed, never read). */
+const idl__op_def IDL__OP(maxpool) = { "MaxPool",
+                                       1,
+                                       1,
+                                       1,
+                                       2,
+                                       maxpool_prepare,
+                                       pool_forward,
+                                       pool_backward,
+                                       pool_free,
+                                       IDL__OP_LAYOUT,
+                                       idl__bwd_reads_in0 };
+const idl__op_def IDL__OP(averagepool) = { "AveragePool",
+                                           1,
+                                           1,
+                                           1,
+                                           1,
+                                           averagepool_prepare,
+                                           pool_forward,
+                                           pool_backward,
+                                           pool_free,
+                                           IDL__OP_LAYOUT,
+                                           idl__bwd_reads_none };
+const idl__op_def IDL__OP(globalaveragepool) = { "GlobalAveragePool",
+                                                 1,
+                                                 1,
+                                                 1,
+                                                 1,
+                                                 gavgpool_prepare,
+                                                 pool_forward,
+                                                 pool_backward,
+                                                 pool_free,
+                                                 IDL__OP_LAYOUT,
+                                                 idl__bwd_reads_none };
+const idl__op_def IDL__OP(globalmaxpool) = { "GlobalMaxPool",
+                                             1,
+                                             1,
+                                             1,
+                                             1,
+                                             gmaxpool_prepare,
+                                             pool_forward,
+                                             pool_backward,
+                                             pool_free,
+                                             IDL__OP_LAYOUT,
+                                             idl__bwd_reads_in0 };

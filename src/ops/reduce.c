@@ -451,12 +451,32 @@ static idl_status red_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
-#define REDUCE_OP(stem, Name, KIND)                    \
-    static idl_status stem##_prepare(idl__op_ctx *c) { \
-        return red_prepare(c, KIND);                   \
-    }                                                  \
-    const idl__op_def IDL__OP(                         \
-        stem) = { Name, 1, 2, 1, 1, stem##_prepare, red_forward, red_backward, free_state, 0 };
+/* What red_backward reads: Sum and Mean (and any copy) nothing; Max and Min x and y (the first
+ * element equal to y); the generic kinds per red_gen_backward: L1, SumSquare, Prod x; L2 and
+ * LogSumExp x and y. */
+static unsigned red_bwd_reads(const idl__op_ctx *c) {
+    const red_state *s = c->state;
+    if (s->copy) return 0;
+    switch (s->kind) {
+    case R_SUM:
+    case R_MEAN:
+        return 0;
+    case R_L1:
+    case R_SUMSQ:
+    case R_PROD:
+        return IDL__BWD_IN(0);
+    default: /* R_MAX, R_MIN, R_L2, R_LSE */
+        return IDL__BWD_IN(0) | IDL__BWD_OUT(0);
+    }
+}
+
+#define REDUCE_OP(stem, Name, KIND)                                                               \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                            \
+        return red_prepare(c, KIND);                                                              \
+    }                                                                                             \
+    const idl__op_def IDL__OP(stem) = {                                                           \
+        Name, 1, 2, 1, 1, stem##_prepare, red_forward, red_backward, free_state, 0, red_bwd_reads \
+    };
 
 REDUCE_OP(reducesum, "ReduceSum", R_SUM)
 REDUCE_OP(reducemean, "ReduceMean", R_MEAN)

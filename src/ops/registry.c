@@ -73,6 +73,25 @@ const char *const *idl_supported_ops(void) {
     return g_names;
 }
 
+unsigned idl__bwd_reads_none(const idl__op_ctx *c) {
+    (void)c;
+    return 0;
+}
+unsigned idl__bwd_reads_in0(const idl__op_ctx *c) {
+    (void)c;
+    return IDL__BWD_IN(0);
+}
+unsigned idl__bwd_reads_out0(const idl__op_ctx *c) {
+    (void)c;
+    return IDL__BWD_OUT(0);
+}
+unsigned idl__bwd_reads_bilinear(const idl__op_ctx *c) {
+    unsigned r = 0;
+    if (c->n_in > 1 && !c->in_const[1]) r |= IDL__BWD_IN(0);
+    if (c->n_in > 1 && !c->in_const[0]) r |= IDL__BWD_IN(1);
+    return r;
+}
+
 idl_status idl__norm_axis(int64_t axis, int rank, int *out) {
     if (axis < -rank || axis >= (rank ? rank : 1)) /* rank 0 accepts axis 0/-1 as a no-op axis */
         return idl__error(IDL_ERR_INVALID_ARG, "axis %lld out of range for rank %d",

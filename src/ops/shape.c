@@ -715,6 +715,12 @@ static idl_status gather_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 
+/* gather_backward reads the indices (gather_index), not x. */
+static unsigned gather_bwd_reads(const idl__op_ctx *c) {
+    (void)c;
+    return IDL__BWD_IN(1);
+}
+
 /* ---- Shape (opset 15: start/end slice the shape) ---- */
 typedef struct shape_state {
     int start;
@@ -1142,43 +1148,96 @@ static void range_forward(idl__op_ctx *c) {
     }
 }
 
-const idl__op_def IDL__OP(reshape) = { "Reshape",     1,   2, 1, 1, reshape_prepare, copy_forward,
-                                       copy_backward, NULL };
-const idl__op_def IDL__OP(flatten) = { "Flatten",     1,   1, 1, 1, flatten_prepare, copy_forward,
-                                       copy_backward, NULL };
-const idl__op_def IDL__OP(squeeze) = { "Squeeze",     1,   2, 1, 1, squeeze_prepare, copy_forward,
-                                       copy_backward, NULL };
+/* Backward reads (op.h bwd_reads): the data movements only move dy (their operands that decide
+ * shapes are read at prepare); Gather reads its indices. */
+const idl__op_def IDL__OP(reshape) = {
+    "Reshape",          1, 2, 1, 1, reshape_prepare, copy_forward, copy_backward, NULL, 0,
+    idl__bwd_reads_none
+};
+const idl__op_def IDL__OP(flatten) = {
+    "Flatten",          1, 1, 1, 1, flatten_prepare, copy_forward, copy_backward, NULL, 0,
+    idl__bwd_reads_none
+};
+const idl__op_def IDL__OP(squeeze) = {
+    "Squeeze",          1, 2, 1, 1, squeeze_prepare, copy_forward, copy_backward, NULL, 0,
+    idl__bwd_reads_none
+};
 const idl__op_def IDL__OP(unsqueeze) = {
-    "Unsqueeze", 1, 2, 1, 1, unsqueeze_prepare, copy_forward, copy_backward, NULL
+    "Unsqueeze",        1, 2, 1, 1, unsqueeze_prepare, copy_forward, copy_backward, NULL, 0,
+    idl__bwd_reads_none
 };
-const idl__op_def IDL__OP(transpose) = {
-    "Transpose", 1, 1, 1, 1, transpose_prepare, view_forward, transpose_backward, free_state
-};
-const idl__op_def IDL__OP(concat) = {
-    "Concat", 1, 4096, 1, 1, concat_prepare, concat_forward, concat_backward, free_state
-};
-const idl__op_def IDL__OP(split) = {
-    "Split", 1, 2, 1, 4096, split_prepare, split_forward, split_backward, free_state
-};
+const idl__op_def IDL__OP(transpose) = { "Transpose",
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         transpose_prepare,
+                                         view_forward,
+                                         transpose_backward,
+                                         free_state,
+                                         0,
+                                         idl__bwd_reads_none };
+const idl__op_def IDL__OP(concat) = { "Concat",
+                                      1,
+                                      4096,
+                                      1,
+                                      1,
+                                      concat_prepare,
+                                      concat_forward,
+                                      concat_backward,
+                                      free_state,
+                                      0,
+                                      idl__bwd_reads_none };
+const idl__op_def IDL__OP(split) = { "Split",
+                                     1,
+                                     2,
+                                     1,
+                                     4096,
+                                     split_prepare,
+                                     split_forward,
+                                     split_backward,
+                                     free_state,
+                                     0,
+                                     idl__bwd_reads_none };
 const idl__op_def IDL__OP(gather) = {
-    "Gather", 2, 2, 1, 1, gather_prepare, gather_forward, gather_backward, free_state
+    "Gather",        2, 2, 1, 1, gather_prepare, gather_forward, gather_backward, free_state, 0,
+    gather_bwd_reads
 };
 const idl__op_def IDL__OP(shape) = {
     "Shape", 1, 1, 1, 1, shape_prepare, shape_forward, NULL, free_state, IDL__OP_SHAPE_ONLY
 };
-const idl__op_def IDL__OP(cast) = { "Cast",        1,   1, 1, 1, cast_prepare, cast_forward,
-                                    cast_backward, NULL };
-const idl__op_def IDL__OP(slice) = {
-    "Slice", 1, 5, 1, 1, slice_prepare, view_forward, slice_backward, free_state
+const idl__op_def IDL__OP(cast) = {
+    "Cast", 1, 1, 1, 1, cast_prepare, cast_forward, cast_backward, NULL, 0, idl__bwd_reads_none
 };
+const idl__op_def IDL__OP(slice) = { "Slice",
+                                     1,
+                                     5,
+                                     1,
+                                     1,
+                                     slice_prepare,
+                                     view_forward,
+                                     slice_backward,
+                                     free_state,
+                                     0,
+                                     idl__bwd_reads_none };
 const idl__op_def IDL__OP(constantofshape) = {
     "ConstantOfShape",       1,    1,         1, 1, constantofshape_prepare,
     constantofshape_forward, NULL, free_state
 };
 const idl__op_def IDL__OP(expand) = {
-    "Expand", 2, 2, 1, 1, expand_prepare, view_forward, reduce_backward, free_state
+    "Expand",           2, 2, 1, 1, expand_prepare, view_forward, reduce_backward, free_state, 0,
+    idl__bwd_reads_none
 };
 const idl__op_def
     IDL__OP(range) = { "Range", 3, 3, 1, 1, range_prepare, range_forward, NULL, NULL };
-const idl__op_def IDL__OP(tile) = { "Tile",          2,         2, 1, 1, tile_prepare, view_forward,
-                                    reduce_backward, free_state };
+const idl__op_def IDL__OP(tile) = { "Tile",
+                                    2,
+                                    2,
+                                    1,
+                                    1,
+                                    tile_prepare,
+                                    view_forward,
+                                    reduce_backward,
+                                    free_state,
+                                    0,
+                                    idl__bwd_reads_none };

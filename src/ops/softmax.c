@@ -137,8 +137,26 @@ static idl_status logsoftmax_prepare(idl__op_ctx *c) {
 }
 
 const idl__op_def IDL__OP(softmax) = {
-    "Softmax", 1, 1, 1, 1, softmax_prepare, softmax_forward, softmax_backward, free_state, 0
+    "Softmax",
+    1,
+    1,
+    1,
+    1,
+    softmax_prepare,
+    softmax_forward,
+    softmax_backward,
+    free_state,
+    0,
+    idl__bwd_reads_out0 /* softmax_lane_bwd: y only */
 };
-const idl__op_def IDL__OP(logsoftmax) = {
-    "LogSoftmax", 1, 1, 1, 1, logsoftmax_prepare, softmax_forward, softmax_backward, free_state, 0
-};
+const idl__op_def IDL__OP(logsoftmax) = { "LogSoftmax",
+                                          1,
+                                          1,
+                                          1,
+                                          1,
+                                          logsoftmax_prepare,
+                                          softmax_forward,
+                                          softmax_backward,
+                                          free_state,
+                                          0,
+                                          idl__bwd_reads_out0 };

@@ -465,12 +465,16 @@ static idl_status gelu_prepare(idl__op_ctx *c) {
         return idl__error(IDL_ERR_INVALID_ARG, "approximate='%s' (expected 'none' or 'tanh')", ap);
     return fn_prepare(c, k);
 }
-const idl__op_def IDL__OP(sin) = { "Sin",       1,          1,           1,         1,
-                                   sin_prepare, fn_forward, fn_backward, free_state };
-const idl__op_def IDL__OP(cos) = { "Cos",       1,          1,           1,         1,
-                                   cos_prepare, fn_forward, fn_backward, free_state };
-const idl__op_def IDL__OP(gelu) = { "Gelu",       1,          1,           1,         1,
-                                    gelu_prepare, fn_forward, fn_backward, free_state };
+/* fn_backward reads x for every kind. */
+const idl__op_def IDL__OP(sin) = {
+    "Sin", 1, 1, 1, 1, sin_prepare, fn_forward, fn_backward, free_state, 0, idl__bwd_reads_in0
+};
+const idl__op_def IDL__OP(cos) = {
+    "Cos", 1, 1, 1, 1, cos_prepare, fn_forward, fn_backward, free_state, 0, idl__bwd_reads_in0
+};
+const idl__op_def IDL__OP(gelu) = {
+    "Gelu", 1, 1, 1, 1, gelu_prepare, fn_forward, fn_backward, free_state, 0, idl__bwd_reads_in0
+};
 
 /* ==== CumSum ============================================================================ */
 /* x viewed as (outer, len, inner) around `axis`; each (outer, inner) line is scanned. */
@@ -564,7 +568,8 @@ static idl_status cumsum_backward(idl__op_ctx *c) {
     return IDL_OK;
 }
 const idl__op_def IDL__OP(cumsum) = {
-    "CumSum", 2, 2, 1, 1, cumsum_prepare, cumsum_forward, cumsum_backward, free_state
+    "CumSum",           2, 2, 1, 1, cumsum_prepare, cumsum_forward, cumsum_backward, free_state, 0,
+    idl__bwd_reads_none
 };
 
 /* ==== Trilu ============================================================================= */
@@ -655,9 +660,17 @@ static idl_status trilu_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def IDL__OP(trilu) = {
-    "Trilu", 1, 2, 1, 1, trilu_prepare, trilu_forward, trilu_backward, free_state
-};
+const idl__op_def IDL__OP(trilu) = { "Trilu",
+                                     1,
+                                     2,
+                                     1,
+                                     1,
+                                     trilu_prepare,
+                                     trilu_forward,
+                                     trilu_backward,
+                                     free_state,
+                                     0,
+                                     idl__bwd_reads_none };
 
 /* ==== LayerNormalization ================================================================ */
 /* x: (rows, D) around `axis`; scale, bias: D values. A Scale/B that only broadcasts to the
@@ -935,8 +948,16 @@ static idl_status ln_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
-const idl__op_def IDL__OP(layernorm) = { "LayerNormalization", 2,          3,           1,      3,
-                                         ln_prepare,           ln_forward, ln_backward, ln_free };
+/* What ln_backward reads: x (dx, and the Scale/B column sums, which run together whenever
+ * either gradient is asked) and Scale for dx, unless it only broadcasts (then the copy the
+ * forward expanded into the state). Mean and 1/stddev come from the state; B is never read. */
+static unsigned ln_bwd_reads(const idl__op_ctx *c) {
+    const ln_state *s = c->state;
+    return IDL__BWD_IN(0) | (!s->sidx && !c->in_const[0] ? IDL__BWD_IN(1) : 0);
+}
+const idl__op_def IDL__OP(layernorm) = { "LayerNormalization", 2,          3,           1,       3,
+                                         ln_prepare,           ln_forward, ln_backward, ln_free, 0,
+                                         ln_bwd_reads };
 
 /* ==== Einsum ============================================================================ */
 /* Labels: 'A'..'Z' -> 0..25, 'a'..'z' -> 26..51 (ASCII order, used by the implicit output),
@@ -1491,6 +1512,17 @@ static idl_status einsum_backward(idl__op_ctx *c) {
     }
     return IDL_OK;
 }
+/* What einsum_backward reads: one operand, nothing (dY is scattered); two operands, B for dA and
+ * A for dB (the bilinear rule), but only where the operand is used in place (a_direct /
+ * b_direct): otherwise the copy the forward packed into the state's buffer. float64: no
+ * gradient. */
+static unsigned einsum_bwd_reads(const idl__op_ctx *c) {
+    const einsum_state *s = c->state;
+    if (s->nops != 2 || s->dt != IDL_DT_F32) return 0;
+    return (!c->in_const[1] && s->a_direct ? IDL__BWD_IN(0) : 0) |
+           (!c->in_const[0] && s->b_direct ? IDL__BWD_IN(1) : 0);
+}
 const idl__op_def IDL__OP(einsum) = {
-    "Einsum", 1, 16, 1, 1, einsum_prepare, einsum_forward, einsum_backward, einsum_free
+    "Einsum",        1, 16, 1, 1, einsum_prepare, einsum_forward, einsum_backward, einsum_free, 0,
+    einsum_bwd_reads
 };

@@ -215,11 +215,14 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
     }
     set_threads(s);
     idl_status st;
-    bool replanned = false, fwd_only = s->opts.forward_only || s->fwd_hint;
-    if (!idl__plan_matches(s->plan, ord, n, fwd_only)) {
+    bool replanned = false;
+    int kind = s->opts.forward_only || s->plan_hint == IDL__PLAN_FWD         ? IDL__PLAN_FWD
+               : s->opts.save_for_backward || s->plan_hint == IDL__PLAN_LEAN ? IDL__PLAN_LEAN
+                                                                             : IDL__PLAN_FULL;
+    if (!idl__plan_matches(s->plan, ord, n, kind)) {
         replanned = true;
         idl__plan *np = NULL;
-        if (idl__plan_matches(s->spare, ord, n, fwd_only)) {
+        if (idl__plan_matches(s->spare, ord, n, kind)) {
             np = s->spare;
             s->spare = NULL;
         } else {
@@ -229,12 +232,12 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
             s->spare = NULL;
             uint64_t budget = idl__memory_budget(&s->opts);
             uint64_t kept = s->plan ? s->plan->bytes : 0;
-            st = kept < budget / 2 ? idl__plan_build(s, ord, fwd_only, budget - kept, &np)
+            st = kept < budget / 2 ? idl__plan_build(s, ord, kind, budget - kept, &np)
                                    : IDL_ERR_NOMEM;
             if (st == IDL_ERR_NOMEM && s->plan) {
                 idl__plan_free(s->plan);
                 s->plan = NULL;
-                st = idl__plan_build(s, ord, fwd_only, budget, &np);
+                st = idl__plan_build(s, ord, kind, budget, &np);
             }
             if (st) return st;
         }
@@ -247,7 +250,7 @@ idl_status idl_session_forward(idl_session *s, const idl_tensor *const *inputs,
     for (int t = 0; t < s->n_taps; t++)
         if (s->taps[t].cb) ++*(s->taps[t].value == s->resume_from ? &own_taps : &other_taps);
     bool resume = s->resume_from >= 0 && s->fwd_complete && !replanned && own_taps == 1 &&
-                  other_taps == 0 && !s->plan->fwd_only;
+                  other_taps == 0 && !s->plan->in_arena;
     for (int i = 0; i < n && resume; i++) {
         const idl_tensor *dst = &s->plan->vals[m->inputs[i]];
         resume =
@@ -324,6 +327,16 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
         s->wrt[i] = v;
     }
     s->n_wrt = n_wrt;
+    for (int i = 0; i < n_wrt && s->plan->kind == IDL__PLAN_LEAN; i++)
+        if (s->plan->vconst[s->wrt[i]]) {
+            idl_status e = idl__error(
+                IDL_ERR_INVALID_ARG,
+                "tensor '%s' is a constant (an initializer, or computed from them): its gradient "
+                "needs values that a lean pass does not keep (session option save_for_backward)",
+                wrt[i]);
+            clear_backward(s);
+            return e;
+        }
     set_threads(s);
     unsigned fp = fp_enter();
     idl_status st = idl__backward(s, obj, s->wrt, n_wrt);

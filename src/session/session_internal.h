@@ -52,18 +52,24 @@ typedef struct idl__plan {
     /* the nodes downstream of value down_from (-1: none computed yet), for resumed passes */
     int down_from;
     bool *down_node;
-    /* forward-only plan: no backward; the intermediate values share `arena` (see
-     * idl__arena_layout), so only graph inputs, outputs and folded values outlive a pass */
-    bool fwd_only;
+    /* kind (IDL__PLAN_*): a forward-only plan has no backward, and its intermediate values share
+     * `arena` (see arena_layout in plan.c), so only graph inputs, outputs and folded values
+     * outlive a pass; a lean plan keeps besides those the values some backward reads (op.h
+     * bwd_reads) and puts the others in the arena */
+    int kind;
+    bool fwd_only; /* kind == IDL__PLAN_FWD */
     void *arena;
     bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
-    /* fused activations (forward-only plans): a Conv or Add writes the Relu or Clip straight into
-     * its output; alias_of[conv output] = the activation's output value (-1: none), skip[its node]
-     */
+    /* fused activations (forward-only and lean plans): a Conv or Add writes the Relu (or, forward
+     * only, the Clip) straight into its output; alias_of[conv output] = the activation's output
+     * value (-1: none), skip[its node] */
     int *alias_of;
     bool *skip;
     uint64_t bytes; /* activation bytes the plan holds (the memory budget's measure) */
 } idl__plan;
+
+/* Plan kinds: every value kept; forward only; lean (only what a backward reads is kept). */
+enum { IDL__PLAN_FULL = 0, IDL__PLAN_FWD = 1, IDL__PLAN_LEAN = 2 };
 
 typedef struct idl__tap {
     int value;
@@ -79,8 +85,9 @@ struct idl_session {
     idl__plan *spare; /* the one before, kept while both fit the memory budget (a method's clean
                          pass and its packs, or a gradient plan and a forward-only one, then
                          alternate without re-planning) */
-    bool fwd_hint;    /* the next forwards need no backward and no intermediate value: they may
-                         use a forward-only plan (set by the explanation methods' packs) */
+    int plan_hint;    /* IDL__PLAN_*: the next forwards need no backward (FWD) or a backward
+                         only (LEAN), and no intermediate value: they may use a plan of that kind
+                         (set by the explanation methods' packs) */
     bool have_forward;
     idl__tap *taps;
     int n_taps, cap_taps;
@@ -131,12 +138,13 @@ void idl__attention_clear(idl_session *s);
 bool idl__shape_like_input(const idl_tensor *t);
 /* Bytes the activations of one plan may take: opts->max_memory, or 3/4 of physical memory. */
 uint64_t idl__memory_budget(const idl_session_opts *o);
-/* Builds a plan for inputs of the given shapes (types/shapes only are read), forward-only or not,
- * whose activations take at most `budget` bytes. */
-idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, bool fwd_only,
+/* Builds a plan of a kind (IDL__PLAN_*) for inputs of the given shapes (types/shapes only are
+ * read), whose activations take at most `budget` bytes. */
+idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int kind,
                            uint64_t budget, idl__plan **out);
-/* Bytes the intermediate values of plan p would take as a forward-only plan's arena. */
-uint64_t idl__plan_arena_bytes(const idl_model *m, const idl__plan *p);
+/* Bytes the intermediate values of plan p would take in a plan of that kind (FWD: its arena;
+ * LEAN: the values a backward reads, and the arena of the others). */
+uint64_t idl__plan_kind_bytes(const idl_model *m, const idl__plan *p, int kind);
 void idl__plan_free(idl__plan *p);
 /* The value as the API shows it: plain, a copy made on demand for a blocked value (NULL with the
  * error set when that copy cannot be allocated). */
@@ -147,9 +155,8 @@ const idl_tensor *idl__plan_grad(idl_session *s, int v);
  * data on first use), to = 0 plain -> blocked, to = 2 plain added into blocked. */
 idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_tensor *plain,
                          int to);
-/* Whether the plan was made for exactly these input types and shapes, and is forward-only or
- * not as asked. */
-bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, bool fwd_only);
+/* Whether the plan was made for exactly these input types and shapes, and is of that kind. */
+bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, int kind);
 /* Runs the non-folded nodes; taps are applied. */
 idl_status idl__plan_forward(idl_session *s);
 /* Reverse pass; see idl_session_backward. */
