@@ -154,6 +154,30 @@ static void zero_grad(idl__plan *p, bool *zeroed, int v) {
     zeroed[v] = true;
 }
 
+/* IDL__OP_BWD_INPLACE (op.h): the first input k of node n whose gradient this node alone
+ * contributes, not yet taken, of output 0's shape and layout, takes output 0's lent gradient
+ * buffer (output 0's gradient is read only by this node's backward, its producer); dout[0] then
+ * points at it through input k's gradient. */
+static void take_dout(idl__plan *p, const idl__node *n, idl__op_ctx *c, const bool *plain_in,
+                      bool *zeroed) {
+    int y = n->out[0];
+    idl_tensor *gy = &p->grads[y];
+    if (!gy->data || (gy->flags & IDL_TENSOR_OWNED)) return;
+    for (int k = 0; k < n->n_in; k++) {
+        int v = n->in[k];
+        if (v < 0 || v == y || !p->active[v] || plain_in[k] || !p->fresh[v] || p->grads[v].data ||
+            p->vals[v].dtype != IDL_DT_F32 || !idl__same_shape(&p->vals[v], &p->vals[y]) ||
+            (p->lay[v] == NULL) != (p->lay[y] == NULL) ||
+            (p->lay[v] && !dnnl_memory_desc_equal(&p->lay[v]->md, &p->lay[y]->md)))
+            continue;
+        p->grads[v].data = gy->data;
+        gy->data = NULL;
+        zeroed[v] = true;
+        c->dout[0] = &p->grads[v];
+        return;
+    }
+}
+
 static void relu_rule_backward(idl__op_ctx *c, int rule) {
     const float *y = c->out[0]->data, *dy = c->dout[0]->data;
     float *dx = c->din[0]->data;
@@ -276,6 +300,10 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
         }
         if (st) break;
         const bool *plain_in = p->slot_plain + (c->in - p->ptrs);
+        const idl__op_def *def = idl__ops[n->op];
+        bool rule = s->relu_rule != IDL__RELU_DEFAULT && !strcmp(def->name, "Relu");
+        if ((def->flags & IDL__OP_BWD_INPLACE) && !rule && any_out && c->dout[0])
+            take_dout(p, n, c, plain_in, zeroed);
         for (int k = 0; k < n->n_in; k++) {
             /* an input that appears twice gets one buffer; kernels accumulate, so both add up */
             bool a = n->in[k] >= 0 && p->active[n->in[k]];
@@ -294,8 +322,6 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
             st = idl__error(IDL_ERR_ABORTED, "backward aborted");
             break;
         }
-        const idl__op_def *def = idl__ops[n->op];
-        bool rule = s->relu_rule != IDL__RELU_DEFAULT && !strcmp(def->name, "Relu");
         bool writes = (def->flags & IDL__OP_BWD_WRITES_FRESH) && !rule;
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];

@@ -639,7 +639,8 @@ static idl_status bin_backward(idl__op_ctx *c) {
         if (!c->din[k] || c->in[k]->dtype != IDL_DT_F32) continue;
         if (idl__din_fresh(c, k)) { /* IDL__OP_BWD_WRITES_FRESH: write din[k] whole */
             if (s->full[k] && (s->op == B_ADD || (s->op == B_SUB && k == 0))) {
-                memcpy(c->din[k]->data, dy, idl__tensor_bytes(c->din[k]));
+                if (c->din[k]->data != dy) /* IDL__OP_BWD_INPLACE: dy's own buffer as it is */
+                    memcpy(c->din[k]->data, dy, idl__tensor_bytes(c->din[k]));
                 continue;
             }
             memset(c->din[k]->data, 0, idl__tensor_bytes(c->din[k]));
@@ -674,14 +675,22 @@ static unsigned bin_bwd_reads(const idl__op_ctx *c) {
     }
 }
 
-#define BINARY_OP(stem, Name, OP, BWD, READS)                                                    \
-    static idl_status stem##_prepare(idl__op_ctx *c) {                                           \
-        return bin_prepare(c, OP);                                                               \
-    }                                                                                            \
-    const idl__op_def IDL__OP(stem) = {                                                          \
-        Name,           2,           2,   1,          1,                                         \
-        stem##_prepare, bin_forward, BWD, free_state, IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT, \
-        READS                                                                                    \
+#define BINARY_OP(stem, Name, OP, BWD, READS)                                                 \
+    static idl_status stem##_prepare(idl__op_ctx *c) {                                        \
+        return bin_prepare(c, OP);                                                            \
+    }                                                                                         \
+    const idl__op_def IDL__OP(stem) = {                                                       \
+        Name,                                                                                 \
+        2,                                                                                    \
+        2,                                                                                    \
+        1,                                                                                    \
+        1,                                                                                    \
+        stem##_prepare,                                                                       \
+        bin_forward,                                                                          \
+        BWD,                                                                                  \
+        free_state,                                                                           \
+        IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT | (OP == B_ADD ? IDL__OP_BWD_INPLACE : 0u), \
+        READS                                                                                 \
     };
 
 BINARY_OP(add, "Add", B_ADD, bin_backward, idl__bwd_reads_none)

@@ -328,7 +328,7 @@ const idl__op_def IDL__OP(relu) = { "Relu",
                                     unary_forward,
                                     unary_backward,
                                     free_state,
-                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT,
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT | IDL__OP_BWD_INPLACE,
                                     unary_bwd_reads };
 SIMPLE_UNARY(sigmoid, "Sigmoid", U_SIGMOID)
 SIMPLE_UNARY(hardswish, "HardSwish", U_HSWISH)
@@ -477,7 +477,7 @@ const idl__op_def IDL__OP(clip) = { "Clip",
                                     unary_forward,
                                     unary_backward,
                                     free_state,
-                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT,
+                                    IDL__OP_BWD_WRITES_FRESH | IDL__OP_LAYOUT | IDL__OP_BWD_INPLACE,
                                     unary_bwd_reads };
 
 /* Neg and Abs also run on integers (shape arithmetic); gradients only for float32. */

@@ -99,6 +99,11 @@ unsigned idl__bwd_reads_bilinear(const idl__op_ctx *c);
 /* The op takes inputs in oneDNN's blocked layouts (see in_md/out_md); the planner gives the other
  * ops a plain copy. */
 #define IDL__OP_LAYOUT 4u
+/* The reverse pass may hand backward din[k] in dout[0]'s own buffer (same shape and layout) when
+ * output 0's gradient is lent and input k's has this node as its only contributor (so din[k] is
+ * fresh): the kernel reads dy[i] before it writes dx[i], and leaves a pass-through (Add) as it
+ * is. Saves a buffer and a copy (Add) or a stream (Relu). */
+#define IDL__OP_BWD_INPLACE 8u
 
 /* For an element-wise op with IDL__OP_LAYOUT whose first n inputs have the output's shape: when
  * they all come in one blocked layout and the output may be blocked, the output takes it too (the
