@@ -702,6 +702,53 @@ static void test_forward_only_fusions(void) {
     idl_model_free(m);
 }
 
+/* Weights derived from initializers (reordered for oneDNN, Winograd kernels) are the session's,
+ * shared by its plans: a second plan (another batch, the first kept as the spare) takes a
+ * reference to each instead of deriving its own, and computes what a fresh session computes, to
+ * the bit. */
+static void test_derived_shared(void) {
+    const int64_t pads[4] = { 1, 1, 1, 1 };
+    idl_model *m = wino_model(20, 20, pads, false);
+    CHECK(m != NULL);
+    if (!m) return;
+    for (int direct = 0; direct < 2; direct++) {
+        idl_session *s = NULL, *fresh = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        o.direct_conv = direct;
+        CHECK_OK(idl_session_new(m, &o, &s));
+        CHECK_OK(idl_session_new(m, &o, &fresh));
+        int n_first = 0, shared = 0;
+        for (int b = 1; b <= 2; b++) {
+            int64_t n = b * 8 * 20 * 20;
+            float *xv = malloc((size_t)n * sizeof *xv);
+            uint32_t seed = 7;
+            tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
+            idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ b, 8, 20, 20 }, xv);
+            const idl_tensor *in[1] = { &x };
+            CHECK_OK(idl_session_forward(s, in, NULL, 1));
+            int entries = 0;
+            for (const idl__derived *d = s->be.derived; d; d = d->next) {
+                entries++;
+                shared += d->refs == 2;
+            }
+            if (b == 1) n_first = entries;
+            CHECK_MSG(entries == n_first && entries > 0,
+                      "direct %d batch %d: %d derived weights (%d with the first plan)", direct, b,
+                      entries, n_first);
+            CHECK_OK(idl_session_forward(fresh, in, NULL, 1));
+            const idl_tensor *y = idl_session_output(s, 0), *yf = idl_session_output(fresh, 0);
+            CHECK(y && yf &&
+                  !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+            free(xv);
+        }
+        CHECK_MSG(shared == n_first, "direct %d: %d of %d derived weights shared by both plans",
+                  direct, shared, n_first);
+        idl_session_free(s);
+        idl_session_free(fresh);
+    }
+    idl_model_free(m);
+}
+
 /* save_for_backward sessions (lean plans: only what a backward reads is kept, the rest shares an
  * arena, a ReLU after a Conv or an Add is fused into it) against sessions that keep every value,
  * on a Conv+Relu (Winograd and oneDNN's direct convolution) and an Add+Relu: the output and the
@@ -981,6 +1028,7 @@ int main(void) {
     test_forward_only();
     test_forward_only_fusions();
     test_save_for_backward();
+    test_derived_shared();
     test_op_tables();
     test_vmath();
     test_resume();

@@ -14,6 +14,7 @@ idl_status idl__backend_init(idl__backend *be) {
     be->engine = NULL;
     be->stream = NULL;
     be->scratch = (idl__scratch){ { 0, 0 }, { NULL, NULL } };
+    be->derived = NULL;
     idl_status st = idl__dnnl_check(dnnl_engine_create(&be->engine, dnnl_cpu, 0), "engine_create");
     if (st) return st;
     st = idl__dnnl_check(dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags),
@@ -36,7 +37,52 @@ idl_status idl__scratch_reserve(idl__scratch *p, int k, size_t size) {
     return IDL_OK;
 }
 
+void *idl__derived_find(idl__backend *be, const void *src, int kind, const dnnl_memory_desc_t *md,
+                        int64_t k0, int64_t k1) {
+    for (idl__derived *d = be->derived; d; d = d->next)
+        if (d->src == src && d->kind == kind && d->k0 == k0 && d->k1 == k1 &&
+            (!md || dnnl_memory_desc_equal(md, &d->md))) {
+            d->refs++;
+            return d->data;
+        }
+    return NULL;
+}
+
+idl_status idl__derived_add(idl__backend *be, const void *src, int kind,
+                            const dnnl_memory_desc_t *md, int64_t k0, int64_t k1, void *data) {
+    idl__derived *d = idl__calloc(1, sizeof *d);
+    if (!d) return idl__error(IDL_ERR_NOMEM, "out of memory");
+    d->src = src;
+    d->kind = kind;
+    if (md) d->md = *md;
+    d->k0 = k0;
+    d->k1 = k1;
+    d->data = data;
+    d->refs = 1;
+    d->next = be->derived;
+    be->derived = d;
+    return IDL_OK;
+}
+
+void idl__derived_release(idl__backend *be, void *data) {
+    for (idl__derived **pp = &be->derived; *pp; pp = &(*pp)->next) {
+        idl__derived *d = *pp;
+        if (d->data != data) continue;
+        if (--d->refs > 0) return;
+        *pp = d->next;
+        idl__aligned_free(d->data);
+        idl__free(d);
+        return;
+    }
+}
+
 void idl__backend_destroy(idl__backend *be) {
+    while (be->derived) { /* every plan is freed first: nothing is left but for a failure */
+        idl__derived *d = be->derived;
+        be->derived = d->next;
+        idl__aligned_free(d->data);
+        idl__free(d);
+    }
     for (int k = 0; k < 2; k++) {
         idl__aligned_free(be->scratch.buf[k]);
         be->scratch.buf[k] = NULL;

@@ -14,12 +14,41 @@ typedef struct idl__scratch {
     void *buf[2];
 } idl__scratch;
 
+/* Data derived once from one of the model's initializers and shared by every plan of a session
+ * that needs it (weights reordered into a primitive's layout, Winograd kernels): a plan kept as
+ * the spare and the plan in use then hold one copy, and a new plan does not derive it again.
+ * Keyed by the initializer's address (it outlives every plan; values folded at plan time do not,
+ * so they are never keys), a kind (IDL__DERIVED_*), a layout for reorders and two integers;
+ * counted references, freed with the last. */
+typedef struct idl__derived {
+    const void *src;
+    int kind;
+    dnnl_memory_desc_t md;
+    int64_t k0, k1;
+    void *data;
+    int refs;
+    struct idl__derived *next;
+} idl__derived;
+enum { IDL__DERIVED_REORDER = 1, IDL__DERIVED_WINO = 2 };
+
 typedef struct idl__backend {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     idl__scratch scratch;
     bool winograd; /* convolutions may run as Winograd F(4x4,3x3) (ops/winograd.h) */
+    idl__derived *derived;
 } idl__backend;
+
+/* The derived data of (src, kind, md, k0, k1) with a reference taken, or NULL (md may be NULL:
+ * not part of the key). */
+void *idl__derived_find(idl__backend *be, const void *src, int kind, const dnnl_memory_desc_t *md,
+                        int64_t k0, int64_t k1);
+/* Hands data (from idl__aligned_alloc_raw or idl__aligned_alloc) over to the cache with one
+ * reference; NOMEM leaves it with the caller. */
+idl_status idl__derived_add(idl__backend *be, const void *src, int kind,
+                            const dnnl_memory_desc_t *md, int64_t k0, int64_t k1, void *data);
+/* Drops a reference to derived data; the last one frees it. */
+void idl__derived_release(idl__backend *be, void *data);
 
 /* Grows scratch slot k (0 or 1) to at least size bytes. NOMEM on failure. */
 idl_status idl__scratch_reserve(idl__scratch *p, int k, size_t size);

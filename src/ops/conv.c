@@ -59,6 +59,7 @@ typedef struct port {
     int64_t add_n; /* ACC in the same layout: add prim's add_n floats into user, no reorder (oneDNN
                       2.6 runs a same-layout reorder with a sum as a slow generic loop) */
     void *user_data;
+    void *shared; /* constant weights reordered once per session (idl__derived), instead of buf */
 } port;
 
 enum { PORT_IN, PORT_OUT, PORT_ACC };
@@ -86,11 +87,14 @@ typedef struct conv_state {
     /* Winograd F(4x4,3x3) (winograd.h) instead of oneDNN, forward and input gradient */
     bool wino_f;
     idl__wino wf;
+    bool wino_shared; /* wf.U belongs to the session's derived data */
+    idl__backend *be; /* the session's, for the derived data */
 } conv_state;
 
 /* ---- ports ---- */
 
-static void port_free(port *p) {
+static void port_free(idl__backend *be, port *p) {
+    if (p->shared) idl__derived_release(be, p->shared);
     if (p->reorder) dnnl_primitive_destroy(p->reorder);
     if (p->prim) dnnl_memory_destroy(p->prim);
     if (p->user) dnnl_memory_destroy(p->user);
@@ -169,6 +173,30 @@ static dnnl_memory_t port_in(idl__backend *be, port *p, const void *data) {
     dnnl_exec_arg_t a[2] = { { DNNL_ARG_FROM, p->user }, { DNNL_ARG_TO, p->prim } };
     idl__dnnl_exec(be, p->reorder, 2, a);
     return p->prim;
+}
+
+/* An input port of constant weights (input 1): reordered once into its buffer; for an initializer
+ * (not a value folded by this plan), once per session and layout, shared by the session's plans
+ * (idl__derived), the port's own buffer then given back. */
+static void port_const(idl__op_ctx *c, port *p) {
+    const void *w = c->in[1]->data;
+    const dnnl_memory_desc_t *md = NULL;
+    if (!p->reorder || !p->buf || (c->in[1]->flags & IDL_TENSOR_OWNED) ||
+        dnnl_memory_get_memory_desc(p->prim, &md) != dnnl_success) {
+        port_in(c->be, p, w);
+        return;
+    }
+    void *d = idl__derived_find(c->be, w, IDL__DERIVED_REORDER, md, 0, 0);
+    if (!d) {
+        port_in(c->be, p, w);
+        if (idl__derived_add(c->be, w, IDL__DERIVED_REORDER, md, 0, 0, p->buf)) return;
+        d = p->buf;
+    } else {
+        idl__aligned_free(p->buf);
+    }
+    p->buf = NULL;
+    p->shared = d;
+    set_handle(p->prim, d);
 }
 
 /* Output: the memory the primitive writes; port_done then moves (or adds) it into data. */
@@ -482,11 +510,14 @@ static void conv_free(void *p) {
     if (s->bd) dnnl_primitive_destroy(s->bd);
     if (s->bw) dnnl_primitive_destroy(s->bw);
     if (s->f_bias) dnnl_memory_destroy(s->f_bias);
-    if (s->wf.U) idl__wino_free(&s->wf);
+    if (s->wino_shared)
+        idl__derived_release(s->be, s->wf.U);
+    else if (s->wf.U)
+        idl__wino_free(&s->wf);
     port *ports[] = { &s->f_src,     &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,  &s->bd_dsrc,
                       &s->bd_dsrc_w, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
-        port_free(ports[i]);
+        port_free(s->be, ports[i]);
     idl__free(s);
 }
 
@@ -558,8 +589,17 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     if (nchw8c_md(&want, g, false) || !dnnl_memory_desc_equal(in_blk, &want) ||
         nchw8c_md(&s->udst, g, true))
         return IDL_OK;
-    idl_status st = idl__wino_init(&s->wf, c->in[1]->data, g->N, g->C, g->M, g->in[0], g->in[1],
+    /* the transformed kernels of an initializer are the session's, shared by its plans */
+    const float *wt = c->in[1]->data;
+    bool share = !(c->in[1]->flags & IDL_TENSOR_OWNED);
+    float *U = share ? idl__derived_find(c->be, wt, IDL__DERIVED_WINO, NULL, g->C, g->M) : NULL;
+    idl_status st = idl__wino_init(&s->wf, U ? NULL : wt, g->N, g->C, g->M, g->in[0], g->in[1],
                                    g->out[0], g->out[1], g->pl[0], g->pl[1]);
+    if (U) s->wf.U = U;
+    if (!st && !U && share &&
+        idl__derived_add(c->be, wt, IDL__DERIVED_WINO, NULL, g->C, g->M, s->wf.U) == IDL_OK)
+        U = s->wf.U;
+    s->wino_shared = U != NULL;
     if (!st) st = idl__scratch_reserve(s->pool, 0, idl__wino_v_bytes(&s->wf));
     if (!st) st = idl__scratch_reserve(s->pool, 1, idl__wino_m_bytes(&s->wf));
     if (st) return st;
@@ -594,6 +634,7 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     }
     dnnl_engine_t eng = c->be->engine;
     s->pool = &c->be->scratch;
+    s->be = c->be;
     if ((st = wino_prepare(c, s)) || s->wino_f) return st;
     /* an input already in a blocked layout is taken as it is (no reorder), and the output stays
      * blocked when the planner allows it: a chain of convolutions and element-wise ops runs
@@ -649,8 +690,8 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
     c->fused_act_done = c->fuse_act;
-    if (c->in_const[1]) { /* constant weights: reorder once, here */
-        port_in(c->be, &s->f_wei, c->in[1]->data);
+    if (c->in_const[1]) { /* constant weights: reorder once, here, or once per session */
+        port_const(c, &s->f_wei);
         s->wei_static = true;
     }
     return IDL_OK;
@@ -717,8 +758,8 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
         if (s->wei_static) dnnl_memory_get_memory_desc(fwd_weights(s), &fw);
         s->bd_wei_from_fwd = s->wei_static && fw && dnnl_memory_desc_equal(w, fw);
         if (!s->bd_wei_from_fwd) st = port_init(&s->bd_wei, &u_wei, w, PORT_IN, eng, NULL, -1);
-        if (!st && !s->bd_wei_from_fwd && s->wei_static) { /* constant: reorder once, here */
-            port_in(c->be, &s->bd_wei, c->in[1]->data);
+        if (!st && !s->bd_wei_from_fwd && s->wei_static) { /* constant: reorder once */
+            port_const(c, &s->bd_wei);
             s->bd_wei_static = true;
         }
     }

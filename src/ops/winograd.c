@@ -63,6 +63,7 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     int64_t mb = (64 * 1024 / (int64_t)sizeof(float) / w->C) / 16 * 16;
     w->mblk = IDL_MIN(w->M, IDL_MAX(16, mb));
     int64_t MP = M / 16;
+    if (!wt) return IDL_OK;
     size_t bytes = (size_t)(36 * C * M) * sizeof(float);
     w->U = idl__aligned_alloc_raw(bytes); /* every element is written below */
     if (!w->U)

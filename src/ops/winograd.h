@@ -38,7 +38,8 @@ bool idl__wino_available(void);
 
 /* Fills w and transforms the kernels: wt is an ONNX Conv weight tensor (M, C, 3, 3), row-major;
  * input N x C x H x W padded by pt rows and pl columns before, output N x M x OH x OW. NOMEM on
- * failure. */
+ * failure. wt NULL: w->U is left for the caller to set (kernels transformed before, for the same
+ * C and M). */
 idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
                           int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl);
 void idl__wino_free(idl__wino *w);
