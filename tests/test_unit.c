@@ -812,6 +812,27 @@ static void test_save_for_backward(void) {
         CHECK(idl_session_backward(lean, &obj, &wrt_w, 1) == IDL_ERR_INVALID_ARG &&
               strstr(idl_last_error(), "constant"));
         CHECK_OK(idl_session_backward(full, &obj, &wrt_w, 1));
+        /* a gradient method's clean pass on a plain session runs on a lean plan (its wrt is a
+         * graph input) and gives the full session's gradient to the bit */
+        idl_session *ms = NULL;
+        idl_session_opts mo = idl_session_opts_default();
+        mo.direct_conv = mi == 1;
+        CHECK_OK(idl_session_new(m, &mo, &ms));
+        idl_explain_request rq = idl_explain_request_default();
+        rq.inputs = in;
+        rq.n_inputs = 1;
+        rq.objective = obj.kind;
+        idl_saliency_params sp = idl_saliency_params_default();
+        sp.abs = 0;
+        idl_explanation ex;
+        CHECK_OK(idl_saliency(ms, &rq, &sp, &ex));
+        CHECK(ms->plan && ms->plan->kind == IDL__PLAN_LEAN);
+        CHECK_OK(idl_session_backward(full, &obj, &wrt, 1));
+        gf = idl_session_grad(full, "x");
+        CHECK(ex.attribution && gf && idl_tensor_numel(ex.attribution) == n &&
+              !memcmp(ex.attribution->data, gf->data, sizeof(float) * (size_t)n));
+        idl_explanation_clear(&ex);
+        idl_session_free(ms);
         idl_session_free(full);
         idl_session_free(lean);
         free(xv);

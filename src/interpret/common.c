@@ -186,8 +186,10 @@ idl_status idl__x_wrt(idl__xrun *r, const char *name) {
     return IDL_OK;
 }
 
-idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq,
-                        bool need_wrt) {
+/* lean: the clean pass may run on a lean plan (only what a backward reads kept) when the tensor
+ * attributed to is a graph input (it stays readable); see idl__x_begin_grad. */
+static idl_status x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq,
+                          bool need_wrt, bool lean) {
     memset(r, 0, sizeof *r);
     if (!s || !rq) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     r->s = s;
@@ -204,11 +206,18 @@ idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request 
     if (rq->internal_batch < 0)
         return idl__error(IDL_ERR_INVALID_ARG, "internal_batch must be >= 0");
     idl_status st = order_inputs(r);
+    bool dflt = !rq->wrt || !*rq->wrt || !strcmp(rq->wrt, "input"), lean_ok = false;
+    for (int i = 0; !st && lean && i < r->n_in; i++)
+        lean_ok = lean_ok || (r->in[i]->dtype == IDL_DT_F32 &&
+                              (dflt || !strcmp(rq->wrt, s->m->values[s->m->inputs[i]].name)));
+    s->plan_hint = lean_ok ? IDL__PLAN_LEAN : IDL__PLAN_FULL;
     if (!st) st = idl_session_forward(s, r->in, NULL, r->n_in);
+    s->plan_hint = IDL__PLAN_FULL;
     if (st) {
         idl__x_end(r);
         return st;
     }
+    r->clean_kind = s->plan->kind;
     r->rows = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_LEAN);
     r->rows_fwd = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_FWD);
     const idl_tensor *y = idl_session_output(s, rq->output);
@@ -254,6 +263,15 @@ idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request 
         return st;
     }
     return IDL_OK;
+}
+
+idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq,
+                        bool need_wrt) {
+    return x_begin(r, s, rq, need_wrt, false);
+}
+
+idl_status idl__x_begin_grad(idl__xrun *r, idl_session *s, const idl_explain_request *rq) {
+    return x_begin(r, s, rq, true, true);
 }
 
 idl_objective idl__x_objective(const idl__xrun *r) {
@@ -308,9 +326,13 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
     int64_t per_pass = fwd ? r->rows_fwd : r->rows;
     int64_t nchunks = (rows->n + per_pass - 1) / per_pass;
     int64_t c = (rows->n + nchunks - 1) / nchunks;
-    /* packs with a backward keep only what it reads (a lean plan) */
+    /* packs with a backward keep only what it reads (a lean plan); those of the clean batch run
+     * on the clean pass's plan (of either kind) */
     bool lean = want_grad && c != r->N;
     fwd = fwd && c != r->N;
+    int hint = fwd    ? IDL__PLAN_FWD
+               : lean ? IDL__PLAN_LEAN
+                      : (c == r->N && !tapped ? r->clean_kind : IDL__PLAN_FULL);
     idl_status st = alloc_chunk(r, c);
     if (st) return st;
     const idl_tensor *bins[IDL__XMAX_IN];
@@ -350,7 +372,7 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
             for (int64_t j = 0; j < cnt && !grad_here; j++)
                 grad_here = rows->need_grad(rows->u, r0 + j);
         }
-        r->s->plan_hint = fwd ? IDL__PLAN_FWD : lean ? IDL__PLAN_LEAN : IDL__PLAN_FULL;
+        r->s->plan_hint = hint;
         st = idl_session_forward(r->s, bins, NULL, r->n_in);
         r->s->plan_hint = IDL__PLAN_FULL;
         if (!st && grad_here) {

@@ -185,7 +185,7 @@ static idl_status plain(idl_session *s, const idl_explain_request *rq, plain_kin
                         idl_explanation *out) {
     idl__xrun r;
     memset(out, 0, sizeof *out);
-    idl_status st = idl__x_begin(&r, s, rq, true);
+    idl_status st = idl__x_begin_grad(&r, s, rq);
     if (st) return st;
     const float *g = NULL;
     idl__session_set_relu_rule(s, rule);
@@ -310,7 +310,7 @@ idl_status idl_smoothgrad(idl_session *s, const idl_explain_request *rq, const i
     if (!(p->noise >= 0) || !(p->noise_abs >= 0))
         return idl__error(IDL_ERR_INVALID_ARG, "noise must be >= 0");
     idl__xrun r;
-    idl_status st = idl__x_begin(&r, s, rq, true);
+    idl_status st = idl__x_begin_grad(&r, s, rq);
     if (st) return st;
     if (p->noise_tensor &&
         (st = idl__check_replay(&r, p->noise_tensor, p->n_samples, "noise_file", r.numel))) {
@@ -484,7 +484,7 @@ idl_status idl_integrated_gradients(idl_session *s, const idl_explain_request *r
     idl__xrun r;
     memset(&r, 0, sizeof r);
     int trials = 1;
-    if (!st) st = idl__x_begin(&r, s, rq, true);
+    if (!st) st = idl__x_begin_grad(&r, s, rq);
     bool begun = !st;
     if (!st) st = idl__baseline_check(&r, &p->baseline, &trials);
     float *base = NULL, *acc = NULL;
@@ -624,7 +624,7 @@ idl_status idl_gradient_shap(idl_session *s, const idl_explain_request *rq,
                           "gradient_shap draws its own baselines per sample; give a baseline "
                           "tensor (K, sample shape) as the distribution instead of random");
     idl__xrun r;
-    idl_status st = idl__x_begin(&r, s, rq, true);
+    idl_status st = idl__x_begin_grad(&r, s, rq);
     if (st) return st;
     int trials = 1;
     gs_ctx c;

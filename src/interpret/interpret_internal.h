@@ -29,6 +29,7 @@ typedef struct idl__xrun {
     int64_t wrt_shape[IDL_MAX_DIMS]; /* with the batch axis */
     float *x;                        /* (N * numel) clean value */
     int rows;                        /* rows per internal pass */
+    int clean_kind;                  /* IDL__PLAN_* of the clean pass's plan */
     int rows_fwd;                    /* rows per pass of forward-only packs (a forward-only
                                         plan keeps fewer values; see auto_rows in common.c) */
     const char *grad_at; /* NULL: gradients w.r.t. wrt; else w.r.t. this tensor (take receives
@@ -61,6 +62,11 @@ typedef struct idl__xrows {
 /* Orders and checks the inputs, runs the clean forward pass, fixes targets and clean scores; with
  * need_wrt resolves and copies the wrt tensor. On failure everything is released. */
 idl_status idl__x_begin(idl__xrun *r, idl_session *s, const idl_explain_request *rq, bool need_wrt);
+/* idl__x_begin for the gradient methods (need_wrt): when the tensor attributed to is a graph input,
+ * the clean pass runs on a lean plan (idl_session_opts.save_for_backward: only what a backward
+ * reads is kept, so intermediate values cannot be read after it), and so do the packs of its
+ * batch. */
+idl_status idl__x_begin_grad(idl__xrun *r, idl_session *s, const idl_explain_request *rq);
 void idl__x_end(idl__xrun *r);
 /* Resolves and copies the wrt tensor (NULL or "input": the default) after idl__x_begin. */
 idl_status idl__x_wrt(idl__xrun *r, const char *name);
