@@ -851,6 +851,40 @@ done:
 #undef LINE
 }
 
+/* A session with every value kept, and one with the option forward_only (lean = 0) or
+ * save_for_backward (lean = 1); 1 on failure. */
+static int session_pair(const idl_model *m, int lean, idl_session **full, idl_session **s) {
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = g_threads;
+    if (idl_session_new(m, &so, full) != IDL_OK) return 1;
+    so.forward_only = !lean;
+    so.save_for_backward = lean;
+    return idl_session_new(m, &so, s) != IDL_OK;
+}
+
+static void free_inputs(idl_tensor **ins, int n) {
+    for (int i = 0; ins && i < n; i++)
+        idl_tensor_free(ins[i]);
+    free(ins);
+}
+
+/* Loads run R's inputs into *ins (R->n_in tensors, free_inputs) and runs both sessions forward on
+ * them; 1 on failure, with the message printed. */
+static int forward_pair(const char *cname, const case_spec *cs, const run_spec *R,
+                        idl_session *full, idl_session *s, idl_tensor ***ins) {
+    *ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof **ins);
+    if (!*ins) return 1;
+    for (int i = 0; i < R->n_in; i++)
+        if (load_req(cname, R->in_file[i], &(*ins)[i])) return 1;
+    const char *const *names = cs->legacy ? NULL : (const char *const *)R->in_name;
+    if (idl_session_forward(full, (const idl_tensor *const *)*ins, names, R->n_in) == IDL_OK &&
+        idl_session_forward(s, (const idl_tensor *const *)*ins, names, R->n_in) == IDL_OK)
+        return 0;
+    fprintf(stderr, "parity %s: run %s: forward: %s\n", cname, R->label[0] ? R->label : "-",
+            idl_last_error());
+    return 1;
+}
+
 /* Every run again on a forward_only session (intermediate values share one arena planned by their
  * lifetimes): each output must equal the full session's to the bit, and match the reference;
  * a backward must be refused. Returns 1 when all hold. */
@@ -862,24 +896,13 @@ static int run_fwd_only(const char *cname, const idl_model *m, const case_spec *
     idl_tensor **ins = NULL;
     int n_in = 0;
     double worst = 0;
-    idl_session_opts so = idl_session_opts_default();
-    so.n_threads = g_threads;
-    if (idl_session_new(m, &so, &full) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
-    so.forward_only = 1;
-    if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    if (session_pair(m, 0, &full, &s)) CASE_FAIL("session: %s", idl_last_error());
     for (int r = 0; r < cs->n_runs; r++) {
         const run_spec *R = &cs->runs[r];
         const char *rlabel = R->label[0] ? R->label : "-";
-        ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof *ins);
         n_in = R->n_in;
-        if (!ins) CASE_FAIL("out of memory");
-        for (int i = 0; i < R->n_in; i++)
-            if (load_req(cname, R->in_file[i], &ins[i]))
-                CASE_FAIL("run %s: unreadable input", rlabel);
-        const char *const *names = cs->legacy ? NULL : (const char *const *)R->in_name;
-        if (idl_session_forward(full, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK ||
-            idl_session_forward(s, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK)
-            CASE_FAIL("run %s: forward_only forward: %s", rlabel, idl_last_error());
+        if (forward_pair(cname, cs, R, full, s, &ins))
+            CASE_FAIL("run %s: forward_only forward failed", rlabel);
         for (int o = 0; o < R->n_out; o++) {
             idl_tensor *ref = NULL;
             if (load_req(cname, R->out_file[o], &ref))
@@ -906,17 +929,12 @@ static int run_fwd_only(const char *cname, const idl_model *m, const case_spec *
             CHECK_MSG(refused, "%s: a forward_only session ran a backward", cname);
             ok &= refused;
         }
-        for (int i = 0; i < n_in; i++)
-            idl_tensor_free(ins[i]);
-        free(ins);
+        free_inputs(ins, n_in);
         ins = NULL;
     }
     ll += (size_t)snprintf(line + ll, ll < cap ? cap - ll : 0, " | forward_only %.1e", worst);
 done:
-    if (ins)
-        for (int i = 0; i < n_in; i++)
-            idl_tensor_free(ins[i]);
-    free(ins);
+    free_inputs(ins, n_in);
     idl_session_free(s);
     idl_session_free(full);
     return ok;
@@ -934,26 +952,17 @@ static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, 
     idl_tensor **ins = NULL, *targets = NULL, *seed = NULL;
     const char **wrt = NULL;
     int n_in = 0;
-    idl_session_opts so = idl_session_opts_default();
-    so.n_threads = g_threads;
-    if (idl_session_new(m, &so, &full) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
-    so.save_for_backward = 1;
-    if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    if (session_pair(m, 1, &full, &s)) CASE_FAIL("session: %s", idl_last_error());
     for (int r = 0; r < cs->n_runs; r++) {
         const run_spec *R = &cs->runs[r];
         const char *rlabel = R->label[0] ? R->label : "-";
-        ins = calloc((size_t)(R->n_in ? R->n_in : 1), sizeof *ins);
         wrt = calloc((size_t)(R->n_chk ? R->n_chk : 1), sizeof *wrt);
         n_in = R->n_in;
-        if (!ins || !wrt) CASE_FAIL("out of memory");
-        for (int i = 0; i < R->n_in; i++)
-            if (load_req(cname, R->in_file[i], &ins[i]))
-                CASE_FAIL("run %s: unreadable input", rlabel);
+        if (!wrt) CASE_FAIL("out of memory");
         if (R->targets && load_req(cname, R->targets, &targets))
             CASE_FAIL("run %s: unreadable targets", rlabel);
         if (R->seed && load_req(cname, R->seed, &seed))
             CASE_FAIL("run %s: unreadable seed", rlabel);
-        const char *const *names = cs->legacy ? NULL : (const char *const *)R->in_name;
         for (int obj = 0; obj <= N_OBJ; obj++) {
             /* obj == N_OBJ: no backward (outputs only, when the run checks no gradient) */
             int n_wrt = 0;
@@ -966,10 +975,9 @@ static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, 
             }
             if (obj < N_OBJ && !n_wrt) continue;
             if (obj == N_OBJ && n_grads) break;
-            if (idl_session_forward(full, (const idl_tensor *const *)ins, names, R->n_in) !=
-                    IDL_OK ||
-                idl_session_forward(s, (const idl_tensor *const *)ins, names, R->n_in) != IDL_OK)
-                CASE_FAIL("run %s: save_for_backward forward: %s", rlabel, idl_last_error());
+            free_inputs(ins, n_in);
+            if (forward_pair(cname, cs, R, full, s, &ins))
+                CASE_FAIL("run %s: save_for_backward forward failed", rlabel);
             for (int o = 0; o < R->n_out; o++) {
                 const idl_tensor *y = idl_session_output(s, R->out_idx[o]);
                 const idl_tensor *yf = idl_session_output(full, R->out_idx[o]);
@@ -1021,9 +1029,7 @@ static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, 
                 n_grads++;
             }
         }
-        for (int i = 0; i < n_in; i++)
-            idl_tensor_free(ins[i]);
-        free(ins);
+        free_inputs(ins, n_in);
         free(wrt);
         idl_tensor_free(targets);
         idl_tensor_free(seed);
@@ -1035,10 +1041,7 @@ static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, 
                            " | save_for_backward %d gradients equal%s", n_grads,
                            n_refused ? ", parameters refused" : "");
 done:
-    if (ins)
-        for (int i = 0; i < n_in; i++)
-            idl_tensor_free(ins[i]);
-    free(ins);
+    free_inputs(ins, n_in);
     free(wrt);
     idl_tensor_free(targets);
     idl_tensor_free(seed);
