@@ -32,14 +32,17 @@ static double unit_open(uint32_t u) {
 }
 
 void idl__rng_normal(uint64_t seed, uint64_t stream, int64_t first, int64_t n, float *out) {
+    /* one counter (one Philox, one log and square root) gives both normals of its pair */
+    int64_t c0 = first >> 1, c1 = n > 0 ? (first + n - 1) >> 1 : c0 - 1;
 #pragma omp parallel for if (n > IDL_OMP_MIN_RNG)
-    for (int64_t k = 0; k < n; k++) {
-        int64_t i = first + k;
+    for (int64_t c = c0; c <= c1; c++) {
         uint32_t w[4];
-        philox(seed, stream, (uint64_t)(i >> 1), w);
+        philox(seed, stream, (uint64_t)c, w);
         double u1 = unit_open(w[0]), u2 = unit_open(w[1]);
         double r = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-        out[k] = (float)((i & 1) ? r * sin(th) : r * cos(th));
+        int64_t k = 2 * c - first; /* out index of the pair's even half */
+        if (k >= 0) out[k] = (float)(r * cos(th));
+        if (k + 1 < n) out[k + 1] = (float)(r * sin(th));
     }
 }
 
