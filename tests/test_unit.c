@@ -905,7 +905,9 @@ static void test_forward_only(void) {
             rq.internal_batch = j ? 2 : 0;
             CHECK_OK(idl_explain(full, "occlusion", &rq, set, 2, &e[j]));
             /* the packs ran on a forward-only plan, the clean pass's plan kept as the spare */
-            if (!j) CHECK(full->plan->fwd_only && full->spare && !full->spare->fwd_only);
+            if (!j)
+                CHECK(full->plan->kind == IDL__PLAN_FWD && full->spare &&
+                      full->spare->kind == IDL__PLAN_FULL);
         }
         CHECK(e[0].passes == e[1].passes && e[0].passes == 2 + 2 * 25);
         float d = max_rel_diff(e[0].attribution, e[1].attribution);

@@ -116,8 +116,8 @@ const idl_tensor *idl__plan_value(idl_session *s, int v) {
                    "tensor '%s' is not kept by a %s pass (session option %s, or an explanation "
                    "method's passes): only graph inputs, outputs and constants can be read; read "
                    "it in a tap",
-                   s->m->values[v].name, p->fwd_only ? "forward-only" : "lean",
-                   p->fwd_only ? "forward_only" : "save_for_backward");
+                   s->m->values[v].name, p->kind == IDL__PLAN_FWD ? "forward-only" : "lean",
+                   p->kind == IDL__PLAN_FWD ? "forward_only" : "save_for_backward");
         return NULL;
     }
     return plain_value(s, v);
@@ -471,7 +471,6 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
     p->down_from = -1;
     p->n_in = m->n_inputs;
     p->kind = kind;
-    p->fwd_only = kind == IDL__PLAN_FWD;
     bool defer = kind != IDL__PLAN_FULL; /* intermediate values placed after planning */
     size_t nv = (size_t)m->n_values + 1, nn = (size_t)m->n_nodes + 1;
     size_t n_ptrs = 0;

@@ -303,7 +303,7 @@ idl_status idl_session_backward(idl_session *s, const idl_objective *obj, const 
     if (!s || !obj || (!wrt && n_wrt)) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     if (!s->have_forward)
         return idl__error(IDL_ERR_INVALID_ARG, "backward needs a forward pass first");
-    if (s->plan->fwd_only)
+    if (s->plan->kind == IDL__PLAN_FWD)
         return idl__error(IDL_ERR_INVALID_ARG,
                           "the last forward ran on a forward-only plan (session option "
                           "forward_only, or an explanation method's forward-only passes), which "

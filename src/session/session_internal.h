@@ -57,7 +57,6 @@ typedef struct idl__plan {
      * outlive a pass; a lean plan keeps besides those the values some backward reads (op.h
      * bwd_reads) and puts the others in the arena */
     int kind;
-    bool fwd_only; /* kind == IDL__PLAN_FWD */
     void *arena;
     bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
     /* fused activations (forward-only and lean plans): a Conv or Add writes the Relu (or, forward
