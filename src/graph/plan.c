@@ -273,6 +273,12 @@ static void lean_keep(const idl_model *m, const idl__plan *p, bool *keep) {
 
 uint64_t idl__plan_kind_bytes(const idl_model *m, const idl__plan *p, int kind) {
     size_t nv = (size_t)m->n_values + 1, total = 0;
+    if (kind == IDL__PLAN_FULL) {
+        for (int v = 0; v < m->n_values; v++)
+            if (m->values[v].kind != IDL__VAL_INIT && !p->vconst[v])
+                total += idl__tensor_bytes(&p->vals[v]);
+        return total;
+    }
     size_t *off = idl__malloc(sizeof(size_t) * nv);
     bool *keep = kind == IDL__PLAN_LEAN ? idl__malloc(sizeof(bool) * nv) : NULL;
     if (off && (keep || kind != IDL__PLAN_LEAN)) {

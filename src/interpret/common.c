@@ -9,7 +9,9 @@
 #include <string.h>
 
 /* Automatic internal batch: as many rows as keep one pass's activations within a budget, between
- * 1 and 16. A pass with a backward runs on a lean plan (only what the backward reads is kept, the
+ * 1 and 16. A pass whose tap rewrites an intermediate value whole keeps every value (it may resume
+ * from that value) and stays within ~32 MB (one row for resnet50, ~100 MB a row). A pass with a
+ * backward otherwise runs on a lean plan (only what the backward reads is kept, the
  * rest shares an arena: resnet50 37 MB kept and a 6 MB arena a row, against ~100 MB for every
  * value) and stays within ~192 MB: 4 rows for resnet50, one for vit_b_16 (163 MB a row); measured
  * on 2 cores, resnet50 forward + input gradient on a lean plan runs 109-117 ms a row at batch 1,
@@ -17,15 +19,18 @@
  * arena sized by their lifetimes) stays within ~64 MB of arena: resnet50 forward runs 66.8 ms a
  * row at batch 1, 54.4 at 4, 53.9 at 8 and 52.3 at 16, from an arena of 9.2 MB a row (101 MB of
  * values). */
-#define IDL__MAX_ROWS       16
-#define IDL__ROWS_BYTES     (192u << 20)
-#define IDL__ROWS_FWD_BYTES (64u << 20)
+#define IDL__MAX_ROWS        16
+#define IDL__ROWS_FULL_BYTES (32u << 20)
+#define IDL__ROWS_BYTES      (192u << 20)
+#define IDL__ROWS_FWD_BYTES  (64u << 20)
 
 static int auto_rows(const idl_session *s, int64_t n, int kind) {
     uint64_t bytes = idl__plan_kind_bytes(s->m, s->plan, kind);
     uint64_t per = bytes / (uint64_t)(n > 0 ? n : 1);
-    uint64_t rows =
-        per ? (kind == IDL__PLAN_FWD ? IDL__ROWS_FWD_BYTES : IDL__ROWS_BYTES) / per : IDL__MAX_ROWS;
+    uint64_t budget = kind == IDL__PLAN_FWD    ? IDL__ROWS_FWD_BYTES
+                      : kind == IDL__PLAN_LEAN ? IDL__ROWS_BYTES
+                                               : IDL__ROWS_FULL_BYTES;
+    uint64_t rows = per ? budget / per : IDL__MAX_ROWS;
     return (int)(rows < 1 ? 1 : rows > IDL__MAX_ROWS ? IDL__MAX_ROWS : rows);
 }
 
@@ -220,6 +225,7 @@ static idl_status x_begin(idl__xrun *r, idl_session *s, const idl_explain_reques
     r->clean_kind = s->plan->kind;
     r->rows = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_LEAN);
     r->rows_fwd = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_FWD);
+    r->rows_full = rq->internal_batch ? rq->internal_batch : auto_rows(s, r->N, IDL__PLAN_FULL);
     const idl_tensor *y = idl_session_output(s, rq->output);
     int64_t nc = y->ndim >= 2 ? y->shape[y->ndim - 1] : 0;
     if (y->dtype != IDL_DT_F32 || y->ndim < 2 || y->shape[0] != r->N ||
@@ -323,16 +329,14 @@ idl_status idl__x_eval(idl__xrun *r, const idl__xrows *rows, bool want_grad) {
      * backward on a lean plan (only what the backward reads is kept), unless they have the clean
      * pass's batch: its plan is there already, and planning costs a few passes */
     bool tapped = r->wrt[0] && r->wrt_input < 0, fwd = !want_grad && !tapped;
-    int64_t per_pass = fwd ? r->rows_fwd : r->rows;
+    int64_t per_pass = fwd ? r->rows_fwd : want_grad ? r->rows : r->rows_full;
     int64_t nchunks = (rows->n + per_pass - 1) / per_pass;
     int64_t c = (rows->n + nchunks - 1) / nchunks;
-    /* packs with a backward keep only what it reads (a lean plan); those of the clean batch run
-     * on the clean pass's plan (of either kind) */
-    bool lean = want_grad && c != r->N;
     fwd = fwd && c != r->N;
-    int hint = fwd    ? IDL__PLAN_FWD
-               : lean ? IDL__PLAN_LEAN
-                      : (c == r->N && !tapped ? r->clean_kind : IDL__PLAN_FULL);
+    int hint = fwd         ? IDL__PLAN_FWD
+               : c != r->N ? (want_grad ? IDL__PLAN_LEAN : IDL__PLAN_FULL)
+               : tapped    ? IDL__PLAN_FULL
+                           : r->clean_kind; /* the clean pass's plan, of either kind */
     idl_status st = alloc_chunk(r, c);
     if (st) return st;
     const idl_tensor *bins[IDL__XMAX_IN];

@@ -28,8 +28,10 @@ typedef struct idl__xrun {
     int wrt_ndim;
     int64_t wrt_shape[IDL_MAX_DIMS]; /* with the batch axis */
     float *x;                        /* (N * numel) clean value */
-    int rows;                        /* rows per internal pass */
+    int rows;                        /* rows per pass of packs with a backward (lean plans) */
     int clean_kind;                  /* IDL__PLAN_* of the clean pass's plan */
+    int rows_full;                   /* rows per pass of packs that keep every value (a tap
+                                        rewrites an intermediate value: they may resume) */
     int rows_fwd;                    /* rows per pass of forward-only packs (a forward-only
                                         plan keeps fewer values; see auto_rows in common.c) */
     const char *grad_at; /* NULL: gradients w.r.t. wrt; else w.r.t. this tensor (take receives

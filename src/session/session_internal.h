@@ -141,8 +141,8 @@ uint64_t idl__memory_budget(const idl_session_opts *o);
  * read), whose activations take at most `budget` bytes. */
 idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int kind,
                            uint64_t budget, idl__plan **out);
-/* Bytes the intermediate values of plan p would take in a plan of that kind (FWD: its arena;
- * LEAN: the values a backward reads, and the arena of the others). */
+/* Bytes the intermediate values of plan p would take in a plan of that kind (FULL: every value;
+ * FWD: its arena; LEAN: the values a backward reads, and the arena of the others). */
 uint64_t idl__plan_kind_bytes(const idl_model *m, const idl__plan *p, int kind);
 void idl__plan_free(idl__plan *p);
 /* The value as the API shows it: plain, a copy made on demand for a blocked value (NULL with the
