@@ -4,6 +4,7 @@
 #include "gradcheck.h"
 #include "harness.h"
 #include "ops/op.h"
+#include "session/session_internal.h" /* the lean plan's arena, poisoned */
 
 #include <stdint.h>
 
@@ -125,6 +126,80 @@ done:
     idl_model_free(m);
 }
 
+/* The case's op with its inputs and outputs made intermediate values (tb_wrap_io) on a
+ * save_for_backward session (a lean plan: only what its bwd_reads declares is kept, the rest lies
+ * in an arena, here overwritten with NaN after the forward): the gradients w.r.t. every input
+ * equal the full session's to the bit, so the op's backward reads nothing it did not declare. */
+static void run_lean(const gc_case *c) {
+    tb_model *b = tb_new(13);
+    c->build(b);
+    tb_wrap_io(b);
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    CHECK_MSG(m != NULL, "%s (wrapped): model did not load", c->name);
+    if (!m) return;
+    idl_session *s[2] = { NULL, NULL };
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = 1;
+    for (int k = 0; k < 2; k++) {
+        so.save_for_backward = k;
+        CHECK_MSG(idl_session_new(m, &so, &s[k]) == IDL_OK, "%s: %s", c->name, idl_last_error());
+    }
+    int n_in = idl_model_n_inputs(m);
+    idl_tensor *in[16] = { 0 };
+    const char *wrt[16];
+    for (int i = 0; i < n_in && s[1]; i++) {
+        idl_value_info vi;
+        idl_model_input(m, i, &vi);
+        idl_tensor_new(IDL_DT_F32, vi.ndim, vi.shape, &in[i]);
+        float *d = in[i]->data;
+        for (int64_t k = 0; k < idl_tensor_numel(in[i]); k++)
+            d[k] = (c->flags & GC_POSITIVE)
+                       ? (float)(0.5 + 1.5 * urand())
+                       : (float)((urand() < 0.5 ? -1 : 1) * (0.1 + 1.9 * urand()));
+        wrt[i] = idl_model_input_name(m, i);
+    }
+    for (int o = 0; s[1] && o < idl_model_n_outputs(m); o++) {
+        float *seed = NULL;
+        int ok = 1;
+        for (int k = 0; k < 2 && ok; k++) {
+            ok = idl_session_forward(s[k], (const idl_tensor *const *)in, NULL, n_in) == IDL_OK;
+            const idl_tensor *y = ok ? idl_session_output(s[k], o) : NULL;
+            if (!y || y->dtype != IDL_DT_F32) break;
+            int64_t ny = idl_tensor_numel(y);
+            if (!seed) {
+                seed = malloc(sizeof(float) * (size_t)(ny + 1));
+                for (int64_t j = 0; j < ny; j++)
+                    seed[j] = (float)(urand() * 2 - 1);
+            }
+            if (k == 1) idl__plan_poison_arena(s[1]->plan);
+            idl_tensor st = idl_tensor_wrap(IDL_DT_F32, y->ndim, y->shape, seed);
+            idl_objective obj = idl_objective_default();
+            obj.kind = IDL_OBJ_SEED;
+            obj.output = o;
+            obj.seed = &st;
+            ok = idl_session_backward(s[k], &obj, wrt, n_in) == IDL_OK;
+        }
+        CHECK_MSG(ok, "%s (save_for_backward): %s", c->name, idl_last_error());
+        for (int i = 0; ok && seed && i < n_in; i++) {
+            const idl_tensor *g0 = idl_session_grad(s[0], wrt[i]),
+                             *g1 = idl_session_grad(s[1], wrt[i]);
+            int same = g0 && g1 && idl_tensor_numel(g0) == idl_tensor_numel(g1) &&
+                       !memcmp(g0->data, g1->data, sizeof(float) * (size_t)idl_tensor_numel(g0));
+            CHECK_MSG(same,
+                      "%s: d out%d / d %s on a save_for_backward session differs from the "
+                      "full session's",
+                      c->name, o, wrt[i]);
+        }
+        free(seed);
+    }
+    for (int i = 0; i < n_in; i++)
+        idl_tensor_free(in[i]);
+    for (int k = 0; k < 2; k++)
+        idl_session_free(s[k]);
+    idl_model_free(m);
+}
+
 int main(int argc, char **argv) {
     const gc_case *tables[] = { gc_cases_elementwise, gc_cases_binary,    gc_cases_softmax_reduce,
                                 gc_cases_shape,       gc_cases_conv_pool, gc_cases_transformer };
@@ -135,6 +210,7 @@ int main(int argc, char **argv) {
             if (only && !strstr(c->name, only)) continue;
             int before = th_failed;
             run_case(c);
+            run_lean(c);
             n_cases++;
             printf("%-40s %s\n", c->name, th_failed == before ? "ok" : "FAILED");
         }

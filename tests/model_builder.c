@@ -212,6 +212,31 @@ void tb_node(tb_model *b, const char *op, const char *inputs, const char *output
     b->nodes[b->graph.n_node++] = n;
 }
 
+void tb_wrap_io(tb_model *b) {
+    size_t n0 = b->graph.n_node, n_in = b->graph.n_input;
+    if (n0 + n_in + b->graph.n_output > MAXN) abort();
+    char in[300], out[300];
+    for (size_t i = 0; i < n_in; i++) { /* graph input x becomes x__in -> Identity -> x */
+        Idlonnx__ValueInfoProto *vi = b->inputs[i];
+        snprintf(in, sizeof in, "%s__in", vi->name);
+        tb_node(b, "Identity", in, vi->name);
+        b->nodes[b->graph.n_node - 1]->name = sdup(b, in);
+        vi->name = sdup(b, in);
+    }
+    /* those Identity nodes first */
+    Idlonnx__NodeProto *moved[MAXN];
+    memcpy(moved, b->nodes + n0, sizeof(void *) * n_in);
+    memmove(b->nodes + n_in, b->nodes, sizeof(void *) * n0);
+    memcpy(b->nodes, moved, sizeof(void *) * n_in);
+    for (size_t i = 0; i < b->graph.n_output; i++) { /* output y becomes y -> Identity -> y__out */
+        Idlonnx__ValueInfoProto *vi = b->outputs[i];
+        snprintf(out, sizeof out, "%s__out", vi->name);
+        tb_node(b, "Identity", vi->name, out);
+        b->nodes[b->graph.n_node - 1]->name = sdup(b, out);
+        vi->name = sdup(b, out);
+    }
+}
+
 static Idlonnx__AttributeProto *new_attr(tb_model *b, const char *name, int type) {
     Idlonnx__NodeProto *n = b->nodes[b->graph.n_node - 1];
     Idlonnx__AttributeProto *a = zalloc(b, sizeof *a);

@@ -34,6 +34,10 @@ void tb_init_external(tb_model *b, const char *name, int ndim, const int64_t *sh
 void tb_init_raw(tb_model *b, const char *name, int onnx_type, int ndim, const int64_t *shape,
                  const void *bytes, size_t nbytes);
 void tb_node(tb_model *b, const char *op, const char *inputs, const char *outputs);
+/* After the graph is built: every graph input x is fed through an Identity from a new input
+ * x__in, and every output y through an Identity to a new output y__out, so that the graph's own
+ * inputs and outputs become intermediate values. */
+void tb_wrap_io(tb_model *b);
 /* attributes of the last node */
 void tb_attr_int(tb_model *b, const char *name, int64_t v);
 void tb_attr_float(tb_model *b, const char *name, float v);

@@ -21,7 +21,7 @@
 set(IDL_PARITY_MODELS "" CACHE PATH "folder of generated parity models (tests/reference/generate_all.sh)")
 
 add_executable(test_parity test_parity.c)
-target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${IDL_TEST_INCLUDES})
 target_compile_options(test_parity PRIVATE ${IDL_WARN})
 target_link_libraries(test_parity PRIVATE interpretdl m)
 

@@ -48,6 +48,7 @@
 #include "interpretdl/interpretdl.h"
 
 #include "harness.h"
+#include "session/session_internal.h" /* a lean plan's arena, poisoned after the forward */
 
 #include <dirent.h>
 #include <errno.h>
@@ -978,6 +979,7 @@ static int run_lean(const char *cname, const idl_model *m, const case_spec *cs, 
             free_inputs(ins, n_in);
             if (forward_pair(cname, cs, R, full, s, &ins))
                 CASE_FAIL("run %s: save_for_backward forward failed", rlabel);
+            idl__plan_poison_arena(s->plan); /* what the backward may not read: NaN */
             for (int o = 0; o < R->n_out; o++) {
                 const idl_tensor *y = idl_session_output(s, R->out_idx[o]);
                 const idl_tensor *yf = idl_session_output(full, R->out_idx[o]);

@@ -254,6 +254,10 @@ static idl_status arena_layout(const idl_model *m, const idl__plan *p, const boo
     return IDL_OK;
 }
 
+void idl__plan_poison_arena(idl__plan *p) {
+    if (p && p->arena) memset(p->arena, 0xff, p->arena_bytes); /* all-ones bits: a NaN */
+}
+
 /* Lean plans: keep[v] is set for the values that the backward of a node that runs reads (op.h
  * bwd_reads; all of a node's values when its op does not say). */
 static void lean_keep(const idl_model *m, const idl__plan *p, bool *keep) {
@@ -342,6 +346,7 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
                         (unsigned long long)(budget >> 20));
     if (!st && !(p->arena = idl__aligned_alloc(total ? total : 64)))
         st = idl__error(IDL_ERR_NOMEM, "out of memory (an arena of %zu bytes)", total);
+    p->arena_bytes = p->arena ? total : 0;
     uint64_t all = 0; /* for the log: the values' own sizes, and the activations fused */
     int fused = 0;
     for (int v = 0; !st && v < m->n_values; v++) {

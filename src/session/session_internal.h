@@ -58,6 +58,7 @@ typedef struct idl__plan {
      * bwd_reads) and puts the others in the arena */
     int kind;
     void *arena;
+    size_t arena_bytes;
     bool *in_arena; /* per value: its data lies in the arena, or it is fused away */
     /* fused activations (forward-only and lean plans): a Conv or Add writes the Relu (or, forward
      * only, the Clip) straight into its output; alias_of[conv output] = the activation's output
@@ -156,6 +157,9 @@ idl_status idl__lay_copy(idl__backend *be, idl__vlayout *L, void *blocked, idl_t
                          int to);
 /* Whether the plan was made for exactly these input types and shapes, and is of that kind. */
 bool idl__plan_matches(const idl__plan *p, const idl_tensor *const *inputs, int n, int kind);
+/* Tests: overwrites the arena of a forward-only or lean plan with NaN, as though later nodes had
+ * reused all of it: a backward must not read what it holds. */
+void idl__plan_poison_arena(idl__plan *p);
 /* Runs the non-folded nodes; taps are applied. */
 idl_status idl__plan_forward(idl_session *s);
 /* Reverse pass; see idl_session_backward. */
