@@ -43,8 +43,9 @@ typedef struct idl_session_opts {
                             constants and the gradients asked for can be read (taps still see
                             every value as it is made), and gradients w.r.t. constants
                             (initializers) are refused. resnet50 forward + input gradient keeps
-                            ~45% of the values. 0 (default): every value is kept. The explanation
-                            methods use such plans by themselves for their gradient passes. */
+                            37 MiB a row and a 6 MiB arena instead of ~100 MiB. 0 (default): every
+                            value is kept. The explanation methods use such plans by themselves for
+                            their gradient passes. */
 } idl_session_opts;
 IDL_API idl_session_opts idl_session_opts_default(void);
 
