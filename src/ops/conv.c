@@ -102,7 +102,8 @@ static void port_free(idl__backend *be, port *p) {
     memset(p, 0, sizeof *p);
 }
 
-/* slot: -1 gives the port its own staging buffer (weights), 0 or 1 a slot of pool. */
+/* slot: -1 gives the port its own staging buffer (weights), 0 or 1 a slot of pool, -2 none yet
+ * (constant weights: port_const places them). */
 static idl_status port_init(port *p, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *prim,
                             int dir, dnnl_engine_t eng, idl__scratch *pool, int slot) {
     idl_status st =
@@ -114,13 +115,13 @@ static idl_status port_init(port *p, const dnnl_memory_desc_t *user, const dnnl_
     if (slot >= 0) {
         p->pool = pool;
         if ((st = idl__scratch_reserve(pool, slot, sz ? sz : 64))) return st;
-    } else {
+    } else if (slot == -1) {
         p->buf = idl__aligned_alloc(sz ? sz : 64);
         if (!p->buf)
             return idl__error(IDL_ERR_NOMEM, "out of memory (convolution buffer of %zu bytes)", sz);
     }
     if ((st = idl__dnnl_check(
-             dnnl_memory_create(&p->prim, prim, eng, slot >= 0 ? DNNL_MEMORY_NONE : p->buf),
+             dnnl_memory_create(&p->prim, prim, eng, slot == -1 ? p->buf : DNNL_MEMORY_NONE),
              "memory_create")))
         return st;
     if (dir == PORT_ACC && dnnl_memory_desc_equal(user, prim)) {
@@ -175,28 +176,35 @@ static dnnl_memory_t port_in(idl__backend *be, port *p, const void *data) {
     return p->prim;
 }
 
-/* An input port of constant weights (input 1): reordered once into its buffer; for an initializer
- * (not a value folded by this plan), once per session and layout, shared by the session's plans
- * (idl__derived), the port's own buffer then given back. */
-static void port_const(idl__op_ctx *c, port *p) {
+/* An input port of constant weights (input 1, port_init slot -2): reordered once into a buffer
+ * of its own; for an initializer (not a value folded by this plan), once per session and layout,
+ * shared by the session's plans (idl__derived), so a later plan allocates nothing. */
+static idl_status port_const(idl__op_ctx *c, port *p) {
     const void *w = c->in[1]->data;
     const dnnl_memory_desc_t *md = NULL;
-    if (!p->reorder || !p->buf || (c->in[1]->flags & IDL_TENSOR_OWNED) ||
-        dnnl_memory_get_memory_desc(p->prim, &md) != dnnl_success) {
+    if (!p->reorder) { /* the primitive takes the weights as they are */
         port_in(c->be, p, w);
-        return;
+        return IDL_OK;
     }
-    void *d = idl__derived_find(c->be, w, IDL__DERIVED_REORDER, md, 0, 0);
+    if (dnnl_memory_get_memory_desc(p->prim, &md) != dnnl_success)
+        return idl__error(IDL_ERR_BACKEND, "oneDNN memory_get_memory_desc failed");
+    bool share = !(c->in[1]->flags & IDL_TENSOR_OWNED);
+    void *d = share ? idl__derived_find(c->be, w, IDL__DERIVED_REORDER, md, 0, 0) : NULL;
     if (!d) {
+        size_t sz = dnnl_memory_desc_get_size(md);
+        if (!(p->buf = idl__aligned_alloc(sz ? sz : 64)))
+            return idl__error(IDL_ERR_NOMEM, "out of memory (convolution weights of %zu bytes)",
+                              sz);
+        set_handle(p->prim, p->buf);
         port_in(c->be, p, w);
-        if (idl__derived_add(c->be, w, IDL__DERIVED_REORDER, md, 0, 0, p->buf)) return;
+        if (!share || idl__derived_add(c->be, w, IDL__DERIVED_REORDER, md, 0, 0, p->buf))
+            return IDL_OK; /* kept by the port */
         d = p->buf;
-    } else {
-        idl__aligned_free(p->buf);
+        p->buf = NULL;
     }
-    p->buf = NULL;
     p->shared = d;
     set_handle(p->prim, d);
+    return IDL_OK;
 }
 
 /* Output: the memory the primitive writes; port_done then moves (or adds) it into data. */
@@ -679,7 +687,8 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     if (!st)
         st = port_init(&s->f_src, &s->usrc, pd_md(pd, dnnl_query_src_md), PORT_IN, eng, s->pool, 0);
     if (!st)
-        st = port_init(&s->f_wei, &u_wei, pd_md(pd, dnnl_query_weights_md), PORT_IN, eng, NULL, -1);
+        st = port_init(&s->f_wei, &u_wei, pd_md(pd, dnnl_query_weights_md), PORT_IN, eng, NULL,
+                       c->in_const[1] ? -2 : -1);
     if (!st)
         st =
             port_init(&s->f_dst, &s->udst, pd_md(pd, dnnl_query_dst_md), PORT_OUT, eng, s->pool, 1);
@@ -691,8 +700,8 @@ static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
     if (st) return st;
     c->fused_act_done = c->fuse_act;
     if (c->in_const[1]) { /* constant weights: reorder once, here, or once per session */
-        port_const(c, &s->f_wei);
         s->wei_static = true;
+        return port_const(c, &s->f_wei);
     }
     return IDL_OK;
 }
@@ -757,9 +766,10 @@ static idl_status init_bwd_data(idl__op_ctx *c, conv_state *s) {
         const dnnl_memory_desc_t *w = pd_md(pd, dnnl_query_weights_md), *fw = NULL;
         if (s->wei_static) dnnl_memory_get_memory_desc(fwd_weights(s), &fw);
         s->bd_wei_from_fwd = s->wei_static && fw && dnnl_memory_desc_equal(w, fw);
-        if (!s->bd_wei_from_fwd) st = port_init(&s->bd_wei, &u_wei, w, PORT_IN, eng, NULL, -1);
+        if (!s->bd_wei_from_fwd)
+            st = port_init(&s->bd_wei, &u_wei, w, PORT_IN, eng, NULL, s->wei_static ? -2 : -1);
         if (!st && !s->bd_wei_from_fwd && s->wei_static) { /* constant: reorder once */
-            port_const(c, &s->bd_wei);
+            st = port_const(c, &s->bd_wei);
             s->bd_wei_static = true;
         }
     }
