@@ -514,24 +514,26 @@ static void test_layouts(void) {
     idl_model_free(m);
 }
 
-/* x (2,8,H,W) -> 1x1 Conv a (16 channels, blocked) -> 3x3 Conv b (32 channels, bias, the given
- * pads) -> Relu -> GlobalAveragePool -> Gemm to 5 classes; with two_paths, a second path from a
- * (whose gradient then accumulates instead of being written): GlobalAveragePool -> Gemm, added. */
-static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool two_paths) {
+/* x (2,8,H,W) -> 1x1 Conv a (A = 16 or 24 channels, blocked) -> 3x3 Conv b (32 channels, bias, the
+ * given pads) -> Relu -> GlobalAveragePool -> Gemm to 5 classes; with two_paths, a second path from
+ * a (whose gradient then accumulates instead of being written): GlobalAveragePool -> Gemm, added.
+ * With A = 24, b's input channels are not a multiple of the Winograd gradient's 16 (winograd.h). */
+static idl_model *wino_model_ch(int64_t H, int64_t W, const int64_t pads[4], bool two_paths,
+                                int64_t A) {
     tb_model *b = tb_new(13);
     tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 8, H, W }); /* free batch */
     uint32_t seed = 5;
-    static float w0[16 * 8], w1[32 * 16 * 9], b1[32], wg[5 * 32], wa[5 * 16];
-    tb_frand_fill(w0, sizeof w0 / sizeof *w0, 0.4f, &seed);
-    tb_frand_fill(w1, sizeof w1 / sizeof *w1, 0.2f, &seed);
+    static float w0[24 * 8], w1[32 * 24 * 9], b1[32], wg[5 * 32], wa[5 * 24];
+    tb_frand_fill(w0, (size_t)(A * 8), 0.4f, &seed);
+    tb_frand_fill(w1, (size_t)(32 * A * 9), 0.2f, &seed);
     tb_frand_fill(b1, 32, 0.1f, &seed);
     tb_frand_fill(wg, sizeof wg / sizeof *wg, 1.0f, &seed);
-    tb_frand_fill(wa, sizeof wa / sizeof *wa, 1.0f, &seed);
-    tb_init_f32(b, "w0", 4, (int64_t[]){ 16, 8, 1, 1 }, w0);
-    tb_init_f32(b, "w1", 4, (int64_t[]){ 32, 16, 3, 3 }, w1);
+    tb_frand_fill(wa, (size_t)(5 * A), 1.0f, &seed);
+    tb_init_f32(b, "w0", 4, (int64_t[]){ A, 8, 1, 1 }, w0);
+    tb_init_f32(b, "w1", 4, (int64_t[]){ 32, A, 3, 3 }, w1);
     tb_init_f32(b, "b1", 1, (int64_t[]){ 32 }, b1);
     tb_init_f32(b, "wg", 2, (int64_t[]){ 5, 32 }, wg);
-    tb_init_f32(b, "wa", 2, (int64_t[]){ 5, 16 }, wa);
+    tb_init_f32(b, "wa", 2, (int64_t[]){ 5, A }, wa);
     tb_node(b, "Conv", "x,w0", "a");
     tb_node(b, "Conv", "a,w1,b1", "b");
     tb_attr_ints(b, "pads", 4, pads);
@@ -557,10 +559,14 @@ static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool t
     return m;
 }
 
+static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool two_paths) {
+    return wino_model_ch(H, W, pads, two_paths, 16);
+}
+
 /* Winograd convolutions (ops/winograd.h) against oneDNN's direct ones (direct_conv = 1): the
  * convolution's output and the gradients through it, on maps that are not multiples of the 4x4
  * tile, with symmetric and asymmetric padding of 0 to 2, into a gradient the convolution writes
- * alone and into one it adds to. */
+ * alone and into one it adds to, with 16 and 24 input channels. */
 static void test_winograd(void) {
     const int64_t cases[3][6] = { /* H, W, pads (top, left, bottom, right) */
                                   { 20, 20, 1, 1, 1, 1 },
@@ -568,7 +574,7 @@ static void test_winograd(void) {
                                   { 15, 14, 2, 2, 2, 2 }
     };
     for (int k = 0; k < 3; k++) {
-        idl_model *m = wino_model(cases[k][0], cases[k][1], cases[k] + 2, k > 0);
+        idl_model *m = wino_model_ch(cases[k][0], cases[k][1], cases[k] + 2, k > 0, k ? 24 : 16);
         CHECK(m != NULL);
         if (!m) return;
         idl_session *s[2] = { NULL, NULL };
@@ -702,10 +708,10 @@ static void test_forward_only_fusions(void) {
     idl_model_free(m);
 }
 
-/* Weights derived from initializers (reordered for oneDNN, Winograd kernels) are the session's,
- * shared by its plans: a second plan (another batch, the first kept as the spare) takes a
- * reference to each instead of deriving its own, and computes what a fresh session computes, to
- * the bit. */
+/* Weights derived from initializers (reordered for oneDNN, Winograd kernels and their transposes
+ * for the input gradient) are the session's, shared by its plans: a second plan (another batch,
+ * the first kept as the spare) takes a reference to each instead of deriving its own, and computes
+ * the output and input gradient a fresh session computes, to the bit. */
 static void test_derived_shared(void) {
     const int64_t pads[4] = { 1, 1, 1, 1 };
     idl_model *m = wino_model(20, 20, pads, false);
@@ -725,7 +731,10 @@ static void test_derived_shared(void) {
             tb_frand_fill(xv, (size_t)n, 1.0f, &seed);
             idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ b, 8, 20, 20 }, xv);
             const idl_tensor *in[1] = { &x };
+            idl_objective obj = idl_objective_default();
+            const char *wrt = "x";
             CHECK_OK(idl_session_forward(s, in, NULL, 1));
+            CHECK_OK(idl_session_backward(s, &obj, &wrt, 1));
             int entries = 0;
             for (const idl__derived *d = s->be.derived; d; d = d->next) {
                 entries++;
@@ -736,9 +745,12 @@ static void test_derived_shared(void) {
                       "direct %d batch %d: %d derived weights (%d with the first plan)", direct, b,
                       entries, n_first);
             CHECK_OK(idl_session_forward(fresh, in, NULL, 1));
+            CHECK_OK(idl_session_backward(fresh, &obj, &wrt, 1));
             const idl_tensor *y = idl_session_output(s, 0), *yf = idl_session_output(fresh, 0);
             CHECK(y && yf &&
                   !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+            const idl_tensor *g = idl_session_grad(s, "x"), *gf = idl_session_grad(fresh, "x");
+            CHECK(g && gf && !memcmp(g->data, gf->data, sizeof(float) * (size_t)n));
             free(xv);
         }
         CHECK_MSG(shared == n_first, "direct %d: %d of %d derived weights shared by both plans",

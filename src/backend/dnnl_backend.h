@@ -29,7 +29,7 @@ typedef struct idl__derived {
     int refs;
     struct idl__derived *next;
 } idl__derived;
-enum { IDL__DERIVED_REORDER = 1, IDL__DERIVED_WINO = 2 };
+enum { IDL__DERIVED_REORDER = 1, IDL__DERIVED_WINO = 2, IDL__DERIVED_WINO_T = 3 };
 
 typedef struct idl__backend {
     dnnl_engine_t engine;

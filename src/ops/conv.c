@@ -87,8 +87,9 @@ typedef struct conv_state {
     /* Winograd F(4x4,3x3) (winograd.h) instead of oneDNN, forward and input gradient */
     bool wino_f;
     idl__wino wf;
-    bool wino_shared; /* wf.U belongs to the session's derived data */
-    idl__backend *be; /* the session's, for the derived data */
+    bool wino_shared;   /* wf.U belongs to the session's derived data */
+    bool wino_t_shared; /* and wf.Ut (made at the first input gradient) */
+    idl__backend *be;   /* the session's, for the derived data */
 } conv_state;
 
 /* ---- ports ---- */
@@ -518,10 +519,15 @@ static void conv_free(void *p) {
     if (s->bd) dnnl_primitive_destroy(s->bd);
     if (s->bw) dnnl_primitive_destroy(s->bw);
     if (s->f_bias) dnnl_memory_destroy(s->f_bias);
-    if (s->wino_shared)
+    if (s->wino_shared) { /* the session's, not ours to free */
         idl__derived_release(s->be, s->wf.U);
-    else if (s->wf.U)
-        idl__wino_free(&s->wf);
+        s->wf.U = NULL;
+    }
+    if (s->wino_t_shared) {
+        idl__derived_release(s->be, s->wf.Ut);
+        s->wf.Ut = NULL;
+    }
+    idl__wino_free(&s->wf);
     port *ports[] = { &s->f_src,     &s->f_wei,  &s->f_dst,   &s->bd_ddst, &s->bd_wei,  &s->bd_dsrc,
                       &s->bd_dsrc_w, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias };
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
@@ -619,6 +625,25 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     s->usrc = *in_blk;
     c->out_md[0] = &s->udst;
     return IDL_OK;
+}
+
+/* The transposed Winograd kernels of the input gradient (wf.Ut), made at the first backward that
+ * wants it (a forward-only session never holds them) and shared like wf.U. */
+static idl_status wino_prepare_grad(idl__op_ctx *c, conv_state *s) {
+    const float *wt = c->in[1]->data;
+    bool share = s->wino_shared;
+    float *Ut =
+        share ? idl__derived_find(c->be, wt, IDL__DERIVED_WINO_T, NULL, s->g.C, s->g.M) : NULL;
+    if (Ut) {
+        s->wf.Ut = Ut;
+        s->wino_t_shared = true;
+        return IDL_OK;
+    }
+    idl_status st = idl__wino_init_grad(&s->wf);
+    if (!st && share)
+        s->wino_t_shared = idl__derived_add(c->be, wt, IDL__DERIVED_WINO_T, NULL, s->g.C, s->g.M,
+                                            s->wf.Ut) == IDL_OK;
+    return st;
 }
 
 static idl_status conv_prepare_common(idl__op_ctx *c, bool transpose) {
@@ -838,6 +863,7 @@ static idl_status conv_backward(idl__op_ctx *c) {
     if (c->din[0] && !s->wino_f && !s->bd && (st = init_bwd_data(c, s))) return st;
     if (want_w && !s->bw && (st = init_bwd_weights(c, s))) return st;
     const void *dy = c->dout[0]->data;
+    if (c->din[0] && s->wino_f && !s->wf.Ut && (st = wino_prepare_grad(c, s))) return st;
     if (c->din[0] && s->wino_f) {
         idl__wino_run_grad(&s->wf, dy, c->din[0]->data, !idl__din_fresh(c, 0), s->pool->buf[0],
                            s->pool->buf[1]);

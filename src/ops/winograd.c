@@ -8,7 +8,9 @@
  *     6 rows of V stay in L1 while a block of U (at most 64 KiB) streams from L2;
  *  3. output transform: each tile's 36 x 8-channel products back to its 4x4 outputs, plus the bias,
  *     written (or added) into the nChw8c output, clipped at the border.
- * The tile count is padded to a multiple of 6 with zero rows, whose products are never read. */
+ * The tile count is padded to a multiple of 6 with zero rows, whose products are never read. The
+ * input gradient has the same three passes, adjoint and in reverse order; its products are the
+ * same kernel on the transposed kernels Ut. */
 #include "ops/winograd.h"
 
 #include <string.h>
@@ -21,11 +23,13 @@
 void idl__wino_free(idl__wino *w) {
     if (!w) return;
     idl__aligned_free(w->U);
-    w->U = NULL;
+    idl__aligned_free(w->Ut);
+    w->U = w->Ut = NULL;
 }
 
+/* V holds the transformed input (C columns) and, in the input gradient, the products P (Cp) */
 size_t idl__wino_v_bytes(const idl__wino *w) {
-    return (size_t)(36 * w->T6 * w->C) * sizeof(float);
+    return (size_t)(36 * w->T6 * w->Cp) * sizeof(float);
 }
 
 size_t idl__wino_m_bytes(const idl__wino *w) {
@@ -60,8 +64,12 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->tw = (OW + 3) / 4;
     w->T = N * w->th * w->tw;
     w->T6 = (w->T + 5) / 6 * 6;
+    w->Cp = (C + 15) / 16 * 16;
+    /* the block of U (or Ut) one work item of the products reads for every 6 tiles: <= 64 KiB */
     int64_t mb = (64 * 1024 / (int64_t)sizeof(float) / w->C) / 16 * 16;
     w->mblk = IDL_MIN(w->M, IDL_MAX(16, mb));
+    int64_t cb = (64 * 1024 / (int64_t)sizeof(float) / w->M) / 16 * 16;
+    w->cblk = IDL_MIN(w->Cp, IDL_MAX(16, cb));
     int64_t MP = M / 16;
     if (!wt) return IDL_OK;
     size_t bytes = (size_t)(36 * C * M) * sizeof(float);
@@ -94,6 +102,30 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
                 memcpy(wc->U + ((x * MP + b) * C + c0) * 16, tmp[x],
                        sizeof(float) * 16 * (size_t)cn);
         }
+    return IDL_OK;
+}
+
+idl_status idl__wino_init_grad(idl__wino *w) {
+    const int64_t C = w->C, M = w->M, MP = M / 16, CQ = w->Cp / 16;
+    size_t bytes = (size_t)(36 * w->Cp * M) * sizeof(float);
+    w->Ut = idl__aligned_alloc_raw(bytes); /* every element is written below */
+    if (!w->Ut)
+        return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
+    const float *U = w->U;
+    float *Ut = w->Ut;
+    /* Ut[x][c/16][m][c%16] = U[x][m/16][c][m%16]: one output panel (M x 16) a work item */
+#pragma omp parallel for schedule(static) if (CQ * M > 256)
+    for (int64_t xq = 0; xq < 36 * CQ; xq++) {
+        int64_t x = xq / CQ, q = xq % CQ;
+        float *dst = Ut + xq * M * 16;
+        for (int64_t m = 0; m < M; m++) {
+            const float *src = U + ((x * MP + m / 16) * C) * 16 + m % 16;
+            for (int64_t ci = 0; ci < 16; ci++) {
+                int64_t c = q * 16 + ci;
+                dst[m * 16 + ci] = c < C ? src[c * 16] : 0.f;
+            }
+        }
+    }
     return IDL_OK;
 }
 
@@ -152,9 +184,21 @@ static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_
         bt6(q + j, 6, v + j, 6);
 }
 
-/* V [36][T6/6][C][6]: for each matrix, blocks of 6 tiles with the 6 tiles' values of a channel
- * side by side, so that the product kernel reads its 6 rows' values of one channel together. The
- * padding tiles are zero, so that their products are finite. */
+/* The 36 transformed vectors of 6 tiles (buf[k][tile][lane], 8 channels from channel c0) into a
+ * work matrix of the layout [36][T6/6][K][6] (K channels): for each matrix, blocks of 6 tiles with
+ * the 6 tiles' values of a channel side by side, so that the product kernel reads its 6 rows'
+ * values of one channel together. */
+static inline void put_block(const float (*buf)[6][8], float *dst, int64_t TB, int64_t tb,
+                             int64_t K, int64_t c0) {
+    for (int k = 0; k < 36; k++) {
+        float *d = dst + ((k * TB + tb) * K + c0) * 6;
+        for (int l = 0; l < 8; l++)
+            for (int ti = 0; ti < 6; ti++)
+                d[l * 6 + ti] = buf[k][ti][l];
+    }
+}
+
+/* V [36][T6/6][C][6] (put_block); the padding tiles are zero, so that their products are finite. */
 static void input_transform(const idl__wino *w, const float *x, float *V) {
     const int64_t C = w->C, CB = C / 8, TB = w->T6 / 6, T = w->T, n_items = TB * CB;
 #    pragma omp parallel for schedule(static) if (n_items > 16)
@@ -172,12 +216,7 @@ static void input_transform(const idl__wino *w, const float *x, float *V) {
             for (int k = 0; k < 36; k++)
                 _mm256_store_ps(buf[k][ti], v[k]);
         }
-        for (int k = 0; k < 36; k++) {
-            float *dst = V + ((k * TB + tb) * C + cb * 8) * 6;
-            for (int l = 0; l < 8; l++)
-                for (int ti = 0; ti < 6; ti++)
-                    dst[l * 6 + ti] = buf[k][ti][l];
-        }
+        put_block(buf, V, TB, tb, C, cb * 8);
     }
 }
 
@@ -220,16 +259,19 @@ static inline void kern6x16(const float *a, const float *b, int64_t K, float *c,
     _mm256_store_ps(c + 5 * ldc + 8, c51);
 }
 
-static void products(const idl__wino *w, const float *V, float *Mx) {
-    const int64_t C = w->C, M = w->M, MP = M / 16, T6 = w->T6, mblk = w->mblk;
-    const int64_t nmb = (M + mblk - 1) / mblk, n_items = 36 * nmb;
+/* The 36 products out_xi = A_xi B_xi: A [36][T6/6][K][6] (put_block), B [36][N/16][K][16],
+ * out [T6][36][N]. A work item is one matrix and a block of nblk columns, whose panels of B (at
+ * most 64 KiB) stay in L2 while the 6-row blocks of A stream through L1. */
+static void products36(const float *A, const float *B, int64_t K, int64_t N, int64_t nblk,
+                       int64_t T6, float *out) {
+    const int64_t NP = N / 16, nnb = (N + nblk - 1) / nblk, n_items = 36 * nnb;
 #    pragma omp parallel for schedule(static)
     for (int64_t it = 0; it < n_items; it++) {
-        int64_t x = it / nmb, m0 = (it % nmb) * mblk, m1 = IDL_MIN(M, m0 + mblk);
-        const float *Vx = V + x * T6 * C, *Ux = w->U + x * MP * C * 16;
+        int64_t x = it / nnb, n0 = (it % nnb) * nblk, n1 = IDL_MIN(N, n0 + nblk);
+        const float *Ax = A + x * T6 * K, *Bx = B + x * NP * K * 16;
         for (int64_t t = 0; t < T6; t += 6)
-            for (int64_t m = m0; m < m1; m += 16)
-                kern6x16(Vx + t * C, Ux + (m / 16) * C * 16, C, Mx + (t * 36 + x) * M + m, 36 * M);
+            for (int64_t n = n0; n < n1; n += 16)
+                kern6x16(Ax + t * K, Bx + (n / 16) * K * 16, K, out + (t * 36 + x) * N + n, 36 * N);
     }
 }
 
@@ -268,7 +310,7 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
 void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
                    float *V, float *Mx) {
     input_transform(w, x, V);
-    products(w, V, Mx);
+    products36(V, w->U, w->C, w->M, w->mblk, w->T6, Mx);
     output_transform(w, Mx, bias, y, accumulate);
 }
 
@@ -304,101 +346,51 @@ static inline void b6(const __m256 *p, int s, __m256 *o, int os) {
     o[5 * os] = p5;
 }
 
-/* Z [36][T6][M]: A dY A^T of every output tile (zero outside the output) */
+/* One output tile's A dY A^T (8 channels, zero outside the output) into z. */
+static inline void tile_gout(const idl__wino *w, const float *dy, int64_t t, int64_t mb,
+                             __m256 *z) {
+    const int64_t MB = w->M / 8, OH = w->OH, OW = w->OW, tpi = w->th * w->tw;
+    int64_t n = t / tpi, r = t % tpi;
+    int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
+    const float *src = dy + (n * MB + mb) * OH * OW * 8;
+    __m256 d[16], q[24];
+    int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            d[i * 4 + j] = i < hn && j < wn ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
+                                            : _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
+        a6(d + i * 4, 1, q + i * 6, 1);
+    for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
+        a6(q + j, 6, z + j, 6);
+}
+
+/* Z [36][T6/6][M][6] (put_block; zero for the padding tiles) */
 static void grad_out_transform(const idl__wino *w, const float *dy, float *Z) {
-    const int64_t M = w->M, MB = M / 8, OH = w->OH, OW = w->OW, T6 = w->T6, T = w->T;
-    const int64_t tpi = w->th * w->tw, n_items = T * MB;
-#    pragma omp parallel for schedule(static) if (n_items > 64)
+    const int64_t M = w->M, MB = M / 8, TB = w->T6 / 6, T = w->T, n_items = TB * MB;
+#    pragma omp parallel for schedule(static) if (n_items > 16)
     for (int64_t it = 0; it < n_items; it++) {
-        int64_t t = it / MB, mb = it % MB, n = t / tpi, r = t % tpi;
-        int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
-        const float *src = dy + (n * MB + mb) * OH * OW * 8;
-        __m256 d[16], q[24], z[36];
-        int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i * 4 + j] = i < hn && j < wn
-                                   ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
-                                   : _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
-            a6(d + i * 4, 1, q + i * 6, 1);
-        for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
-            a6(q + j, 6, z + j, 6);
-        float *dst = Z + t * M + mb * 8;
-        for (int k = 0; k < 36; k++)
-            _mm256_storeu_ps(dst + k * T6 * M, z[k]);
-    }
-    for (int64_t k = 0; k < 36; k++)
-        memset(Z + (k * T6 + T) * M, 0, (size_t)((T6 - T) * M) * sizeof(float));
-}
-
-/* The sums of a's and b's lanes, a[k] and b[k] k = 0..3, four of each: the lanes of the result are
- * sum(a0), sum(a1), sum(a2), sum(a3), sum(b0), ..., sum(b3). */
-static inline __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 b0, __m256 b1,
-                           __m256 b2, __m256 b3) {
-    __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
-                         _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-/* p[r][0..2) = sum_m z[r][m] U[c0 + k][m] for 6 rows r and 2 columns (U's panels of 16 m each
- * are ustride apart; u points at column c0's first panel) */
-static inline void kern6x2t(const float *z, int64_t ldz, const float *u, int64_t MP,
-                            int64_t ustride, float *p, int64_t ldp) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t pp = 0; pp < MP; pp++, u += ustride, z += 16)
-        for (int h = 0; h < 16; h += 8) {
-            __m256 u0 = _mm256_load_ps(u + h), u1 = _mm256_load_ps(u + 16 + h), a;
-            a = _mm256_loadu_ps(z + h);
-            c00 = _mm256_fmadd_ps(a, u0, c00);
-            c01 = _mm256_fmadd_ps(a, u1, c01);
-            a = _mm256_loadu_ps(z + ldz + h);
-            c10 = _mm256_fmadd_ps(a, u0, c10);
-            c11 = _mm256_fmadd_ps(a, u1, c11);
-            a = _mm256_loadu_ps(z + 2 * ldz + h);
-            c20 = _mm256_fmadd_ps(a, u0, c20);
-            c21 = _mm256_fmadd_ps(a, u1, c21);
-            a = _mm256_loadu_ps(z + 3 * ldz + h);
-            c30 = _mm256_fmadd_ps(a, u0, c30);
-            c31 = _mm256_fmadd_ps(a, u1, c31);
-            a = _mm256_loadu_ps(z + 4 * ldz + h);
-            c40 = _mm256_fmadd_ps(a, u0, c40);
-            c41 = _mm256_fmadd_ps(a, u1, c41);
-            a = _mm256_loadu_ps(z + 5 * ldz + h);
-            c50 = _mm256_fmadd_ps(a, u0, c50);
-            c51 = _mm256_fmadd_ps(a, u1, c51);
+        int64_t tb = it / MB, mb = it % MB;
+        float buf[36][6][8] __attribute__((aligned(32)));
+        for (int ti = 0; ti < 6; ti++) {
+            int64_t t = tb * 6 + ti;
+            __m256 z[36];
+            if (t < T)
+                tile_gout(w, dy, t, mb, z);
+            else
+                for (int k = 0; k < 36; k++)
+                    z[k] = _mm256_setzero_ps();
+            for (int k = 0; k < 36; k++)
+                _mm256_store_ps(buf[k][ti], z[k]);
         }
-    float r[16] __attribute__((aligned(32)));
-    _mm256_store_ps(r, hsum8(c00, c01, c10, c11, c20, c21, c30, c31));
-    _mm256_store_ps(r + 8, hsum8(c40, c41, c50, c51, c00, c00, c00, c00));
-    for (int i = 0; i < 6; i++) {
-        p[i * ldp] = r[2 * i];
-        p[i * ldp + 1] = r[2 * i + 1];
-    }
-}
-
-/* P [T6][36][C]: P_xi = Z_xi U_xi^T */
-static void grad_products(const idl__wino *w, const float *Z, float *P) {
-    const int64_t C = w->C, M = w->M, MP = M / 16, T6 = w->T6;
-    int64_t cblk = (128 * 1024 / (int64_t)sizeof(float) / M) / 8 * 8;
-    cblk = IDL_MIN(C, IDL_MAX(8, cblk));
-    const int64_t ncb = (C + cblk - 1) / cblk, n_items = 36 * ncb;
-#    pragma omp parallel for schedule(static)
-    for (int64_t it = 0; it < n_items; it++) {
-        int64_t x = it / ncb, c0 = (it % ncb) * cblk, c1 = IDL_MIN(C, c0 + cblk);
-        const float *Zx = Z + x * T6 * M, *Ux = w->U + x * MP * C * 16;
-        for (int64_t t = 0; t < T6; t += 6)
-            for (int64_t c = c0; c < c1; c += 2)
-                kern6x2t(Zx + t * M, M, Ux + c * 16, MP, C * 16, P + (t * 36 + x) * C + c, 36 * C);
+        put_block(buf, Z, TB, tb, M, mb * 8);
     }
 }
 
 /* dx (+)= B P B^T of every tile, added over the overlapping 6x6 patches (dropped outside the
  * input). One image and 8 channels per work item, so no two threads add into one place. */
 static void grad_in_transform(const idl__wino *w, const float *P, float *dx, bool acc) {
-    const int64_t C = w->C, CB = C / 8, H = w->H, W = w->W, N = w->N;
+    const int64_t CP = w->Cp, CB = w->C / 8, H = w->H, W = w->W, N = w->N;
     const int64_t tpi = w->th * w->tw, n_items = N * CB;
 #    pragma omp parallel for schedule(static) if (n_items > 1)
     for (int64_t it = 0; it < n_items; it++) {
@@ -408,10 +400,10 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
         for (int64_t r = 0; r < tpi; r++) {
             int64_t t = n * tpi + r;
             int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
-            const float *src = P + t * 36 * C + cb * 8;
+            const float *src = P + t * 36 * CP + cb * 8;
             __m256 m[36], q[36], d[36];
             for (int k = 0; k < 36; k++)
-                m[k] = _mm256_loadu_ps(src + k * C);
+                m[k] = _mm256_loadu_ps(src + k * CP);
             for (int i = 0; i < 6; i++)
                 b6(m + i * 6, 1, q + i * 6, 1);
             for (int j = 0; j < 6; j++)
@@ -433,7 +425,7 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
 void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
                         float *Mx) {
     grad_out_transform(w, dy, Mx);
-    grad_products(w, Mx, V);
+    products36(Mx, w->Ut, w->M, w->Cp, w->cblk, w->T6, V); /* P [T6][36][Cp] */
     grad_in_transform(w, V, dx, accumulate);
 }
 

@@ -12,7 +12,10 @@
  *
  * The input gradient runs the adjoint of each step in reverse order, with the same transformed
  * kernels: Z = A dY A^T per output tile, P_xi = Z_xi U_xi^T, and dX gets B P B^T added over the
- * overlapping 6x6 input patches.
+ * overlapping 6x6 input patches. The products P read U transposed (Ut, made from U by
+ * idl__wino_init_grad) so that they run with the forward's kernel on contiguous panels: read in
+ * U's own layout, a panel's columns lie 16 x C floats apart and the products ran 1.5-3x slower
+ * than the forward's.
  *
  * Only for x86-64 with AVX2 and FMA: idl__wino_available() says whether this build and CPU have
  * them; the other functions must not be called otherwise. */
@@ -27,8 +30,12 @@ typedef struct idl__wino {
     int64_t pt, pl;  /* padding before, rows and columns (0..2) */
     int64_t th, tw;  /* tiles per image, down and across */
     int64_t T, T6;   /* tiles in the batch; rounded up to the 6 rows of the product kernel */
+    int64_t Cp;      /* C rounded up to a multiple of 16 (the columns of the gradient products) */
     int64_t mblk;    /* output channels per cache block of the products */
+    int64_t cblk;    /* input channels per cache block of the gradient products */
     float *U;        /* transformed kernels: [36][M/16][C][16] */
+    float *Ut;       /* the same transposed, for the input gradient: [36][Cp/16][M][16], zero for
+                        the channels from C to Cp; NULL until idl__wino_init_grad */
     bool act;        /* the output transform clamps to [lo, hi] (a fused Relu or Clip; not with
                         accumulate) */
     float lo, hi;
@@ -42,9 +49,14 @@ bool idl__wino_available(void);
  * C and M). */
 idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
                           int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl);
+/* Makes w->Ut from w->U; NOMEM on failure. (A caller that holds a Ut made before from the same
+ * kernels sets w->Ut instead.) */
+idl_status idl__wino_init_grad(idl__wino *w);
+/* Frees w->U and w->Ut (those the caller did not take back by setting them to NULL). */
 void idl__wino_free(idl__wino *w);
 
-/* Bytes of the two work buffers idl__wino_run needs (the transformed input and the products). */
+/* Bytes of the two work buffers idl__wino_run and idl__wino_run_grad need (the transformed input
+ * and the products). */
 size_t idl__wino_v_bytes(const idl__wino *w);
 size_t idl__wino_m_bytes(const idl__wino *w);
 
@@ -53,6 +65,6 @@ size_t idl__wino_m_bytes(const idl__wino *w);
 void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
                    float *V, float *Mx);
 /* The input gradient: dx (N, C/8, H, W, 8) = (or += with accumulate) the gradient through the
- * convolution of dy (N, M/8, OH, OW, 8). V and Mx as above. */
+ * convolution of dy (N, M/8, OH, OW, 8). V and Mx as above; w->Ut must be set. */
 void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
                         float *Mx);
