@@ -384,7 +384,8 @@ static void test_oom_sweep(void) {
 /* A residual CNN whose 16-channel activations oneDNN keeps blocked: x (2,3,12,12) -> Conv 3x3 ->
  * c1 -> Relu r1 -> Conv 3x3 c2 -> Add(c2, r1) a1 -> Relu r2; r2 feeds both Identity i2 (an op
  * without blocked layouts: a plain copy, its gradient added back) then MaxPool mp, and a 1x1 Conv
- * c3 then MaxPool mp3 (blocked); Add(mp, mp3) a2 mixes the two layouts; Mul by a scalar h; a 1x1
+ * c3, Relu r3 then MaxPool mp3 (blocked; windows of tied zeros, whose gradient goes to the first
+ * tap); Add(mp, mp3) a2 mixes the two layouts; Mul by a scalar h; a 1x1
  * Conv c4, GlobalAveragePool g (of a blocked input), Flatten and Gemm to 5 classes. */
 static idl_model *layout_model(void) {
     tb_model *b = tb_new(13);
@@ -420,7 +421,8 @@ static idl_model *layout_model(void) {
     tb_attr_ints(b, "kernel_shape", 2, k2);
     tb_attr_ints(b, "strides", 2, s2);
     tb_node(b, "Conv", "r2,w3", "c3");
-    tb_node(b, "MaxPool", "c3", "mp3");
+    tb_node(b, "Relu", "c3", "r3");
+    tb_node(b, "MaxPool", "r3", "mp3");
     tb_attr_ints(b, "kernel_shape", 2, k2);
     tb_attr_ints(b, "strides", 2, s2);
     tb_node(b, "Add", "mp,mp3", "a2");
@@ -463,9 +465,9 @@ static void test_layouts(void) {
     tb_frand_fill(xv, sizeof xv / sizeof *xv, 1.0f, &seed);
     idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 12, 12 }, xv);
     const idl_tensor *in[1] = { &x };
-    const char *names[] = { "c1", "r1",  "c2", "a1", "r2", "i2", "mp",
-                            "c3", "mp3", "a2", "h",  "c4", "g",  "y" };
-    const char *wrt[2] = { "x", "r1" };
+    const char *names[] = { "c1", "r1",  "c2", "a1", "r2", "i2", "mp", "c3",
+                            "r3", "mp3", "a2", "h",  "c4", "g",  "y" };
+    const char *wrt[3] = { "x", "r1", "r3" };
     int64_t targets[2] = { 1, 3 };
     float factor = 1.5f;
     for (int pass = 0; pass < 3; pass++) {
@@ -489,8 +491,8 @@ static void test_layouts(void) {
         obj.kind = pass == 1 ? IDL_OBJ_LOGIT : IDL_OBJ_PROBABILITY;
         obj.targets = targets;
         for (int k = 0; k < 2; k++)
-            CHECK_OK(idl_session_backward(s[k], &obj, wrt, 2));
-        for (int i = 0; i < 2; i++) {
+            CHECK_OK(idl_session_backward(s[k], &obj, wrt, 3));
+        for (int i = 0; i < 3; i++) {
             const idl_tensor *g0 = idl_session_grad(s[0], wrt[i]);
             float d = max_rel_diff(g0, idl_session_grad(s[1], wrt[i]));
             CHECK_MSG(d < 1e-5f, "pass %d: gradient w.r.t. %s differs by %g", pass, wrt[i],
