@@ -566,16 +566,20 @@ static idl_model *wino_model(int64_t H, int64_t W, const int64_t pads[4], bool t
 }
 
 /* Winograd convolutions (ops/winograd.h) against oneDNN's direct ones (direct_conv = 1): the
- * convolution's output and the gradients through it, on maps that are not multiples of the 4x4
- * tile, with symmetric and asymmetric padding of 0 to 2, into a gradient the convolution writes
- * alone and into one it adds to, with 16 and 24 input channels. */
+ * convolution's output and the gradients through it, on maps that are not multiples of the tile
+ * (F(4x4,3x3), and F(2x2,3x3) on the small maps), with symmetric and asymmetric padding of 0 to 2,
+ * into a gradient the convolution writes alone and into one it adds to, with 16 and 24 input
+ * channels. */
 static void test_winograd(void) {
-    const int64_t cases[3][6] = { /* H, W, pads (top, left, bottom, right) */
+    const int64_t cases[5][6] = { /* H, W, pads (top, left, bottom, right) */
                                   { 20, 20, 1, 1, 1, 1 },
                                   { 17, 23, 0, 2, 1, 0 },
-                                  { 15, 14, 2, 2, 2, 2 }
+                                  { 15, 14, 2, 2, 2, 2 },
+                                  /* F(2x2,3x3): outputs 7x7 and 8x8 */
+                                  { 7, 7, 1, 1, 1, 1 },
+                                  { 9, 8, 0, 2, 1, 0 }
     };
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         idl_model *m = wino_model_ch(cases[k][0], cases[k][1], cases[k] + 2, k > 0, k ? 24 : 16);
         CHECK(m != NULL);
         if (!m) return;

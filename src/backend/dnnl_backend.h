@@ -29,7 +29,13 @@ typedef struct idl__derived {
     int refs;
     struct idl__derived *next;
 } idl__derived;
-enum { IDL__DERIVED_REORDER = 1, IDL__DERIVED_WINO = 2, IDL__DERIVED_WINO_T = 3 };
+enum {
+    IDL__DERIVED_REORDER = 1,
+    IDL__DERIVED_WINO = 2,   /* F(4x4,3x3) kernels (ops/winograd.h U) */
+    IDL__DERIVED_WINO_T = 3, /* and transposed (Ut) */
+    IDL__DERIVED_WINO2 = 4,  /* F(2x2,3x3) */
+    IDL__DERIVED_WINO2_T = 5
+};
 
 typedef struct idl__backend {
     dnnl_engine_t engine;

@@ -571,19 +571,21 @@ static idl_status make_fwd_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_
 /* Winograd instead of oneDNN's direct kernel (winograd.h): a 2-D 3x3 convolution, stride and
  * dilation 1, one group, padding before of 0..2, constant weights, activations in and out in the
  * nChw8c layout (input channels a multiple of 8, output channels of 16), on an AVX2+FMA CPU, unless
- * the session asks for direct convolutions. And only where it pays: the transformed kernels are 4x
- * the size of the weights and are read once per call, so a call must have enough tiles (4x4
- * outputs) to use them: at least IDL__WINO_MIN_TILES, measured on resnet50's layers on the 2-core
- * AVX2 EPYC dev machine (see the README's benchmark section). */
+ * the session asks for direct convolutions. And only where it pays: the transformed kernels are
+ * 4x (F(4x4,3x3)) or 1.8x (F(2x2,3x3)) the size of the weights and are read once per call, so a
+ * call must have enough tiles to use them: at least IDL__WINO_MIN_TILES per image, of 4x4 outputs
+ * (maps of 13x13 and more), else of 2x2 (7x7 to 12x12), measured on resnet50's layers on the
+ * 2-core AVX2 EPYC dev machine (see the README's benchmark section). Per image, not per batch: a
+ * row's result must not depend on the rows beside it. Returns the tile (4 or 2), or 0. */
 #define IDL__WINO_MIN_TILES 16
-static bool wino_fits(const idl__op_ctx *c, const geom *g, int64_t cin, int64_t cout, int64_t oh,
-                      int64_t ow) {
-    if (!c->be->winograd || g->transpose || g->nsp != 2 || g->G != 1 || !c->in_const[1])
-        return false;
+static int wino_fits(const idl__op_ctx *c, const geom *g, int64_t cin, int64_t cout, int64_t oh,
+                     int64_t ow) {
+    if (!c->be->winograd || g->transpose || g->nsp != 2 || g->G != 1 || !c->in_const[1]) return 0;
     for (int i = 0; i < 2; i++)
-        if (g->k[i] != 3 || g->s[i] != 1 || g->d[i] != 1 || g->pl[i] > 2) return false;
-    if (cin % 8 || cout % 16) return false;
-    return ((oh + 3) / 4) * ((ow + 3) / 4) >= IDL__WINO_MIN_TILES && idl__wino_available();
+        if (g->k[i] != 3 || g->s[i] != 1 || g->d[i] != 1 || g->pl[i] > 2) return 0;
+    if (cin % 8 || cout % 16 || !idl__wino_available()) return 0;
+    if (((oh + 3) / 4) * ((ow + 3) / 4) >= IDL__WINO_MIN_TILES) return 4;
+    return ((oh + 1) / 2) * ((ow + 1) / 2) >= IDL__WINO_MIN_TILES ? 2 : 0;
 }
 
 /* The nChw8c descriptor of an activation (4-D). */
@@ -597,8 +599,9 @@ static dnnl_status_t nchw8c_md(dnnl_memory_desc_t *md, const geom *g, bool outpu
 static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     const geom *g = &s->g;
     const dnnl_memory_desc_t *in_blk = c->in_md ? c->in_md[0] : NULL;
-    if (!in_blk || !(c->out_blk_ok & 1u) || !wino_fits(c, g, g->C, g->M, g->out[0], g->out[1]))
-        return IDL_OK;
+    int tile =
+        in_blk && (c->out_blk_ok & 1u) ? wino_fits(c, g, g->C, g->M, g->out[0], g->out[1]) : 0;
+    if (!tile) return IDL_OK;
     dnnl_memory_desc_t want;
     if (nchw8c_md(&want, g, false) || !dnnl_memory_desc_equal(in_blk, &want) ||
         nchw8c_md(&s->udst, g, true))
@@ -606,12 +609,13 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
     /* the transformed kernels of an initializer are the session's, shared by its plans */
     const float *wt = c->in[1]->data;
     bool share = !(c->in[1]->flags & IDL_TENSOR_OWNED);
-    float *U = share ? idl__derived_find(c->be, wt, IDL__DERIVED_WINO, NULL, g->C, g->M) : NULL;
-    idl_status st = idl__wino_init(&s->wf, U ? NULL : wt, g->N, g->C, g->M, g->in[0], g->in[1],
-                                   g->out[0], g->out[1], g->pl[0], g->pl[1]);
+    int kind = tile == 4 ? IDL__DERIVED_WINO : IDL__DERIVED_WINO2;
+    float *U = share ? idl__derived_find(c->be, wt, kind, NULL, g->C, g->M) : NULL;
+    idl_status st = idl__wino_init(&s->wf, U ? NULL : wt, tile, g->N, g->C, g->M, g->in[0],
+                                   g->in[1], g->out[0], g->out[1], g->pl[0], g->pl[1]);
     if (U) s->wf.U = U;
     if (!st && !U && share &&
-        idl__derived_add(c->be, wt, IDL__DERIVED_WINO, NULL, g->C, g->M, s->wf.U) == IDL_OK)
+        idl__derived_add(c->be, wt, kind, NULL, g->C, g->M, s->wf.U) == IDL_OK)
         U = s->wf.U;
     s->wino_shared = U != NULL;
     if (!st) st = idl__scratch_reserve(s->pool, 0, idl__wino_v_bytes(&s->wf));
@@ -632,8 +636,8 @@ static idl_status wino_prepare(idl__op_ctx *c, conv_state *s) {
 static idl_status wino_prepare_grad(idl__op_ctx *c, conv_state *s) {
     const float *wt = c->in[1]->data;
     bool share = s->wino_shared;
-    float *Ut =
-        share ? idl__derived_find(c->be, wt, IDL__DERIVED_WINO_T, NULL, s->g.C, s->g.M) : NULL;
+    int kind = s->wf.m == 4 ? IDL__DERIVED_WINO_T : IDL__DERIVED_WINO2_T;
+    float *Ut = share ? idl__derived_find(c->be, wt, kind, NULL, s->g.C, s->g.M) : NULL;
     if (Ut) {
         s->wf.Ut = Ut;
         s->wino_t_shared = true;
@@ -641,8 +645,8 @@ static idl_status wino_prepare_grad(idl__op_ctx *c, conv_state *s) {
     }
     idl_status st = idl__wino_init_grad(&s->wf);
     if (!st && share)
-        s->wino_t_shared = idl__derived_add(c->be, wt, IDL__DERIVED_WINO_T, NULL, s->g.C, s->g.M,
-                                            s->wf.Ut) == IDL_OK;
+        s->wino_t_shared =
+            idl__derived_add(c->be, wt, kind, NULL, s->g.C, s->g.M, s->wf.Ut) == IDL_OK;
     return st;
 }
 

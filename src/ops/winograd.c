@@ -1,4 +1,5 @@
-/* winograd.c — F(4x4, 3x3) Winograd convolution on nChw8c activations (see winograd.h).
+/* winograd.c — F(4x4, 3x3) and F(2x2, 3x3) Winograd convolution on nChw8c activations (see
+ * winograd.h).
  *
  * Three passes per call, each parallel over independent pieces:
  *  1. input transform: every 6x6 input patch (tiles 4 apart, zero outside the input), 8 channels
@@ -10,7 +11,8 @@
  *     written (or added) into the nChw8c output, clipped at the border.
  * The tile count is padded to a multiple of 6 with zero rows, whose products are never read. The
  * input gradient has the same three passes, adjoint and in reverse order; its products are the
- * same kernel on the transposed kernels Ut. */
+ * same kernel on the transposed kernels Ut. F(2x2, 3x3) (w->m == 2) is the same with 4x4 patches
+ * 2 apart, 16 matrices and 2x2 outputs; the counts below are F(4x4, 3x3)'s. */
 #include "ops/winograd.h"
 
 #include <string.h>
@@ -29,11 +31,11 @@ void idl__wino_free(idl__wino *w) {
 
 /* V holds the transformed input (C columns) and, in the input gradient, the products P (Cp) */
 size_t idl__wino_v_bytes(const idl__wino *w) {
-    return (size_t)(36 * w->T6 * w->Cp) * sizeof(float);
+    return (size_t)(w->a2 * w->T6 * w->Cp) * sizeof(float);
 }
 
 size_t idl__wino_m_bytes(const idl__wino *w) {
-    return (size_t)(36 * w->T6 * w->M) * sizeof(float);
+    return (size_t)(w->a2 * w->T6 * w->M) * sizeof(float);
 }
 
 /* G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], applied to a
@@ -48,9 +50,22 @@ static void g6(const double *g, int s, double *o, int os) {
     o[5 * os] = g2;
 }
 
-idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
-                          int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl) {
+/* F(2x2,3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+static void g4(const double *g, int s, double *o, int os) {
+    double g0 = g[0], g1 = g[s], g2 = g[2 * s];
+    o[0] = g0;
+    o[os] = (g0 + g1 + g2) / 2;
+    o[2 * os] = (g0 - g1 + g2) / 2;
+    o[3 * os] = g2;
+}
+
+idl_status idl__wino_init(idl__wino *w, const float *wt, int tile, int64_t N, int64_t C, int64_t M,
+                          int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl) {
     memset(w, 0, sizeof *w);
+    w->m = tile == 2 ? 2 : 4;
+    w->a = w->m + 2;
+    w->a2 = w->a * w->a;
+    const int mt = w->m, a = w->a, a2 = w->a2;
     w->N = N;
     w->C = C;
     w->M = M;
@@ -60,8 +75,8 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->OW = OW;
     w->pt = pt;
     w->pl = pl;
-    w->th = (OH + 3) / 4;
-    w->tw = (OW + 3) / 4;
+    w->th = (OH + mt - 1) / mt;
+    w->tw = (OW + mt - 1) / mt;
     w->T = N * w->th * w->tw;
     w->T6 = (w->T + 5) / 6 * 6;
     w->Cp = (C + 15) / 16 * 16;
@@ -72,7 +87,7 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
     w->cblk = IDL_MIN(w->Cp, IDL_MAX(16, cb));
     int64_t MP = M / 16;
     if (!wt) return IDL_OK;
-    size_t bytes = (size_t)(36 * C * M) * sizeof(float);
+    size_t bytes = (size_t)(a2 * C * M) * sizeof(float);
     w->U = idl__aligned_alloc_raw(bytes); /* every element is written below */
     if (!w->U)
         return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
@@ -89,16 +104,16 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
                 for (int64_t mi = 0; mi < 16; mi++) {
                     int64_t m = b * 16 + mi, c = c0 + ci;
                     double g[9], t[18], u[36];
-                    for (int a = 0; a < 9; a++)
-                        g[a] = wt[(m * C + c) * 9 + a];
-                    for (int a = 0; a < 3; a++) /* along the columns: t[a][j] */
-                        g6(g + a * 3, 1, t + a * 6, 1);
-                    for (int j = 0; j < 6; j++) /* along the rows: u[i][j] */
-                        g6(t + j, 6, u + j, 6);
-                    for (int x = 0; x < 36; x++)
+                    for (int k = 0; k < 9; k++)
+                        g[k] = wt[(m * C + c) * 9 + k];
+                    for (int k = 0; k < 3; k++) /* along the columns: t[k][j] */
+                        (mt == 4 ? g6 : g4)(g + k * 3, 1, t + k * a, 1);
+                    for (int j = 0; j < a; j++) /* along the rows: u[i][j] */
+                        (mt == 4 ? g6 : g4)(t + j, a, u + j, a);
+                    for (int x = 0; x < a2; x++)
                         tmp[x][ci][mi] = (float)u[x];
                 }
-            for (int x = 0; x < 36; x++)
+            for (int x = 0; x < a2; x++)
                 memcpy(wc->U + ((x * MP + b) * C + c0) * 16, tmp[x],
                        sizeof(float) * 16 * (size_t)cn);
         }
@@ -107,7 +122,7 @@ idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, i
 
 idl_status idl__wino_init_grad(idl__wino *w) {
     const int64_t C = w->C, M = w->M, MP = M / 16, CQ = w->Cp / 16;
-    size_t bytes = (size_t)(36 * w->Cp * M) * sizeof(float);
+    size_t bytes = (size_t)(w->a2 * w->Cp * M) * sizeof(float);
     w->Ut = idl__aligned_alloc_raw(bytes); /* every element is written below */
     if (!w->Ut)
         return idl__error(IDL_ERR_NOMEM, "out of memory (Winograd kernels of %zu bytes)", bytes);
@@ -115,7 +130,7 @@ idl_status idl__wino_init_grad(idl__wino *w) {
     float *Ut = w->Ut;
     /* Ut[x][c/16][m][c%16] = U[x][m/16][c][m%16]: one output panel (M x 16) a work item */
 #pragma omp parallel for schedule(static) if (CQ * M > 256)
-    for (int64_t xq = 0; xq < 36 * CQ; xq++) {
+    for (int64_t xq = 0; xq < w->a2 * CQ; xq++) {
         int64_t x = xq / CQ, q = xq % CQ;
         float *dst = Ut + xq * M * 16;
         for (int64_t m = 0; m < M; m++) {
@@ -158,39 +173,63 @@ static inline void at6(const __m256 *x, int s, __m256 *o, int os) {
     o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), m34, m12), x5);
 }
 
-/* One tile's 36 transformed vectors (8 channels each) into v. */
+/* F(2x2,3x3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+static inline void bt4(const __m256 *x, int s, __m256 *o, int os) {
+    __m256 x0 = x[0], x1 = x[s], x2 = x[2 * s], x3 = x[3 * s];
+    o[0] = _mm256_sub_ps(x0, x2);
+    o[os] = _mm256_add_ps(x1, x2);
+    o[2 * os] = _mm256_sub_ps(x2, x1);
+    o[3 * os] = _mm256_sub_ps(x1, x3);
+}
+
+/* F(2x2,3x3): A^T = [1 1 1 0; 0 1 -1 -1] */
+static inline void at4(const __m256 *x, int s, __m256 *o, int os) {
+    __m256 x1 = x[s], x2 = x[2 * s];
+    o[0] = _mm256_add_ps(_mm256_add_ps(x[0], x1), x2);
+    o[os] = _mm256_sub_ps(_mm256_sub_ps(x1, x2), x[3 * s]);
+}
+
+/* One tile's a2 transformed vectors (8 channels each) into v. */
 static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_t cb, __m256 *v) {
     const int64_t CB = w->C / 8, H = w->H, W = w->W, tpi = w->th * w->tw;
     int64_t n = t / tpi, r = t % tpi;
-    int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
+    const int a = w->a;
+    int64_t h0 = (r / w->tw) * w->m - w->pt, w0 = (r % w->tw) * w->m - w->pl;
     const float *src = x + (n * CB + cb) * H * W * 8;
     __m256 d[36], q[36];
-    if (h0 >= 0 && w0 >= 0 && h0 + 6 <= H && w0 + 6 <= W) {
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++)
-                d[i * 6 + j] = _mm256_loadu_ps(src + ((h0 + i) * W + w0 + j) * 8);
+    if (h0 >= 0 && w0 >= 0 && h0 + a <= H && w0 + a <= W) {
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++)
+                d[i * a + j] = _mm256_loadu_ps(src + ((h0 + i) * W + w0 + j) * 8);
     } else {
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++) {
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
                 int64_t h = h0 + i, ww = w0 + j;
-                d[i * 6 + j] = h >= 0 && h < H && ww >= 0 && ww < W
+                d[i * a + j] = h >= 0 && h < H && ww >= 0 && ww < W
                                    ? _mm256_loadu_ps(src + (h * W + ww) * 8)
                                    : _mm256_setzero_ps();
             }
     }
-    for (int i = 0; i < 6; i++)
-        bt6(d + i * 6, 1, q + i * 6, 1);
-    for (int j = 0; j < 6; j++)
-        bt6(q + j, 6, v + j, 6);
+    if (a == 6) {
+        for (int i = 0; i < 6; i++)
+            bt6(d + i * 6, 1, q + i * 6, 1);
+        for (int j = 0; j < 6; j++)
+            bt6(q + j, 6, v + j, 6);
+    } else {
+        for (int i = 0; i < 4; i++)
+            bt4(d + i * 4, 1, q + i * 4, 1);
+        for (int j = 0; j < 4; j++)
+            bt4(q + j, 4, v + j, 4);
+    }
 }
 
-/* The 36 transformed vectors of 6 tiles (buf[k][tile][lane], 8 channels from channel c0) into a
- * work matrix of the layout [36][T6/6][K][6] (K channels): for each matrix, blocks of 6 tiles with
+/* The a2 transformed vectors of 6 tiles (buf[k][tile][lane], 8 channels from channel c0) into a
+ * work matrix of the layout [a2][T6/6][K][6] (K channels): for each matrix, blocks of 6 tiles with
  * the 6 tiles' values of a channel side by side, so that the product kernel reads its 6 rows'
  * values of one channel together. */
-static inline void put_block(const float (*buf)[6][8], float *dst, int64_t TB, int64_t tb,
+static inline void put_block(const float (*buf)[6][8], int a2, float *dst, int64_t TB, int64_t tb,
                              int64_t K, int64_t c0) {
-    for (int k = 0; k < 36; k++) {
+    for (int k = 0; k < a2; k++) {
         float *d = dst + ((k * TB + tb) * K + c0) * 6;
         for (int l = 0; l < 8; l++)
             for (int ti = 0; ti < 6; ti++)
@@ -198,7 +237,7 @@ static inline void put_block(const float (*buf)[6][8], float *dst, int64_t TB, i
     }
 }
 
-/* V [36][T6/6][C][6] (put_block); the padding tiles are zero, so that their products are finite. */
+/* V [a2][T6/6][C][6] (put_block); the padding tiles are zero, so that their products are finite. */
 static void input_transform(const idl__wino *w, const float *x, float *V) {
     const int64_t C = w->C, CB = C / 8, TB = w->T6 / 6, T = w->T, n_items = TB * CB;
 #    pragma omp parallel for schedule(static) if (n_items > 16)
@@ -211,12 +250,12 @@ static void input_transform(const idl__wino *w, const float *x, float *V) {
             if (t < T)
                 tile_in(w, x, t, cb, v);
             else
-                for (int k = 0; k < 36; k++)
+                for (int k = 0; k < w->a2; k++)
                     v[k] = _mm256_setzero_ps();
-            for (int k = 0; k < 36; k++)
+            for (int k = 0; k < w->a2; k++)
                 _mm256_store_ps(buf[k][ti], v[k]);
         }
-        put_block(buf, V, TB, tb, C, cb * 8);
+        put_block(buf, w->a2, V, TB, tb, C, cb * 8);
     }
 }
 
@@ -259,19 +298,19 @@ static inline void kern6x16(const float *a, const float *b, int64_t K, float *c,
     _mm256_store_ps(c + 5 * ldc + 8, c51);
 }
 
-/* The 36 products out_xi = A_xi B_xi: A [36][T6/6][K][6] (put_block), B [36][N/16][K][16],
- * out [T6][36][N]. A work item is one matrix and a block of nblk columns, whose panels of B (at
+/* The a2 products out_xi = A_xi B_xi: A [a2][T6/6][K][6] (put_block), B [a2][N/16][K][16],
+ * out [T6][a2][N]. A work item is one matrix and a block of nblk columns, whose panels of B (at
  * most 64 KiB) stay in L2 while the 6-row blocks of A stream through L1. */
-static void products36(const float *A, const float *B, int64_t K, int64_t N, int64_t nblk,
-                       int64_t T6, float *out) {
-    const int64_t NP = N / 16, nnb = (N + nblk - 1) / nblk, n_items = 36 * nnb;
+static void products(const float *A, const float *B, int a2, int64_t K, int64_t N, int64_t nblk,
+                     int64_t T6, float *out) {
+    const int64_t NP = N / 16, nnb = (N + nblk - 1) / nblk, n_items = a2 * nnb;
 #    pragma omp parallel for schedule(static)
     for (int64_t it = 0; it < n_items; it++) {
         int64_t x = it / nnb, n0 = (it % nnb) * nblk, n1 = IDL_MIN(N, n0 + nblk);
         const float *Ax = A + x * T6 * K, *Bx = B + x * NP * K * 16;
         for (int64_t t = 0; t < T6; t += 6)
             for (int64_t n = n0; n < n1; n += 16)
-                kern6x16(Ax + t * K, Bx + (n / 16) * K * 16, K, out + (t * 36 + x) * N + n, 36 * N);
+                kern6x16(Ax + t * K, Bx + (n / 16) * K * 16, K, out + (t * a2 + x) * N + n, a2 * N);
     }
 }
 
@@ -282,22 +321,30 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
 #    pragma omp parallel for schedule(static) if (n_items > 64)
     for (int64_t it = 0; it < n_items; it++) {
         int64_t t = it / MB, mb = it % MB, n = t / tpi, r = t % tpi;
-        int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
-        const float *src = Mx + t * 36 * M + mb * 8;
+        const int mt = w->m, a2 = w->a2;
+        int64_t h0 = (r / w->tw) * mt, w0 = (r % w->tw) * mt;
+        const float *src = Mx + t * a2 * M + mb * 8;
         __m256 m[36], q[24], o[16];
-        for (int k = 0; k < 36; k++)
+        for (int k = 0; k < a2; k++)
             m[k] = _mm256_loadu_ps(src + k * M);
-        for (int i = 0; i < 6; i++) /* along the columns: q[i][0..4) */
-            at6(m + i * 6, 1, q + i * 4, 1);
-        for (int j = 0; j < 4; j++) /* along the rows: o[0..4)[j] */
-            at6(q + j, 4, o + j, 4);
+        if (mt == 4) {
+            for (int i = 0; i < 6; i++) /* along the columns: q[i][0..4) */
+                at6(m + i * 6, 1, q + i * 4, 1);
+            for (int j = 0; j < 4; j++) /* along the rows: o[0..4)[j] */
+                at6(q + j, 4, o + j, 4);
+        } else {
+            for (int i = 0; i < 4; i++)
+                at4(m + i * 4, 1, q + i * 2, 1);
+            for (int j = 0; j < 2; j++)
+                at4(q + j, 2, o + j, 2);
+        }
         __m256 b = bias ? _mm256_loadu_ps(bias + mb * 8) : _mm256_setzero_ps();
         float *dst = y + (n * MB + mb) * OH * OW * 8;
-        int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
+        int hn = (int)IDL_MIN(mt, OH - h0), wn = (int)IDL_MIN(mt, OW - w0);
         for (int i = 0; i < hn; i++)
             for (int j = 0; j < wn; j++) {
                 float *p = dst + ((h0 + i) * OW + w0 + j) * 8;
-                __m256 v = _mm256_add_ps(o[i * 4 + j], b);
+                __m256 v = _mm256_add_ps(o[i * mt + j], b);
                 if (acc) v = _mm256_add_ps(v, _mm256_loadu_ps(p));
                 if (w->act)
                     v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(w->lo)),
@@ -310,7 +357,7 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
 void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
                    float *V, float *Mx) {
     input_transform(w, x, V);
-    products36(V, w->U, w->C, w->M, w->mblk, w->T6, Mx);
+    products(V, w->U, w->a2, w->C, w->M, w->mblk, w->T6, Mx);
     output_transform(w, Mx, bias, y, accumulate);
 }
 
@@ -346,26 +393,52 @@ static inline void b6(const __m256 *p, int s, __m256 *o, int os) {
     o[5 * os] = p5;
 }
 
+/* F(2x2,3x3): A = (A^T)^T, 2 -> 4 */
+static inline void a4(const __m256 *y, int s, __m256 *o, int os) {
+    __m256 y0 = y[0], y1 = y[s];
+    o[0] = y0;
+    o[os] = _mm256_add_ps(y0, y1);
+    o[2 * os] = _mm256_sub_ps(y0, y1);
+    o[3 * os] = _mm256_sub_ps(_mm256_setzero_ps(), y1);
+}
+
+/* F(2x2,3x3): B = (B^T)^T, 4 -> 4 */
+static inline void b4(const __m256 *p, int s, __m256 *o, int os) {
+    __m256 p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s];
+    o[0] = p0;
+    o[os] = _mm256_add_ps(_mm256_sub_ps(p1, p2), p3);
+    o[2 * os] = _mm256_sub_ps(_mm256_add_ps(p1, p2), p0);
+    o[3 * os] = _mm256_sub_ps(_mm256_setzero_ps(), p3);
+}
+
 /* One output tile's A dY A^T (8 channels, zero outside the output) into z. */
 static inline void tile_gout(const idl__wino *w, const float *dy, int64_t t, int64_t mb,
                              __m256 *z) {
     const int64_t MB = w->M / 8, OH = w->OH, OW = w->OW, tpi = w->th * w->tw;
     int64_t n = t / tpi, r = t % tpi;
-    int64_t h0 = (r / w->tw) * 4, w0 = (r % w->tw) * 4;
+    const int mt = w->m;
+    int64_t h0 = (r / w->tw) * mt, w0 = (r % w->tw) * mt;
     const float *src = dy + (n * MB + mb) * OH * OW * 8;
     __m256 d[16], q[24];
-    int hn = (int)IDL_MIN(4, OH - h0), wn = (int)IDL_MIN(4, OW - w0);
-    for (int i = 0; i < 4; i++)
+    int hn = (int)IDL_MIN(mt, OH - h0), wn = (int)IDL_MIN(mt, OW - w0);
+    for (int i = 0; i < mt; i++)
+        for (int j = 0; j < mt; j++)
+            d[i * mt + j] = i < hn && j < wn ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
+                                             : _mm256_setzero_ps();
+    if (mt == 4) {
+        for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
+            a6(d + i * 4, 1, q + i * 6, 1);
+        for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
+            a6(q + j, 6, z + j, 6);
+    } else {
+        for (int i = 0; i < 2; i++)
+            a4(d + i * 2, 1, q + i * 4, 1);
         for (int j = 0; j < 4; j++)
-            d[i * 4 + j] = i < hn && j < wn ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
-                                            : _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
-        a6(d + i * 4, 1, q + i * 6, 1);
-    for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
-        a6(q + j, 6, z + j, 6);
+            a4(q + j, 4, z + j, 4);
+    }
 }
 
-/* Z [36][T6/6][M][6] (put_block; zero for the padding tiles) */
+/* Z [a2][T6/6][M][6] (put_block; zero for the padding tiles) */
 static void grad_out_transform(const idl__wino *w, const float *dy, float *Z) {
     const int64_t M = w->M, MB = M / 8, TB = w->T6 / 6, T = w->T, n_items = TB * MB;
 #    pragma omp parallel for schedule(static) if (n_items > 16)
@@ -378,12 +451,12 @@ static void grad_out_transform(const idl__wino *w, const float *dy, float *Z) {
             if (t < T)
                 tile_gout(w, dy, t, mb, z);
             else
-                for (int k = 0; k < 36; k++)
+                for (int k = 0; k < w->a2; k++)
                     z[k] = _mm256_setzero_ps();
-            for (int k = 0; k < 36; k++)
+            for (int k = 0; k < w->a2; k++)
                 _mm256_store_ps(buf[k][ti], z[k]);
         }
-        put_block(buf, Z, TB, tb, M, mb * 8);
+        put_block(buf, w->a2, Z, TB, tb, M, mb * 8);
     }
 }
 
@@ -397,25 +470,33 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
         int64_t n = it / CB, cb = it % CB;
         float *dst = dx + (n * CB + cb) * H * W * 8;
         if (!acc) memset(dst, 0, (size_t)(H * W * 8) * sizeof(float));
+        const int mt = w->m, a = w->a, a2 = w->a2;
         for (int64_t r = 0; r < tpi; r++) {
             int64_t t = n * tpi + r;
-            int64_t h0 = (r / w->tw) * 4 - w->pt, w0 = (r % w->tw) * 4 - w->pl;
-            const float *src = P + t * 36 * CP + cb * 8;
+            int64_t h0 = (r / w->tw) * mt - w->pt, w0 = (r % w->tw) * mt - w->pl;
+            const float *src = P + t * a2 * CP + cb * 8;
             __m256 m[36], q[36], d[36];
-            for (int k = 0; k < 36; k++)
+            for (int k = 0; k < a2; k++)
                 m[k] = _mm256_loadu_ps(src + k * CP);
-            for (int i = 0; i < 6; i++)
-                b6(m + i * 6, 1, q + i * 6, 1);
-            for (int j = 0; j < 6; j++)
-                b6(q + j, 6, d + j, 6);
-            for (int i = 0; i < 6; i++) {
+            if (a == 6) {
+                for (int i = 0; i < 6; i++)
+                    b6(m + i * 6, 1, q + i * 6, 1);
+                for (int j = 0; j < 6; j++)
+                    b6(q + j, 6, d + j, 6);
+            } else {
+                for (int i = 0; i < 4; i++)
+                    b4(m + i * 4, 1, q + i * 4, 1);
+                for (int j = 0; j < 4; j++)
+                    b4(q + j, 4, d + j, 4);
+            }
+            for (int i = 0; i < a; i++) {
                 int64_t h = h0 + i;
                 if (h < 0 || h >= H) continue;
-                for (int j = 0; j < 6; j++) {
+                for (int j = 0; j < a; j++) {
                     int64_t ww = w0 + j;
                     if (ww < 0 || ww >= W) continue;
                     float *p = dst + (h * W + ww) * 8;
-                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), d[i * 6 + j]));
+                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), d[i * a + j]));
                 }
             }
         }
@@ -425,7 +506,7 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
 void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
                         float *Mx) {
     grad_out_transform(w, dy, Mx);
-    products36(Mx, w->Ut, w->M, w->Cp, w->cblk, w->T6, V); /* P [T6][36][Cp] */
+    products(Mx, w->Ut, w->a2, w->M, w->Cp, w->cblk, w->T6, V); /* P [T6][a2][Cp] */
     grad_in_transform(w, V, dx, accumulate);
 }
 

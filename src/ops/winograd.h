@@ -1,5 +1,6 @@
-/* winograd.h — 3x3, stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) on AVX2+FMA,
- * for activations in oneDNN's nChw8c blocked layout (conv.c chooses it where it pays; see there).
+/* winograd.h — 3x3, stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) or F(2x2, 3x3)
+ * on AVX2+FMA, for activations in oneDNN's nChw8c blocked layout (conv.c chooses it, and the tile,
+ * where it pays; see there).
  *
  * Each 4x4 block of outputs ("tile") is computed from the 6x6 input patch around it as
  *   Y = A^T [ sum_c (G g_mc G^T) . (B^T d_c B) ] A
@@ -8,7 +9,9 @@
  * of tiles x C), the channel sums are 36 matrix products V U, and each product tile goes back to
  * 4x4 outputs. That is 36 multiply-adds per tile and channel pair instead of 144: 4x fewer. The
  * transforms use the points 0, +-1, +-2; in float32 the result differs from a direct convolution by
- * about 1e-6 of the output's scale (the tests bound it).
+ * about 1e-6 of the output's scale (the tests bound it). F(2x2, 3x3) is the same with 2x2 output
+ * tiles from 4x4 patches (16 matrices, 2.25x fewer multiply-adds, points 0 and +-1): for small maps
+ * (7x7), where 4x4 tiles would be few and mostly padding.
  *
  * The input gradient runs the adjoint of each step in reverse order, with the same transformed
  * kernels: Z = A dY A^T per output tile, P_xi = Z_xi U_xi^T, and dX gets B P B^T added over the
@@ -24,6 +27,8 @@
 #include "core/internal.h"
 
 typedef struct idl__wino {
+    int m, a, a2;    /* output tile m x m (4 or 2), input patch a x a (a = m + 2), a2 = a * a
+                        transformed matrices (36 or 16, written 36 below) */
     int64_t N, C, M; /* batch; input channels (multiple of 8); output channels (of 16) */
     int64_t H, W;    /* input size */
     int64_t OH, OW;  /* output size */
@@ -44,11 +49,11 @@ typedef struct idl__wino {
 bool idl__wino_available(void);
 
 /* Fills w and transforms the kernels: wt is an ONNX Conv weight tensor (M, C, 3, 3), row-major;
- * input N x C x H x W padded by pt rows and pl columns before, output N x M x OH x OW. NOMEM on
- * failure. wt NULL: w->U is left for the caller to set (kernels transformed before, for the same
- * C and M). */
-idl_status idl__wino_init(idl__wino *w, const float *wt, int64_t N, int64_t C, int64_t M, int64_t H,
-                          int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl);
+ * tile 4 (F(4x4,3x3)) or 2 (F(2x2,3x3)); input N x C x H x W padded by pt rows and pl columns
+ * before, output N x M x OH x OW. NOMEM on failure. wt NULL: w->U is left for the caller to set
+ * (kernels transformed before, for the same tile, C and M). */
+idl_status idl__wino_init(idl__wino *w, const float *wt, int tile, int64_t N, int64_t C, int64_t M,
+                          int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t pt, int64_t pl);
 /* Makes w->Ut from w->U; NOMEM on failure. (A caller that holds a Ut made before from the same
  * kernels sets w->Ut instead.) */
 idl_status idl__wino_init_grad(idl__wino *w);
