@@ -25,10 +25,13 @@ typedef struct idl_session_opts {
                               wise ops keep oneDNN's blocked layout between them. Either way the
                               tensors the API shows are plain. */
     int direct_conv;       /* 1: every convolution on oneDNN's direct kernels. 0 (default): 3x3
-                              stride-1 convolutions with constant weights over enough 4x4 output
-                              tiles (and their input gradients) run as Winograd F(4x4,3x3) on
-                              AVX2 CPUs: 4x fewer multiply-adds; the sums are formed in another
-                              order, so results differ by ~1e-6 of the output's scale. */
+                              stride-1 convolutions with constant weights over enough 4x4 (or
+                              2x2) output tiles (and their input gradients) run as Winograd
+                              F(4x4,3x3) (or F(2x2,3x3)) on AVX2 CPUs: 4x (2.25x) fewer
+                              multiply-adds; the input gradient of a convolution of at most 4
+                              input channels (an image network's first layer) runs on our own
+                              AVX2 kernel; the sums are formed in another order, so results
+                              differ by ~1e-6 of the output's scale. */
     int forward_only;      /* 1: the session runs forward passes only. Intermediate values whose
                               readers have run share memory (one arena planned by lifetimes: resnet50
                               at batch 8 needs 74 MiB instead of 807), so after a pass only graph

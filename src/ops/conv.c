@@ -24,6 +24,7 @@
  * gradient (winograd.h; wino_fits says exactly when; idl_session_opts.direct_conv turns it off).
  * Refused: non-float32 tensors, 4-D and higher spatial ranks, zero channels. Results come from
  * oneDNN and may differ in the last bits with the thread count. */
+#include "ops/conv_narrow.h"
 #include "ops/op.h"
 #include "ops/winograd.h"
 
@@ -89,7 +90,11 @@ typedef struct conv_state {
     idl__wino wf;
     bool wino_shared;   /* wf.U belongs to the session's derived data */
     bool wino_t_shared; /* and wf.Ut (made at the first input gradient) */
-    idl__backend *be;   /* the session's, for the derived data */
+    /* the input gradient of a convolution of few input channels (conv_narrow.h), decided at the
+     * first backward */
+    bool narrow, narrow_tried;
+    idl__narrow nq;
+    idl__backend *be; /* the session's, for the derived data */
 } conv_state;
 
 /* ---- ports ---- */
@@ -859,16 +864,43 @@ static idl_status init_bwd_weights(idl__op_ctx *c, conv_state *s) {
     return st;
 }
 
+/* Whether the input gradient runs on conv_narrow.h's kernel: a 2-D convolution of at most 4 input
+ * channels (plain) and one group, dilation 1, its output gradient plain or in nChw8c, on an AVX2
+ * CPU, unless the session asks for oneDNN's kernels (direct_conv). Reserves its work buffer. */
+static idl_status narrow_prepare(idl__op_ctx *c, conv_state *s) {
+    s->narrow_tried = true;
+    const geom *g = &s->g;
+    if (!c->be->winograd || g->transpose || g->nsp != 2 || g->G != 1 || g->d[0] != 1 ||
+        g->d[1] != 1 || !idl__wino_available())
+        return IDL_OK;
+    dnnl_memory_desc_t plain, blk;
+    bool in_plain = !act_md(&plain, g, false, false) && dnnl_memory_desc_equal(&s->usrc, &plain);
+    bool out_plain = !act_md(&plain, g, true, false) && dnnl_memory_desc_equal(&s->udst, &plain);
+    bool out_blk =
+        !out_plain && !nchw8c_md(&blk, g, true) && dnnl_memory_desc_equal(&s->udst, &blk);
+    if (!in_plain || !(out_plain || out_blk) ||
+        !idl__narrow_fits(&s->nq, g->N, g->C, g->M, g->in[0], g->in[1], g->out[0], g->out[1],
+                          g->k[0], g->k[1], g->s[0], g->s[1], g->pl[0], g->pl[1], out_blk))
+        return IDL_OK;
+    idl_status st = idl__scratch_reserve(s->pool, 0, idl__narrow_buf_bytes(&s->nq));
+    s->narrow = !st;
+    return st;
+}
+
 static idl_status conv_backward(idl__op_ctx *c) {
     conv_state *s = c->state;
     if (s->empty || !c->dout[0]) return IDL_OK;
     idl_status st;
     bool want_w = c->din[1] || (s->g.bias && c->din[2]);
-    if (c->din[0] && !s->wino_f && !s->bd && (st = init_bwd_data(c, s))) return st;
+    if (c->din[0] && !s->wino_f && !s->narrow_tried && (st = narrow_prepare(c, s))) return st;
+    if (c->din[0] && !s->wino_f && !s->narrow && !s->bd && (st = init_bwd_data(c, s))) return st;
     if (want_w && !s->bw && (st = init_bwd_weights(c, s))) return st;
     const void *dy = c->dout[0]->data;
     if (c->din[0] && s->wino_f && !s->wf.Ut && (st = wino_prepare_grad(c, s))) return st;
-    if (c->din[0] && s->wino_f) {
+    if (c->din[0] && s->narrow) {
+        idl__narrow_grad(&s->nq, c->in[1]->data, dy, c->din[0]->data, !idl__din_fresh(c, 0),
+                         s->pool->buf[0]);
+    } else if (c->din[0] && s->wino_f) {
         idl__wino_run_grad(&s->wf, dy, c->din[0]->data, !idl__din_fresh(c, 0), s->pool->buf[0],
                            s->pool->buf[1]);
     } else if (c->din[0]) {
