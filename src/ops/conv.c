@@ -20,8 +20,10 @@
  * positions, bias only, at the end as ONNX Runtime does, when the excess is less than the stride;
  * a larger excess is refused).
  * Winograd: 3x3 stride-1 convolutions with constant weights between blocked (nChw8c) values, on
- * maps of at least 16 4x4 tiles, run on our own F(4x4,3x3) kernels instead, forward and input
- * gradient (winograd.h; wino_fits says exactly when; idl_session_opts.direct_conv turns it off).
+ * maps of at least 16 4x4 (else 2x2) tiles, run on our own F(4x4,3x3) (F(2x2,3x3)) kernels
+ * instead, forward and input gradient (winograd.h; wino_fits says exactly when). The input
+ * gradient of a convolution of at most 4 input channels runs on conv_narrow.h's kernel
+ * (narrow_prepare). idl_session_opts.direct_conv turns both off.
  * Refused: non-float32 tensors, 4-D and higher spatial ranks, zero channels. Results come from
  * oneDNN and may differ in the last bits with the thread count. */
 #include "ops/conv_narrow.h"
@@ -85,7 +87,8 @@ typedef struct conv_state {
     /* backward weights and bias (lazy) */
     dnnl_primitive_t bw;
     port bw_src, bw_ddst, bw_dwei, bw_dbias;
-    /* Winograd F(4x4,3x3) (winograd.h) instead of oneDNN, forward and input gradient */
+    /* Winograd F(4x4,3x3) or F(2x2,3x3) (winograd.h) instead of oneDNN, forward and input
+     * gradient */
     bool wino_f;
     idl__wino wf;
     bool wino_shared;   /* wf.U belongs to the session's derived data */
