@@ -676,9 +676,10 @@ static void test_narrow_grad(void) {
     static const int64_t cases[5][11] = {
         /* N, C, H, W, M, kh, kw, sh, sw, pt, pl */
         { 2, 3, 23, 23, 16, 7, 7, 2, 2, 3, 3 }, /* resnet's first layer */
-        { 2, 1, 10, 9, 16, 3, 3, 1, 1, 1, 1 },   { 1, 4, 17, 14, 5, 5, 3, 3, 2, 2, 0 },
+        { 2, 1, 10, 9, 16, 3, 3, 1, 1, 1, 1 },  /* one channel, stride 1 */
+        { 1, 4, 17, 14, 5, 5, 3, 3, 2, 2, 0 },  /* dy plain (5 channels) */
         { 3, 2, 16, 16, 16, 4, 4, 4, 4, 0, 0 }, /* a patch embedding */
-        { 2, 3, 12, 13, 8, 3, 5, 2, 1, 1, 2 },
+        { 2, 3, 12, 13, 8, 3, 5, 2, 1, 1, 2 },  /* x's gradient accumulates */
     };
     for (int k = 0; k < 5; k++) {
         const int64_t *g = cases[k];
