@@ -4,7 +4,7 @@
  * Three passes per call, each parallel over independent pieces:
  *  1. input transform: every 6x6 input patch (tiles 4 apart, zero outside the input), 8 channels
  *     at a time in one AVX register, to V (36 matrices of T6 tiles x C channels, stored in blocks
- *     of 6 tiles, see input_transform);
+ *     of 6 tiles, see transform_tiles);
  *  2. 36 products Mx_xi = V_xi U_xi ([T6 x C] by [C x M]) with a 6x16 register-blocked kernel: the
  *     6 rows of V stay in L1 while a block of U (at most 64 KiB) streams from L2;
  *  3. output transform: each tile's 36 x 8-channel products back to its 4x4 outputs, plus the bias,
@@ -237,25 +237,29 @@ static inline void put_block(const float (*buf)[6][8], int a2, float *dst, int64
     }
 }
 
-/* V [a2][T6/6][C][6] (put_block); the padding tiles are zero, so that their products are finite. */
-static void input_transform(const idl__wino *w, const float *x, float *V) {
-    const int64_t C = w->C, CB = C / 8, TB = w->T6 / 6, T = w->T, n_items = TB * CB;
+/* Every tile's a2 transformed vectors (tile: tile_in of the input, tile_gout of the output
+ * gradient; K channels of src) into the work matrix dst [a2][T6/6][K][6] (put_block); the padding
+ * tiles are zero, so that their products are finite. */
+typedef void (*tile_fn)(const idl__wino *w, const float *src, int64_t t, int64_t cb, __m256 *v);
+static inline void transform_tiles(const idl__wino *w, const float *src, int64_t K, tile_fn tile,
+                                   float *dst) {
+    const int64_t KB = K / 8, TB = w->T6 / 6, T = w->T, n_items = TB * KB;
 #    pragma omp parallel for schedule(static) if (n_items > 16)
     for (int64_t it = 0; it < n_items; it++) {
-        int64_t tb = it / CB, cb = it % CB;
+        int64_t tb = it / KB, cb = it % KB;
         float buf[36][6][8] __attribute__((aligned(32)));
         for (int ti = 0; ti < 6; ti++) {
             int64_t t = tb * 6 + ti;
             __m256 v[36];
             if (t < T)
-                tile_in(w, x, t, cb, v);
+                tile(w, src, t, cb, v);
             else
                 for (int k = 0; k < w->a2; k++)
                     v[k] = _mm256_setzero_ps();
             for (int k = 0; k < w->a2; k++)
                 _mm256_store_ps(buf[k][ti], v[k]);
         }
-        put_block(buf, w->a2, V, TB, tb, C, cb * 8);
+        put_block(buf, w->a2, dst, TB, tb, K, cb * 8);
     }
 }
 
@@ -356,7 +360,7 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
 
 void idl__wino_run(const idl__wino *w, const float *x, const float *bias, float *y, bool accumulate,
                    float *V, float *Mx) {
-    input_transform(w, x, V);
+    transform_tiles(w, x, w->C, tile_in, V); /* V [a2][T6/6][C][6] */
     products(V, w->U, w->a2, w->C, w->M, w->mblk, w->T6, Mx);
     output_transform(w, Mx, bias, y, accumulate);
 }
@@ -438,28 +442,6 @@ static inline void tile_gout(const idl__wino *w, const float *dy, int64_t t, int
     }
 }
 
-/* Z [a2][T6/6][M][6] (put_block; zero for the padding tiles) */
-static void grad_out_transform(const idl__wino *w, const float *dy, float *Z) {
-    const int64_t M = w->M, MB = M / 8, TB = w->T6 / 6, T = w->T, n_items = TB * MB;
-#    pragma omp parallel for schedule(static) if (n_items > 16)
-    for (int64_t it = 0; it < n_items; it++) {
-        int64_t tb = it / MB, mb = it % MB;
-        float buf[36][6][8] __attribute__((aligned(32)));
-        for (int ti = 0; ti < 6; ti++) {
-            int64_t t = tb * 6 + ti;
-            __m256 z[36];
-            if (t < T)
-                tile_gout(w, dy, t, mb, z);
-            else
-                for (int k = 0; k < w->a2; k++)
-                    z[k] = _mm256_setzero_ps();
-            for (int k = 0; k < w->a2; k++)
-                _mm256_store_ps(buf[k][ti], z[k]);
-        }
-        put_block(buf, w->a2, Z, TB, tb, M, mb * 8);
-    }
-}
-
 /* dx (+)= B P B^T of every tile, added over the overlapping 6x6 patches (dropped outside the
  * input). One image and 8 channels per work item, so no two threads add into one place. */
 static void grad_in_transform(const idl__wino *w, const float *P, float *dx, bool acc) {
@@ -505,7 +487,7 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
 
 void idl__wino_run_grad(const idl__wino *w, const float *dy, float *dx, bool accumulate, float *V,
                         float *Mx) {
-    grad_out_transform(w, dy, Mx);
+    transform_tiles(w, dy, w->M, tile_gout, Mx);                /* Z = A dY A^T [a2][T6/6][M][6] */
     products(Mx, w->Ut, w->a2, w->M, w->Cp, w->cblk, w->T6, V); /* P [T6][a2][Cp] */
     grad_in_transform(w, V, dx, accumulate);
 }
