@@ -189,6 +189,20 @@ static inline void at4(const __m256 *x, int s, __m256 *o, int os) {
     o[os] = _mm256_sub_ps(_mm256_sub_ps(x1, x2), x[3 * s]);
 }
 
+/* A 1-D transform of a vectors' column (stride s) into b (stride os): bt6, at6, ... */
+typedef void (*tf1)(const __m256 *x, int s, __m256 *o, int os);
+
+/* o (no x no) = F x F^T for the ni x ni block x (row-major), F the 1-D transform f from ni values
+ * to no: f along each row of x into q (ni x no), then along each column of q. Inlined with f. */
+static inline __attribute__((always_inline)) void sep2(tf1 f, int ni, int no, const __m256 *x,
+                                                       __m256 *o) {
+    __m256 q[36];
+    for (int i = 0; i < ni; i++)
+        f(x + i * ni, 1, q + i * no, 1);
+    for (int j = 0; j < no; j++)
+        f(q + j, no, o + j, no);
+}
+
 /* One tile's a2 transformed vectors (8 channels each) into v. */
 static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_t cb, __m256 *v) {
     const int64_t CB = w->C / 8, H = w->H, W = w->W, tpi = w->th * w->tw;
@@ -196,7 +210,7 @@ static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_
     const int a = w->a;
     int64_t h0 = (r / w->tw) * w->m - w->pt, w0 = (r % w->tw) * w->m - w->pl;
     const float *src = x + (n * CB + cb) * H * W * 8;
-    __m256 d[36], q[36];
+    __m256 d[36];
     if (h0 >= 0 && w0 >= 0 && h0 + a <= H && w0 + a <= W) {
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++)
@@ -210,17 +224,10 @@ static inline void tile_in(const idl__wino *w, const float *x, int64_t t, int64_
                                    : _mm256_setzero_ps();
             }
     }
-    if (a == 6) {
-        for (int i = 0; i < 6; i++)
-            bt6(d + i * 6, 1, q + i * 6, 1);
-        for (int j = 0; j < 6; j++)
-            bt6(q + j, 6, v + j, 6);
-    } else {
-        for (int i = 0; i < 4; i++)
-            bt4(d + i * 4, 1, q + i * 4, 1);
-        for (int j = 0; j < 4; j++)
-            bt4(q + j, 4, v + j, 4);
-    }
+    if (a == 6)
+        sep2(bt6, 6, 6, d, v);
+    else
+        sep2(bt4, 4, 4, d, v);
 }
 
 /* The a2 transformed vectors of 6 tiles (buf[k][tile][lane], 8 channels from channel c0) into a
@@ -328,20 +335,13 @@ static void output_transform(const idl__wino *w, const float *Mx, const float *b
         const int mt = w->m, a2 = w->a2;
         int64_t h0 = (r / w->tw) * mt, w0 = (r % w->tw) * mt;
         const float *src = Mx + t * a2 * M + mb * 8;
-        __m256 m[36], q[24], o[16];
+        __m256 m[36], o[16];
         for (int k = 0; k < a2; k++)
             m[k] = _mm256_loadu_ps(src + k * M);
-        if (mt == 4) {
-            for (int i = 0; i < 6; i++) /* along the columns: q[i][0..4) */
-                at6(m + i * 6, 1, q + i * 4, 1);
-            for (int j = 0; j < 4; j++) /* along the rows: o[0..4)[j] */
-                at6(q + j, 4, o + j, 4);
-        } else {
-            for (int i = 0; i < 4; i++)
-                at4(m + i * 4, 1, q + i * 2, 1);
-            for (int j = 0; j < 2; j++)
-                at4(q + j, 2, o + j, 2);
-        }
+        if (mt == 4)
+            sep2(at6, 6, 4, m, o);
+        else
+            sep2(at4, 4, 2, m, o);
         __m256 b = bias ? _mm256_loadu_ps(bias + mb * 8) : _mm256_setzero_ps();
         float *dst = y + (n * MB + mb) * OH * OW * 8;
         int hn = (int)IDL_MIN(mt, OH - h0), wn = (int)IDL_MIN(mt, OW - w0);
@@ -423,23 +423,16 @@ static inline void tile_gout(const idl__wino *w, const float *dy, int64_t t, int
     const int mt = w->m;
     int64_t h0 = (r / w->tw) * mt, w0 = (r % w->tw) * mt;
     const float *src = dy + (n * MB + mb) * OH * OW * 8;
-    __m256 d[16], q[24];
+    __m256 d[16];
     int hn = (int)IDL_MIN(mt, OH - h0), wn = (int)IDL_MIN(mt, OW - w0);
     for (int i = 0; i < mt; i++)
         for (int j = 0; j < mt; j++)
             d[i * mt + j] = i < hn && j < wn ? _mm256_loadu_ps(src + ((h0 + i) * OW + w0 + j) * 8)
                                              : _mm256_setzero_ps();
-    if (mt == 4) {
-        for (int i = 0; i < 4; i++) /* along the columns: q[i][0..6) */
-            a6(d + i * 4, 1, q + i * 6, 1);
-        for (int j = 0; j < 6; j++) /* along the rows: z[0..6)[j] */
-            a6(q + j, 6, z + j, 6);
-    } else {
-        for (int i = 0; i < 2; i++)
-            a4(d + i * 2, 1, q + i * 4, 1);
-        for (int j = 0; j < 4; j++)
-            a4(q + j, 4, z + j, 4);
-    }
+    if (mt == 4)
+        sep2(a6, 4, 6, d, z);
+    else
+        sep2(a4, 2, 4, d, z);
 }
 
 /* dx (+)= B P B^T of every tile, added over the overlapping 6x6 patches (dropped outside the
@@ -457,20 +450,13 @@ static void grad_in_transform(const idl__wino *w, const float *P, float *dx, boo
             int64_t t = n * tpi + r;
             int64_t h0 = (r / w->tw) * mt - w->pt, w0 = (r % w->tw) * mt - w->pl;
             const float *src = P + t * a2 * CP + cb * 8;
-            __m256 m[36], q[36], d[36];
+            __m256 m[36], d[36];
             for (int k = 0; k < a2; k++)
                 m[k] = _mm256_loadu_ps(src + k * CP);
-            if (a == 6) {
-                for (int i = 0; i < 6; i++)
-                    b6(m + i * 6, 1, q + i * 6, 1);
-                for (int j = 0; j < 6; j++)
-                    b6(q + j, 6, d + j, 6);
-            } else {
-                for (int i = 0; i < 4; i++)
-                    b4(m + i * 4, 1, q + i * 4, 1);
-                for (int j = 0; j < 4; j++)
-                    b4(q + j, 4, d + j, 4);
-            }
+            if (a == 6)
+                sep2(b6, 6, 6, m, d);
+            else
+                sep2(b4, 4, 4, m, d);
             for (int i = 0; i < a; i++) {
                 int64_t h = h0 + i;
                 if (h < 0 || h >= H) continue;
