@@ -941,6 +941,67 @@ done:
     return ok;
 }
 
+/* Occlusion on an image model (one (N, C, H, W) input, H and W >= 32): recomputing only the crops
+ * each window changes (src/interpret/cone.c) must give the attribution of whole passes, to 1e-3
+ * of its largest value (the crops' Winograd tiles fall elsewhere than the whole map's: ~1e-6 of
+ * the scores, which are ~1e-3 of the drops). The line reports the stages run on crops and the
+ * difference. Returns 1 when it holds (or the case is not an image model). */
+static char g_cone_msg[256];
+static void cone_log(idl_log_level l, const char *msg, void *u) {
+    (void)l;
+    (void)u;
+    if (!strncmp(msg, "cone:", 5)) snprintf(g_cone_msg, sizeof g_cone_msg, "%s", msg);
+}
+
+static int run_occlusion_cone(const char *cname, const idl_model *m, const case_spec *cs,
+                              char *line, size_t cap) {
+    if (!cs->legacy || cs->n_runs < 1 || cs->runs[0].n_in != 1) return 1;
+    int ok = 1;
+    size_t ll = strlen(line);
+    idl_tensor *x = NULL;
+    idl_session *s = NULL;
+    idl_explanation e[2];
+    memset(e, 0, sizeof e);
+    if (load_req(cname, cs->runs[0].in_file[0], &x)) CASE_FAIL("unreadable input");
+    if (x->ndim != 4 || x->dtype != IDL_DT_F32 || x->shape[2] < 32 || x->shape[3] < 32) goto done;
+    idl_session_opts so = idl_session_opts_default();
+    so.n_threads = g_threads;
+    if (idl_session_new(m, &so, &s) != IDL_OK) CASE_FAIL("session: %s", idl_last_error());
+    idl_explain_request rq = idl_explain_request_default();
+    const idl_tensor *in[1] = { x };
+    rq.inputs = in;
+    rq.n_inputs = 1;
+    rq.objective = IDL_OBJ_LOGIT;
+    idl_occlusion_params p = idl_occlusion_params_default();
+    p.n_axes = 3;
+    p.window[0] = p.stride[0] = x->shape[1];
+    p.window[1] = p.window[2] = 15;
+    p.stride[1] = p.stride[2] = 48;
+    int stages = 0;
+    for (int j = 0; j < 2; j++) {
+        p.full_passes = j;
+        g_cone_msg[0] = 0;
+        idl_log_set(cone_log, NULL, IDL_LOG_DEBUG);
+        idl_status st = idl_occlusion(s, &rq, &p, &e[j]);
+        idl_log_set(NULL, NULL, IDL_LOG_WARN);
+        if (st) CASE_FAIL("occlusion: %s", idl_last_error());
+        if (j == 0 && sscanf(g_cone_msg, "cone: %d stages", &stages) != 1) stages = 0;
+    }
+    double maxref, d = rel_max_err(e[0].attribution->data, e[1].attribution->data,
+                                   idl_tensor_numel(e[1].attribution), &maxref);
+    CHECK_MSG(d <= 1e-3, "%s: occlusion on crops differs from whole passes by %.3g of the largest",
+              cname, d);
+    ok = d <= 1e-3;
+    ll += (size_t)snprintf(line + ll, ll < cap ? cap - ll : 0, " | occlusion %d stages %.1e",
+                           stages, d);
+done:
+    idl_explanation_clear(&e[0]);
+    idl_explanation_clear(&e[1]);
+    idl_tensor_free(x);
+    idl_session_free(s);
+    return ok;
+}
+
 /* Every run again on a save_for_backward session (a lean plan: only what a backward reads is
  * kept, the rest shares one arena, ReLUs are fused into the Conv or Add before them): each output
  * and each gradient the case checks must equal the full session's to the bit. Gradients w.r.t.
@@ -1081,6 +1142,7 @@ static int run_case(const char *dir, const char *cname) {
         ok &= run_one(cname, s, &cs.runs[r], cs.legacy, line, sizeof line);
     ok &= run_fwd_only(cname, m, &cs, line, sizeof line);
     ok &= run_lean(cname, m, &cs, line, sizeof line);
+    ok &= run_occlusion_cone(cname, m, &cs, line, sizeof line);
 
 done:
     printf("parity %-22s %s | %.1f s  %s  [rtol %.0e]\n", cname, line, now_s() - t0,

@@ -1145,10 +1145,69 @@ static void test_vmath(void) {
     CHECK(idl__verf(1e-30f) > 0.0f && idl__verf(-1e-30f) < 0.0f);
 }
 
+/* A part of a model (idl__model_sub): the nodes between two values, run as a model of its own,
+ * give what the whole model computes there; a part that needs another graph input, or an output
+ * that does not depend on the part's input, is refused naming the tensors. */
+static void test_model_sub(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 4, (int64_t[]){ -1, 2, 5, 6 });
+    tb_input_sym(b, "z", IDL_DT_F32, 4, (int64_t[]){ -1, 3, 5, 6 });
+    float w[3 * 2 * 9], bias[3] = { 0.1f, -0.2f, 0.3f };
+    uint32_t seed = 9;
+    tb_frand_fill(w, sizeof w / sizeof *w, 0.5f, &seed);
+    tb_init_f32(b, "w", 4, (int64_t[]){ 3, 2, 3, 3 }, w);
+    tb_init_f32(b, "b", 1, (int64_t[]){ 3 }, bias);
+    tb_node(b, "Relu", "x", "r");
+    tb_node(b, "Conv", "r,w,b", "c");
+    tb_attr_ints(b, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
+    tb_node(b, "Sigmoid", "c", "sg");
+    tb_node(b, "Add", "sg,z", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    CHECK(m != NULL);
+    if (!m) return;
+    idl_model *sub = NULL;
+    CHECK_OK(idl__model_sub(m, idl__model_find(m, "r"), idl__model_find(m, "sg"), &sub));
+    float xv[2 * 2 * 5 * 6], zv[2 * 3 * 5 * 6];
+    tb_frand_fill(xv, sizeof xv / sizeof *xv, 1.0f, &seed);
+    tb_frand_fill(zv, sizeof zv / sizeof *zv, 1.0f, &seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 2, 5, 6 }, xv);
+    idl_tensor z = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 2, 3, 5, 6 }, zv);
+    idl_session *s = NULL, *ss = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    if (sub) {
+        CHECK_EQ_INT(idl_model_n_inputs(sub), 1);
+        CHECK_EQ_INT(idl_model_n_nodes(sub), 2); /* Conv, Sigmoid */
+        CHECK_OK(idl_session_new(sub, NULL, &ss));
+    }
+    if (s && ss) {
+        const idl_tensor *in[2] = { &x, &z };
+        CHECK_OK(idl_session_forward(s, in, NULL, 2));
+        const idl_tensor *r = idl_session_tensor(s, "r");
+        const idl_tensor *sin[1] = { r };
+        CHECK_OK(idl_session_forward(ss, sin, NULL, 1));
+        const idl_tensor *a = idl_session_output(ss, 0), *e = idl_session_tensor(s, "sg");
+        CHECK(a && e && idl_tensor_numel(a) == idl_tensor_numel(e));
+        if (a && e) th_allclose("model part", a->data, e->data, idl_tensor_numel(e), 0, 0);
+    }
+    idl_session_free(ss);
+    idl_session_free(s);
+    idl_model_free(sub);
+    idl_status st = idl__model_sub(m, idl__model_find(m, "r"), idl__model_find(m, "y"), &sub);
+    CHECK_MSG(st == IDL_ERR_INVALID_ARG && strstr(idl_last_error(), "'z'") && !sub,
+              "a part needing another input: %d (%s)", (int)st, idl_last_error());
+    st = idl__model_sub(m, idl__model_find(m, "c"), idl__model_find(m, "r"), &sub);
+    CHECK_MSG(st == IDL_ERR_INVALID_ARG && strstr(idl_last_error(), "'x'") && !sub,
+              "a part whose output comes before its input: %d (%s)", (int)st, idl_last_error());
+    idl_model_free(m);
+}
+
 int main(void) {
     idl_log_set(NULL, NULL, IDL_LOG_ERROR);
     test_npy();
     test_model_queries();
+    test_model_sub();
     test_forward_and_grad();
     test_taps();
     test_layouts();

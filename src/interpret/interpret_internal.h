@@ -88,6 +88,22 @@ void idl__x_sigma(const idl__xrun *r, float noise, float noise_abs, float *sigma
  * initializer and whose indices derive from the first integer graph input. NULL if none. */
 const char *idl__word_embedding(const idl_model *m);
 
+/* Forward passes that recompute only what a local change of the graph input changes (cone.c):
+ * made for K rows a sample whose changes lie in rectangles given by win(u, k, {y0, y1, x0, x1})
+ * (inclusive, on the input's H and W axes), run B rows a pass. IDL_ERR_UNSUPPORTED (no message)
+ * when the model does not allow it or it would not save work: use whole passes. */
+typedef struct idl__cone idl__cone;
+idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, int64_t, int64_t *),
+                         int64_t B, idl__cone **out);
+/* The clean activations of sample i (before idl__cone_run on its rows). */
+idl_status idl__cone_sample(idl__cone *c, int64_t i);
+/* Objective values obj[b] of cnt <= B rows: rows[b] (written whole by point(u, rows[b], dst)) is
+ * window ks[b] of the current sample, its target targets[b]. */
+idl_status idl__cone_run(idl__cone *c, const int64_t *ks, int64_t cnt, void *u,
+                         void (*point)(void *, int64_t, float *), const int64_t *rows,
+                         const int64_t *targets, float *obj);
+void idl__cone_free(idl__cone *c);
+
 /* Random streams: distinct purposes never share a stream. */
 enum {
     IDL__STREAM_NOISE = 1,

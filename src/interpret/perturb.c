@@ -91,6 +91,45 @@ static void occ_take(void *u, int64_t row, const float *grad, float obj) {
     });
 }
 
+/* The window's rectangle on the last two axes (cone.c), when a sample has 3 axes (C, H, W). */
+static void occ_win(void *u, int64_t k, int64_t *b) {
+    const occ *o = u;
+    int64_t off[IDL_MAX_DIMS], ext[IDL_MAX_DIMS];
+    window_box(o, k, off, ext);
+    b[0] = off[1];
+    b[1] = off[1] + ext[1] - 1;
+    b[2] = off[2];
+    b[3] = off[2] + ext[2] - 1;
+}
+
+/* Every window through the dependency-cone passes of cone.c. */
+static idl_status occ_cone(idl__xrun *r, occ *o, idl__cone *c, int64_t B) {
+    int64_t *ks = idl__malloc(sizeof(int64_t) * (size_t)B * 3);
+    float *obj = idl__malloc(sizeof(float) * (size_t)B);
+    idl_status st = ks && obj ? IDL_OK : idl__error(IDL_ERR_NOMEM, "out of memory");
+    int64_t *rows = ks + B, *tg = ks + 2 * B;
+    for (int64_t i = 0; i < r->N && !st; i++) {
+        st = idl__cone_sample(c, i);
+        for (int64_t k0 = 0; k0 < o->K && !st; k0 += B) {
+            int64_t cnt = IDL_MIN(B, o->K - k0);
+            for (int64_t b = 0; b < cnt; b++) {
+                ks[b] = k0 + b;
+                rows[b] = i * o->K + k0 + b;
+                tg[b] = r->targets[i];
+            }
+            if ((st = idl__cone_run(c, ks, cnt, o, occ_point, rows, tg, obj))) break;
+            for (int64_t b = 0; b < cnt; b++)
+                occ_take(o, rows[b], NULL, obj[b]);
+            r->passes += cnt;
+            if (r->rq->progress && r->rq->progress(r->passes, r->total, r->rq->progress_user))
+                st = idl__error(IDL_ERR_ABORTED, "aborted by the progress callback");
+        }
+    }
+    idl__free(ks);
+    idl__free(obj);
+    return st;
+}
+
 static idl_status occ_setup(occ *o, const idl__xrun *r, const idl_occlusion_params *p) {
     memset(o, 0, sizeof *o);
     o->r = r;
@@ -180,7 +219,24 @@ idl_status idl_occlusion(idl_session *s, const idl_explain_request *rq,
     if (!st) {
         idl__xrows rows = { r.N * o.K, &o, occ_sample, occ_point, occ_take, NULL, NULL };
         r.total = r.N + rows.n;
-        st = idl__x_eval(&r, &rows, false);
+        /* windows on an image: recompute only what each one changes where the model allows */
+        idl__cone *cone = NULL;
+        int64_t B = rq->internal_batch ? rq->internal_batch : r.rows_fwd;
+        idl_status cs = p->full_passes || o.nd != 3 ? IDL_ERR_UNSUPPORTED
+                                                    : idl__cone_new(&r, o.K, &o, occ_win, B, &cone);
+        if (!cs) {
+            cs = occ_cone(&r, &o, cone, B);
+            idl__cone_free(cone);
+        }
+        if (cs && cs != IDL_ERR_UNSUPPORTED && cs != IDL_ERR_ABORTED)
+            idl__log(IDL_LOG_INFO, "occlusion: %s; running whole passes", idl_last_error());
+        if (cs == IDL_ERR_ABORTED) {
+            st = cs;
+        } else if (cs) {
+            memset(o.sum, 0, sizeof(double) * (size_t)(r.N * r.numel));
+            r.passes = r.N;
+            st = idl__x_eval(&r, &rows, false);
+        }
     }
     if (!st) st = idl__x_result(&r, out, r.wrt_ndim, r.wrt_shape);
     if (!st) {

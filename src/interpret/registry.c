@@ -138,6 +138,9 @@ static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_re
     idl_status st = idl__kv_ints(k, "window", p.window, IDL_MAX_DIMS - 1, &nw, 1, 1LL << 40);
     if (!st) st = idl__kv_ints(k, "stride", p.stride, IDL_MAX_DIMS - 1, &ns, 1, 1LL << 40);
     if (!st) st = idl__kv_enum(k, "aggregate", aggs, 2, &p.sum);
+    int inc = 1;
+    if (!st) st = idl__kv_int(k, "incremental", &inc, 0, 1);
+    p.full_passes = !inc;
     const char *b = idl__kv_get(k, "baseline");
     if (!st && b) {
         size_t len = strlen(b);
@@ -163,7 +166,7 @@ static idl_status run_occlusion(idl_session *s, const char *name, idl_explain_re
         for (int a = 0; a < nw; a++)
             p.stride[a] = 1; /* Captum's default */
     p.n_axes = nw;
-    st = all_used(k, "window, stride, baseline, aggregate");
+    st = all_used(k, "window, stride, baseline, aggregate, incremental");
     return st ? st : idl_occlusion(s, rq, &p, out);
 }
 
@@ -564,7 +567,9 @@ static const method g_methods[] = {
       "3,15,15 for (C, H, W)\n"
       "stride=8  one value, or one per window axis (with window: default 1, Captum's)\n"
       "baseline=0  the value written into the window, or F.npy (one sample's shape or N of them)\n"
-      "aggregate=mean  mean over the windows covering an element (Captum) | sum (InterpretDL)\n" },
+      "aggregate=mean  mean over the windows covering an element (Captum) | sum (InterpretDL)\n"
+      "incremental=1  recompute only the crops a window changes, where the model allows "
+      "(0: whole passes)\n" },
     { "scorecam", run_score_cam, "",
       "layer=NAME  as gradcam\n"
       "relu=1, normalize=0, upsample=0  as gradcam\n"

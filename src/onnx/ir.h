@@ -79,8 +79,17 @@ struct idl_model {
     int hash_cap;
     /* names of every value, for close-match messages */
     const char **names;
+    /* a part of another model (idl__model_sub): names, initializer data, attributes and node
+     * strings are that model's; only the arrays are this one's */
+    bool borrowed;
 };
 
+/* The part of model m between two of its values: a model whose one graph input is value in_v
+ * (float32, any shape) and whose one output is value out_v, made of the nodes that out_v depends
+ * on without going through in_v. Everything but its arrays is borrowed from m, which must outlive
+ * it (free it with idl_model_free). IDL_ERR_INVALID_ARG when out_v depends on a graph input of m
+ * other than in_v (in_v does not cut the graph there). */
+idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **out);
 /* Value id of a name, or -1. */
 int idl__model_find(const idl_model *m, const char *name);
 /* Writes close matches of name among the model's tensor names into buf. */

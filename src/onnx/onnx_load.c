@@ -278,6 +278,13 @@ idl_status idl__tensor_from_pb(const void *buf, size_t len, const char *base_dir
 /* ---- model ---- */
 void idl_model_free(idl_model *m) {
     if (!m) return;
+    if (m->borrowed) {
+        for (int i = 0; i < m->n_nodes; i++) {
+            idl__free(m->nodes[i].in);
+            idl__free(m->nodes[i].out);
+        }
+        m->n_values = m->n_nodes = 0;
+    }
     for (int i = 0; i < m->n_values; i++) {
         idl__value *v = &m->values[i];
         idl__free(v->name);
@@ -823,4 +830,140 @@ int64_t idl_model_n_parameters(const idl_model *m) {
 }
 int idl_model_has_tensor(const idl_model *m, const char *name) {
     return idl__model_find(m, name) >= 0;
+}
+
+/* ---- parts of a model ---- */
+idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **out) {
+    *out = NULL;
+    if (in_v < 0 || in_v >= m->n_values || out_v < 0 || out_v >= m->n_values || in_v == out_v)
+        return idl__error(IDL_ERR_INVALID_ARG, "model part: bad cut values");
+    /* the nodes out_v depends on without going through in_v, found backwards in topological
+     * order; newid maps the values kept */
+    bool *need = idl__calloc((size_t)m->n_values, sizeof(bool));
+    bool *take = idl__calloc((size_t)m->n_nodes + 1, sizeof(bool));
+    int *newid = idl__malloc(sizeof(int) * (size_t)m->n_values);
+    idl_model *s = idl__calloc(1, sizeof *s);
+    idl_status st = IDL_OK;
+    if (!need || !take || !newid || !s) {
+        st = idl__error(IDL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    s->borrowed = true;
+    need[out_v] = true;
+    int n_nodes = 0;
+    for (int i = m->n_nodes - 1; i >= 0 && !st; i--) {
+        const idl__node *n = &m->nodes[i];
+        bool used = false;
+        for (int k = 0; k < n->n_out; k++)
+            used = used || (n->out[k] >= 0 && need[n->out[k]]);
+        if (!used) continue;
+        take[i] = true;
+        n_nodes++;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v < 0 || v == in_v) continue;
+            if (m->values[v].kind == IDL__VAL_INPUT)
+                st = idl__error(IDL_ERR_INVALID_ARG,
+                                "model part: '%s' depends on graph input '%s' besides '%s'",
+                                m->values[out_v].name, m->values[v].name, m->values[in_v].name);
+            need[v] = true;
+        }
+    }
+    if (st) goto done;
+    bool reads = false; /* out_v must be computed from in_v */
+    for (int i = 0; i < m->n_nodes && !reads; i++)
+        for (int k = 0; take[i] && k < m->nodes[i].n_in; k++)
+            reads = reads || m->nodes[i].in[k] == in_v;
+    if (!reads) {
+        st = idl__error(IDL_ERR_INVALID_ARG, "model part: '%s' does not depend on '%s'",
+                        m->values[out_v].name, m->values[in_v].name);
+        goto done;
+    }
+    /* values: the input, the initializers read, every output of the nodes taken */
+    int cap = 1;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (take[i]) cap += m->nodes[i].n_in + m->nodes[i].n_out;
+    s->values = idl__calloc((size_t)cap, sizeof *s->values);
+    s->nodes = idl__calloc((size_t)n_nodes + 1, sizeof *s->nodes);
+    s->inputs = idl__calloc(1, sizeof(int));
+    s->outputs = idl__calloc(1, sizeof(int));
+    s->hash_cap = 16;
+    while (s->hash_cap < cap * 2)
+        s->hash_cap *= 2;
+    s->hash = idl__malloc(sizeof(int) * (size_t)s->hash_cap);
+    s->names = idl__calloc((size_t)cap, sizeof(char *));
+    if (!s->values || !s->nodes || !s->inputs || !s->outputs || !s->hash || !s->names) {
+        st = idl__error(IDL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < s->hash_cap; i++)
+        s->hash[i] = -1;
+    for (int v = 0; v < m->n_values; v++)
+        newid[v] = -1;
+#define SUB_ADD(v)                                                      \
+    do {                                                                \
+        if (newid[v] < 0) {                                             \
+            int id_ = s->n_values++;                                    \
+            s->values[id_] = m->values[v];                              \
+            s->names[id_] = m->values[v].name;                          \
+            if (s->values[id_].kind != IDL__VAL_INIT)                   \
+                s->values[id_].ndim = -1; /* shapes are the caller's */ \
+            newid[v] = id_;                                             \
+            uint32_t mask_ = (uint32_t)s->hash_cap - 1;                 \
+            uint32_t h_ = hash_str(m->values[v].name) & mask_;          \
+            while (s->hash[h_] >= 0)                                    \
+                h_ = (h_ + 1) & mask_;                                  \
+            s->hash[h_] = id_;                                          \
+            if (s->values[id_].kind == IDL__VAL_INIT) {                 \
+                s->n_inits++;                                           \
+                s->n_params += idl_tensor_numel(s->values[id_].init);   \
+            }                                                           \
+        }                                                               \
+    } while (0)
+    SUB_ADD(in_v);
+    idl__value *iv = &s->values[0];
+    iv->kind = IDL__VAL_INPUT;
+    iv->producer = -1;
+    iv->dtype = IDL_DT_F32;
+    iv->ndim = -1;
+    s->inputs[s->n_inputs++] = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        if (!take[i]) continue;
+        const idl__node *n = &m->nodes[i];
+        idl__node *d = &s->nodes[s->n_nodes];
+        *d = *n;
+        d->in = idl__calloc((size_t)n->n_in + 1, sizeof(int));
+        d->out = idl__calloc((size_t)n->n_out + 1, sizeof(int));
+        s->n_nodes++;
+        if (!d->in || !d->out) {
+            st = idl__error(IDL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v >= 0) SUB_ADD(v);
+            d->in[k] = v >= 0 ? newid[v] : -1;
+        }
+        for (int k = 0; k < n->n_out; k++) {
+            int v = n->out[k];
+            if (v >= 0) {
+                SUB_ADD(v);
+                s->values[newid[v]].producer = s->n_nodes - 1;
+            }
+            d->out[k] = v >= 0 ? newid[v] : -1;
+        }
+    }
+#undef SUB_ADD
+    s->outputs[s->n_outputs++] = newid[out_v];
+    s->opset = m->opset;
+done:
+    idl__free(need);
+    idl__free(take);
+    idl__free(newid);
+    if (st) {
+        idl_model_free(s);
+        return st;
+    }
+    *out = s;
+    return IDL_OK;
 }
