@@ -829,7 +829,7 @@ static void test_derived_shared(void) {
             CHECK_OK(idl_session_forward(s, in, NULL, 1));
             CHECK_OK(idl_session_backward(s, &obj, &wrt, 1));
             int entries = 0;
-            for (const idl__derived *d = s->be.derived; d; d = d->next) {
+            for (const idl__derived *d = s->be->derived; d; d = d->next) {
                 entries++;
                 shared += d->refs == 2;
             }

@@ -286,7 +286,7 @@ idl_status idl__backward(idl_session *s, const idl_objective *obj, const int *wr
             int v = n->out[k];
             if (v < 0 || !p->lay[v] || !gzeroed[v]) continue;
             if (!p->grads[v].data && (st = pool_take(p, &p->grads[v]))) break;
-            st = idl__lay_copy(&s->be, p->lay[v], p->grads[v].data, &p->lay[v]->gplain,
+            st = idl__lay_copy(s->be, p->lay[v], p->grads[v].data, &p->lay[v]->gplain,
                                zeroed[v] ? 2 : 0);
             zeroed[v] = true;
         }

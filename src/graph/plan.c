@@ -103,7 +103,7 @@ static const idl_tensor *plain_value(idl_session *s, int v) {
     idl__vlayout *L = p->lay[v];
     if (!L) return &p->vals[v];
     if (!L->plain_ok) {
-        if (idl__lay_copy(&s->be, L, p->vals[v].data, &L->plain, 1)) return NULL;
+        if (idl__lay_copy(s->be, L, p->vals[v].data, &L->plain, 1)) return NULL;
         L->plain_ok = true;
     }
     return &L->plain;
@@ -127,7 +127,7 @@ const idl_tensor *idl__plan_grad(idl_session *s, int v) {
     idl__plan *p = s->plan;
     idl__vlayout *L = p->lay[v];
     if (!L) return &p->grads[v];
-    if (idl__lay_copy(&s->be, L, p->grads[v].data, &L->gplain, 1)) return NULL;
+    if (idl__lay_copy(s->be, L, p->grads[v].data, &L->gplain, 1)) return NULL;
     return &L->gplain;
 }
 
@@ -556,7 +556,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
         idl__op_ctx *c = &p->ctx[i];
         c->node = n;
         c->opset = m->opset;
-        c->be = &s->be;
+        c->be = s->be;
         c->din_fresh = p->fresh;
         c->n_in = n->n_in;
         c->n_out = n->n_out;
@@ -657,7 +657,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
                                 n->name, n->op_type, k);
                 goto fail;
             }
-            if ((st = lay_new(&s->be, c->out[k], omd[k], &p->lay[n->out[k]]))) {
+            if ((st = lay_new(s->be, c->out[k], omd[k], &p->lay[n->out[k]]))) {
                 st = idl__error_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
                 goto fail;
             }
@@ -696,7 +696,7 @@ static idl_status run_taps(idl_session *s, int v) {
     for (int k = 0; k < s->n_taps; k++)
         if (s->taps[k].value == v && s->taps[k].cb)
             s->taps[k].cb(s->m->values[v].name, t, s->taps[k].user);
-    return L ? idl__lay_copy(&s->be, L, p->vals[v].data, t, 0) : IDL_OK;
+    return L ? idl__lay_copy(s->be, L, p->vals[v].data, t, 0) : IDL_OK;
 }
 
 /* Runs node i: the kernel, the plain copies of its blocked outputs, the taps on its outputs. */
@@ -712,7 +712,7 @@ static idl_status run_node(idl_session *s, int i) {
         idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
         if (!L) continue;
         L->plain_ok = L->feed_plain; /* plain's data exists: refresh it now */
-        if (L->feed_plain && (st = idl__lay_copy(&s->be, L, p->vals[n->out[k]].data, &L->plain, 1)))
+        if (L->feed_plain && (st = idl__lay_copy(s->be, L, p->vals[n->out[k]].data, &L->plain, 1)))
             return st;
     }
     if (s->n_taps)

@@ -484,7 +484,7 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
         stage *S = &c->st[j];
         int64_t shp[4] = { B, S->C, S->crop[0], S->crop[1] };
         if ((st = idl__model_sub(m, S->in_v, S->out_v, &S->sub)) ||
-            (st = idl_session_new(S->sub, &so, &S->s)) ||
+            (st = idl__session_new_sub(s, S->sub, &so, &S->s)) ||
             (st = idl_tensor_new(IDL_DT_F32, 4, shp, &S->in)))
             goto done;
         idl_session_set_abort(S->s, s->abort_cb, s->abort_user);

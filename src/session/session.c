@@ -44,7 +44,8 @@ idl_status idl__unknown_tensor(const idl_model *m, const char *name) {
                       "no tensor named '%s' in the model (`interpretdl info` lists them)", name);
 }
 
-idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl_session **out) {
+static idl_status session_new(const idl_model *m, const idl_session_opts *opts, idl__backend *be,
+                              idl_session **out) {
     if (!out || !m) return idl__error(IDL_ERR_INVALID_ARG, "model or out is NULL");
     *out = NULL;
     /* every op must be implemented (op indices were resolved at load) */
@@ -79,14 +80,28 @@ idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl
     s->m = m;
     s->opts = opts ? *opts : idl_session_opts_default();
     s->resume_from = -1;
-    idl_status st = idl__backend_init(&s->be);
-    if (st) {
-        idl__free(s);
-        return st;
+    if (be) {
+        s->be = be;
+    } else {
+        idl_status st = idl__backend_init(&s->be_own);
+        if (st) {
+            idl__free(s);
+            return st;
+        }
+        s->be = &s->be_own;
+        s->be->winograd = !s->opts.direct_conv;
     }
-    s->be.winograd = !s->opts.direct_conv;
     *out = s;
     return IDL_OK;
+}
+
+idl_status idl_session_new(const idl_model *m, const idl_session_opts *opts, idl_session **out) {
+    return session_new(m, opts, NULL, out);
+}
+
+idl_status idl__session_new_sub(idl_session *parent, const idl_model *m,
+                                const idl_session_opts *opts, idl_session **out) {
+    return session_new(m, opts, parent->be, out);
 }
 
 static void clear_backward(idl_session *s) {
@@ -107,7 +122,7 @@ void idl_session_free(idl_session *s) {
     idl__attention_clear(s);
     idl__plan_free(s->plan);
     idl__plan_free(s->spare);
-    idl__backend_destroy(&s->be);
+    if (s->be == &s->be_own) idl__backend_destroy(&s->be_own);
     idl__free(s->taps);
     idl__free(s);
 }

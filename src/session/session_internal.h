@@ -80,14 +80,15 @@ typedef struct idl__tap {
 struct idl_session {
     const idl_model *m;
     idl_session_opts opts;
-    idl__backend be;
-    idl__plan *plan;  /* the plan of the last forward */
-    idl__plan *spare; /* the one before, kept while both fit the memory budget (a method's clean
-                         pass and its packs, or a gradient plan and a forward-only one, then
-                         alternate without re-planning) */
-    int plan_hint;    /* IDL__PLAN_*: the next forwards need no backward (FWD) or a backward
-                         only (LEAN), and no intermediate value: they may use a plan of that kind
-                         (set by the explanation methods' packs) */
+    idl__backend be_own; /* the session's oneDNN engine and stream, scratch, derived weights */
+    idl__backend *be;    /* &be_own, or the session's it shares them with (idl__session_new_sub) */
+    idl__plan *plan;     /* the plan of the last forward */
+    idl__plan *spare;    /* the one before, kept while both fit the memory budget (a method's clean
+                            pass and its packs, or a gradient plan and a forward-only one, then
+                            alternate without re-planning) */
+    int plan_hint;       /* IDL__PLAN_*: the next forwards need no backward (FWD) or a backward
+                            only (LEAN), and no intermediate value: they may use a plan of that kind
+                            (set by the explanation methods' packs) */
     bool have_forward;
     idl__tap *taps;
     int n_taps, cap_taps;
@@ -127,6 +128,13 @@ void idl__session_set_relu_rule(idl_session *s, int rule);
 idl_status idl__session_resume_from(idl_session *s, const char *name);
 /* Runs the tap of value v and the nodes downstream of it (see idl__session_resume_from). */
 idl_status idl__plan_forward_from(idl_session *s, int v);
+
+/* A session over a part of parent's model (idl__model_sub) that shares parent's backend: its
+ * oneDNN engine and stream, the kernels' scratch and the weights derived from initializers (the
+ * part borrows the model's, so its convolutions find theirs already reordered). The two must run
+ * one at a time, in one thread, and it must be freed before parent. */
+idl_status idl__session_new_sub(idl_session *parent, const idl_model *m,
+                                const idl_session_opts *opts, idl_session **out);
 
 /* Frees the attention discovery results. */
 void idl__attention_clear(idl_session *s);
