@@ -129,10 +129,10 @@ static void test_occlusion(idl_session *s, const idl_tensor *x, const int64_t *t
     idl_explanation_clear(&b);
     remove("test_perturb_baseline.npy");
     /* errors */
-    static const char *const bad[] = { "window=1,7,1",        "window=1,2,2 stride=1,2",
-                                       "window=0,1,1",        "stride=2",
-                                       "window=1,1,1,1,1",    "aggregate=max",
-                                       "window=1,2,2 bogus=1" };
+    static const char *const bad[] = { "window=1,7,1",         "window=1,2,2 stride=1,2",
+                                       "window=0,1,1",         "stride=2",
+                                       "window=1,1,1,1,1",     "aggregate=max",
+                                       "window=1,2,2 bogus=1", "incremental=2" };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         idl_explanation e;
         idl_status st = run(s, "occlusion", x, tg, bad[k], &e);
