@@ -8,21 +8,22 @@
  * positions where it may differ from the clean pass: the window, then what each Conv, pool and
  * element-wise op reads it into). The graph is cut into stages at values that alone carry the
  * image at that point (a ResNet's block outputs), each stage holding at least one spatial window
- * op. Stage j is made into a model of its own (idl__model_sub) with its own forward-only session,
- * run on crops: the crop of stage j's input is the part of its input that the rectangle of its
- * output depends on (its whole dependency box, across the stage's ops), taken from the clean
- * activation with the previous stage's recomputed rectangle written over it. Inside the crop the
- * stage's own padding replaces the neighbours beyond the crop's edges, which corrupts only
- * positions outside the dependency box, so the output rectangle is exact. Crops start at
- * multiples of the stage's stride (so their outputs fall on the full map's grid) and have one size
- * per stage (one plan: a crop that would run past the map is moved back inside it, which keeps the
- * alignment because the size is chosen so). Once a stage's crop would cover more than 60% of its
- * map, that stage and the rest of the network (the tail) run whole on the clean activation with
- * the rectangle written into it.
+ * op. Stage j is made into a model of its own (idl__model_sub) with a forward-only session that
+ * shares the explained session's backend (its derived weights are found made), run on crops: the
+ * crop of stage j's input is the part of its input that the rectangle of its output depends on (its
+ * whole dependency box, across the stage's ops), taken from the clean activation with the previous
+ * stage's recomputed rectangle written over it. Inside the crop the stage's own padding replaces
+ * the neighbours beyond the crop's edges, which corrupts only positions outside the dependency box,
+ * so the output rectangle is exact. Crops start at multiples of the stage's stride (so their
+ * outputs fall on the full map's grid) and have one size per stage (one plan: a crop that would run
+ * past the map is moved back inside it, which keeps the alignment because the size is chosen so).
+ * Once a stage's crop would cover more than 60% of its map, that stage and the rest of the network
+ * (the tail) run whole on the clean activation with the rectangle written into it.
  *
  * The sums inside the crops are those of a whole pass except where a convolution's algorithm
  * depends on the map size (Winograd's tiles): results agree with whole passes to ~1e-6 of the
- * scores' scale. occlusion's full_passes = 1 turns this off. */
+ * scores' scale, so occlusion stays Captum's (the method is unchanged: only how its passes are
+ * computed). occlusion's full_passes = 1 turns this off. */
 #include "interpret/interpret_internal.h"
 
 #include <string.h>
@@ -382,6 +383,7 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
         S->hw[0] = ti->shape[2];
         S->hw[1] = ti->shape[3];
         val_map(&cc, S->out_v, S->ohw);
+        if (S->C < 1 || S->hw[0] < 1 || S->hw[1] < 1 || S->ohw[0] < 1 || S->ohw[1] < 1) break;
         /* the stage's alignment: every product of strides from its input */
         int64_t *cum = idl__calloc((size_t)m->n_values * 2, sizeof(int64_t));
         if (!cum) {
@@ -459,6 +461,7 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
     T->C = tt->shape[1];
     T->hw[0] = T->crop[0] = tt->shape[2];
     T->hw[1] = T->crop[1] = tt->shape[3];
+    if (T->C < 1 || T->hw[0] < 1 || T->hw[1] < 1) goto done; /* empty maps: whole passes */
     c->n_st = nst + 1;
     /* crop origins: inside the map (the size keeps them aligned); the rectangles of the tail's
      * input are kept at index nst */
