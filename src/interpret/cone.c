@@ -309,8 +309,9 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
     idl__cone *c = idl__calloc(1, sizeof *c);
     box *need = idl__malloc(sizeof(box) * (size_t)m->n_values);
     box *cur = idl__malloc(sizeof(box) * (size_t)m->n_values);
+    int64_t *cum = idl__malloc(sizeof(int64_t) * 2 * (size_t)m->n_values); /* stride products */
     idl_status st = IDL_ERR_UNSUPPORTED;
-    if (!tracked || !g || !cut_pos || !cut_val || !c || !need || !cur) {
+    if (!tracked || !g || !cut_pos || !cut_val || !c || !need || !cur || !cum) {
         st = idl__error(IDL_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -385,11 +386,7 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
         val_map(&cc, S->out_v, S->ohw);
         if (S->C < 1 || S->hw[0] < 1 || S->hw[1] < 1 || S->ohw[0] < 1 || S->ohw[1] < 1) break;
         /* the stage's alignment: every product of strides from its input */
-        int64_t *cum = idl__calloc((size_t)m->n_values * 2, sizeof(int64_t));
-        if (!cum) {
-            st = idl__error(IDL_ERR_NOMEM, "out of memory");
-            goto done;
-        }
+        memset(cum, 0, sizeof(int64_t) * 2 * (size_t)m->n_values);
         S->S[0] = S->S[1] = 1;
         cum[2 * S->in_v] = cum[2 * S->in_v + 1] = 1;
         for (int i = S->first; i < S->last; i++) {
@@ -409,7 +406,6 @@ idl_status idl__cone_new(idl__xrun *r, int64_t K, void *u, void (*win)(void *, i
         }
         S->so[0] = cum[2 * S->out_v];
         S->so[1] = cum[2 * S->out_v + 1];
-        idl__free(cum);
         if (S->so[0] < 1 || S->so[1] < 1) break;
         /* per window: the dependency box of the output rectangle at the input, aligned down */
         int64_t wmax[2] = { 0, 0 };
@@ -512,6 +508,7 @@ done:
     idl__free(cut_val);
     idl__free(need);
     idl__free(cur);
+    idl__free(cum);
     if (st) {
         idl__cone_free(c);
         return st;
@@ -520,13 +517,13 @@ done:
     return IDL_OK;
 }
 
-/* Copies the (C, h, w) window at (y0, x0) of a (C, H, W) map into dst (C, h, w). */
-static void crop_copy(const float *src, int64_t C, int64_t H, int64_t W, int64_t y0, int64_t x0,
-                      int64_t h, int64_t w, float *dst) {
-    (void)H;
+/* Copies the (C, h, w) window at (sy, sx) of src (C, H, W) to (dy, dx) of dst (C, Hd, Wd). */
+static void win_copy(const float *src, int64_t C, int64_t H, int64_t W, int64_t sy, int64_t sx,
+                     float *dst, int64_t Hd, int64_t Wd, int64_t dy, int64_t dx, int64_t h,
+                     int64_t w) {
     for (int64_t ch = 0; ch < C; ch++)
         for (int64_t y = 0; y < h; y++)
-            memcpy(dst + (ch * h + y) * w, src + (ch * H + y0 + y) * W + x0,
+            memcpy(dst + (ch * Hd + dy + y) * Wd + dx, src + (ch * H + sy + y) * W + sx,
                    sizeof(float) * (size_t)w);
 }
 
@@ -559,8 +556,9 @@ idl_status idl__cone_run(idl__cone *c, const int64_t *ks, int64_t cnt, void *u,
     for (int64_t b = 0; b < cnt; b++) {
         point(u, rows[b], c->row);
         const box *o = &c->org[ks[b] * n];
-        crop_copy(c->row, S0->C, S0->hw[0], S0->hw[1], o->lo[0], o->lo[1], S0->crop[0], S0->crop[1],
-                  (float *)S0->in->data + b * S0->C * S0->crop[0] * S0->crop[1]);
+        win_copy(c->row, S0->C, S0->hw[0], S0->hw[1], o->lo[0], o->lo[1],
+                 (float *)S0->in->data + b * S0->C * S0->crop[0] * S0->crop[1], S0->crop[0],
+                 S0->crop[1], 0, 0, S0->crop[0], S0->crop[1]);
     }
     for (int j = 0; j < n; j++) {
         stage *S = &c->st[j];
@@ -585,22 +583,17 @@ idl_status idl__cone_run(idl__cone *c, const int64_t *ks, int64_t cnt, void *u,
             const box *oi = &c->org[ks[b] * n + j], *od = &c->org[ks[b] * n + j + 1];
             const box *R = &c->R[ks[b] * n + j + 1];
             float *dst = (float *)D->in->data + b * per;
-            crop_copy(D->clean, D->C, D->hw[0], D->hw[1], od->lo[0], od->lo[1], D->crop[0],
-                      D->crop[1], dst);
+            win_copy(D->clean, D->C, D->hw[0], D->hw[1], od->lo[0], od->lo[1], dst, D->crop[0],
+                     D->crop[1], 0, 0, D->crop[0], D->crop[1]);
             if (box_empty(R)) continue;
             int64_t y0 = oi->lo[0] / S->so[0], x0 = oi->lo[1] / S->so[1];
             if (R->lo[0] < y0 || R->hi[0] >= y0 + ho || R->lo[1] < x0 || R->hi[1] >= x0 + wo ||
                 R->lo[0] < od->lo[0] || R->hi[0] >= od->lo[0] + D->crop[0] ||
                 R->lo[1] < od->lo[1] || R->hi[1] >= od->lo[1] + D->crop[1])
                 return idl__error(IDL_ERR_INTERNAL, "cone: stage %d's crop misses the change", j);
-            const float *src = (const float *)y->data + b * D->C * ho * wo;
-            int64_t h = R->hi[0] - R->lo[0] + 1, w = R->hi[1] - R->lo[1] + 1;
-            for (int64_t ch = 0; ch < D->C; ch++)
-                for (int64_t yy = 0; yy < h; yy++)
-                    memcpy(dst + (ch * D->crop[0] + R->lo[0] - od->lo[0] + yy) * D->crop[1] +
-                               R->lo[1] - od->lo[1],
-                           src + (ch * ho + R->lo[0] - y0 + yy) * wo + R->lo[1] - x0,
-                           sizeof(float) * (size_t)w);
+            win_copy((const float *)y->data + b * D->C * ho * wo, D->C, ho, wo, R->lo[0] - y0,
+                     R->lo[1] - x0, dst, D->crop[0], D->crop[1], R->lo[0] - od->lo[0],
+                     R->lo[1] - od->lo[1], R->hi[0] - R->lo[0] + 1, R->hi[1] - R->lo[1] + 1);
         }
     }
     return IDL_OK;

@@ -319,6 +319,14 @@ void idl_model_free(idl_model *m) {
     idl__free(m);
 }
 
+/* Enters value id (its name set, not yet in the table) into m's name table. */
+static void hash_put(idl_model *m, int id) {
+    uint32_t mask = (uint32_t)m->hash_cap - 1, i = hash_str(m->values[id].name) & mask;
+    while (m->hash[i] >= 0)
+        i = (i + 1) & mask;
+    m->hash[i] = id;
+}
+
 typedef struct builder {
     idl_model *m;
     int cap_values;
@@ -337,10 +345,7 @@ static idl_status add_value(builder *b, const char *name, idl__value_kind kind, 
     v->producer = -1;
     v->ndim = -1;
     *id = m->n_values++;
-    uint32_t mask = (uint32_t)m->hash_cap - 1, i = hash_str(name) & mask;
-    while (m->hash[i] >= 0)
-        i = (i + 1) & mask;
-    m->hash[i] = *id;
+    hash_put(m, *id);
     return IDL_OK;
 }
 
@@ -833,6 +838,23 @@ int idl_model_has_tensor(const idl_model *m, const char *name) {
 }
 
 /* ---- parts of a model ---- */
+/* Value v of m as a value of the part s (once: newid maps m's ids to s's), borrowing its name and
+ * data; its declared shape is dropped (the part runs on the caller's shapes). */
+static void sub_add(const idl_model *m, idl_model *s, int *newid, int v) {
+    if (newid[v] >= 0) return;
+    int id = s->n_values++;
+    s->values[id] = m->values[v];
+    s->names[id] = m->values[v].name;
+    newid[v] = id;
+    hash_put(s, id);
+    if (s->values[id].kind != IDL__VAL_INIT) {
+        s->values[id].ndim = -1;
+        return;
+    }
+    s->n_inits++;
+    s->n_params += idl_tensor_numel(s->values[id].init);
+}
+
 idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **out) {
     *out = NULL;
     if (in_v < 0 || in_v >= m->n_values || out_v < 0 || out_v >= m->n_values || in_v == out_v)
@@ -851,6 +873,7 @@ idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **o
     s->borrowed = true;
     need[out_v] = true;
     int n_nodes = 0;
+    bool reads = false; /* out_v must be computed from in_v */
     for (int i = m->n_nodes - 1; i >= 0 && !st; i--) {
         const idl__node *n = &m->nodes[i];
         bool used = false;
@@ -861,6 +884,7 @@ idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **o
         n_nodes++;
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
+            reads = reads || v == in_v;
             if (v < 0 || v == in_v) continue;
             if (m->values[v].kind == IDL__VAL_INPUT)
                 st = idl__error(IDL_ERR_INVALID_ARG,
@@ -870,10 +894,6 @@ idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **o
         }
     }
     if (st) goto done;
-    bool reads = false; /* out_v must be computed from in_v */
-    for (int i = 0; i < m->n_nodes && !reads; i++)
-        for (int k = 0; take[i] && k < m->nodes[i].n_in; k++)
-            reads = reads || m->nodes[i].in[k] == in_v;
     if (!reads) {
         st = idl__error(IDL_ERR_INVALID_ARG, "model part: '%s' does not depend on '%s'",
                         m->values[out_v].name, m->values[in_v].name);
@@ -900,27 +920,7 @@ idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **o
         s->hash[i] = -1;
     for (int v = 0; v < m->n_values; v++)
         newid[v] = -1;
-#define SUB_ADD(v)                                                      \
-    do {                                                                \
-        if (newid[v] < 0) {                                             \
-            int id_ = s->n_values++;                                    \
-            s->values[id_] = m->values[v];                              \
-            s->names[id_] = m->values[v].name;                          \
-            if (s->values[id_].kind != IDL__VAL_INIT)                   \
-                s->values[id_].ndim = -1; /* shapes are the caller's */ \
-            newid[v] = id_;                                             \
-            uint32_t mask_ = (uint32_t)s->hash_cap - 1;                 \
-            uint32_t h_ = hash_str(m->values[v].name) & mask_;          \
-            while (s->hash[h_] >= 0)                                    \
-                h_ = (h_ + 1) & mask_;                                  \
-            s->hash[h_] = id_;                                          \
-            if (s->values[id_].kind == IDL__VAL_INIT) {                 \
-                s->n_inits++;                                           \
-                s->n_params += idl_tensor_numel(s->values[id_].init);   \
-            }                                                           \
-        }                                                               \
-    } while (0)
-    SUB_ADD(in_v);
+    sub_add(m, s, newid, in_v);
     idl__value *iv = &s->values[0];
     iv->kind = IDL__VAL_INPUT;
     iv->producer = -1;
@@ -941,19 +941,18 @@ idl_status idl__model_sub(const idl_model *m, int in_v, int out_v, idl_model **o
         }
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
-            if (v >= 0) SUB_ADD(v);
+            if (v >= 0) sub_add(m, s, newid, v);
             d->in[k] = v >= 0 ? newid[v] : -1;
         }
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v >= 0) {
-                SUB_ADD(v);
+                sub_add(m, s, newid, v);
                 s->values[newid[v]].producer = s->n_nodes - 1;
             }
             d->out[k] = v >= 0 ? newid[v] : -1;
         }
     }
-#undef SUB_ADD
     s->outputs[s->n_outputs++] = newid[out_v];
     s->opset = m->opset;
 done:
