@@ -13,6 +13,7 @@ call, their mean), then  PEAK_RSS_KB <ru_maxrss>  at the end.
   explain_ref.py pgc    MODEL.onnx [same options] [--pgc-mode frozen|default]
   explain_ref.py lime   MODEL.onnx [same options]
   explain_ref.py input  X.npy      writes the benchmark input (below), for interpretdl's --input
+                                   (--net efficientnet_lite0 --photo P: that photo)
   explain_ref.py table  DIR        reads DIR/ours*.txt, DIR/captum*.txt, DIR/pgc*.txt and
                                    DIR/lime*.txt (merged: one process per slow method); prints the
                                    table, then the agreement of the maps in DIR/maps
@@ -21,16 +22,23 @@ each method once). --out DIR: each method's output of its last call as DIR/<libr
 (the map as interpretdl shapes it: lime's coefficients painted on its superpixels, with the
 superpixels as DIR/lime.<method>.segments.npy).
 
-The network: torchvision resnet50 with the random weights tests/reference/make_torchvision.py
-exports to MODEL.onnx, rebuilt here with that script's own functions (its seed for the case
-"resnet50", torch.manual_seed for the weights, a seeded generator for the BatchNorm calibration),
-in eval mode. Before timing, its logits on the benchmark input are compared with ONNX Runtime on
-MODEL.onnx (the same function: max relative difference 8.2e-06 measured; the exporter fuses
-Conv+BN, so bit equality is not expected). More than 1e-3 stops the run.
+The network (--net): resnet50 (default), torchvision resnet50 with the random weights
+tests/reference/make_torchvision.py exports to MODEL.onnx, rebuilt here with that script's own
+functions (its seed for the case "resnet50", torch.manual_seed for the weights, a seeded generator
+for the BatchNorm calibration), in eval mode; or efficientnet_lite0: the demo's ImageNet model with
+its real weights (scripts/make_imagenet_model.py: its PyTorch module and the state dict it keeps in
+--cache, default build/downloads; MODEL.onnx its export), whose layer for the CAM methods is the
+head's activation (act_head, the input of the global pooling) in place of layer4. Before timing,
+its logits on the benchmark input are compared with ONNX Runtime on MODEL.onnx (the same function:
+max relative difference 8.2e-06 measured on resnet50; the exporter fuses Conv+BN, so bit equality
+is not expected). More than 1e-3 stops the run.
 
-Input: one image (batch 1), numpy default_rng(12345) uniform [-1, 1) as bench/bench_ref.py. The
-target: the argmax class of one no-grad forward made before timing (Captum and pytorch-grad-cam
-take the target as an argument; interpretdl's calls include their clean forward pass). Every
+Input: one image (batch 1), numpy default_rng(12345) uniform [-1, 1) as bench/bench_ref.py; with
+efficientnet_lite0, a photo (--photo) through make_imagenet_model.py's preprocessing (short side
+256, centre crop 224, (pixel - 127) / 128), since random pixels do not show what real weights do
+with real images (e.g. the dead channels Score-CAM and Ablation-CAM skip). The target: the argmax
+class of one no-grad forward made before timing (Captum and pytorch-grad-cam take the target as an
+argument; interpretdl's calls include their clean forward pass). Every
 method differentiates the logit of the target. torch.set_num_threads(T), OMP_WAIT_POLICY=PASSIVE.
 
 Captum (each method's defaults unless stated):
@@ -116,10 +124,24 @@ def report(method, lib, r):
           flush=True)
 
 
-def make_model(threads):
-    """resnet50 with make_torchvision.py's random weights and BN calibration, eval mode."""
+def imagenet_module():
+    sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+    import make_imagenet_model as mim
+    return mim
+
+
+def make_model(threads, net="resnet50", cache=""):
+    """resnet50 with make_torchvision.py's random weights and BN calibration, eval mode; or
+    EfficientNet-Lite0 with its ImageNet weights."""
     import torch
     import torchvision
+    if net == "efficientnet_lite0":
+        torch.set_num_threads(threads)
+        mim = imagenet_module()
+        pth, _ = mim.fetch_state_dict(os.path.abspath(cache))
+        model = mim.EfficientNetLite0()
+        model.load_state_dict(torch.load(pth, map_location="cpu"), strict=True)
+        return model.eval()
     sys.path.insert(0, REFDIR)
     import make_torchvision as mt
     torch.set_num_threads(threads)
@@ -156,13 +178,24 @@ def check_against_onnx(model, x, onnx_path, threads):
     return rel
 
 
-def bench_input():
-    """The benchmark input: (1, 3, 224, 224) float32, uniform [-1, 1), default_rng(12345)."""
+def cam_layer(model, net, pgc):
+    """The layer of the CAM methods: resnet50's layer4 (pytorch-grad-cam: its last block), or
+    EfficientNet-Lite0's head activation."""
+    if net == "efficientnet_lite0":
+        return model.act_head
+    return model.layer4[-1] if pgc else model.layer4
+
+
+def bench_input(net="resnet50", photo=""):
+    """The benchmark input: (1, 3, 224, 224) float32, uniform [-1, 1), default_rng(12345); or the
+    photo, preprocessed for EfficientNet-Lite0."""
+    if net == "efficientnet_lite0":
+        return imagenet_module().preprocess(photo, [127.0] * 3, [128.0] * 3)
     rng = np.random.default_rng(12345)
     return rng.uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
 
 
-def captum_methods(model, x, t, torch):
+def captum_methods(model, x, t, torch, layer):
     from captum.attr import (GradientShap, GuidedBackprop, GuidedGradCam, InputXGradient,
                              IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
     zeros = torch.zeros_like(x)
@@ -183,18 +216,18 @@ def captum_methods(model, x, t, torch):
         "gradient_shap": lambda: GradientShap(model).attribute(
             x, baselines=zeros, n_samples=20, target=t),
         "guided_backprop": lambda: GuidedBackprop(model).attribute(x, target=t),
-        "gradcam_captum": lambda: LayerGradCam(model, model.layer4).attribute(x, target=t),
-        "guided_gradcam": lambda: GuidedGradCam(model, model.layer4).attribute(x, target=t),
+        "gradcam_captum": lambda: LayerGradCam(model, layer).attribute(x, target=t),
+        "guided_gradcam": lambda: GuidedGradCam(model, layer).attribute(x, target=t),
     }
 
 
-def pgc_run(model, x, t, method, mode):
+def pgc_run(model, x, t, method, mode, layer):
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     cls = {"gradcam": pgc.GradCAM, "gradcam_plus_plus": pgc.GradCAMPlusPlus,
            "xgradcam": pgc.XGradCAM, "layercam": pgc.LayerCAM, "scorecam": pgc.ScoreCAM,
            "ablationcam": pgc.AblationCAM}[method]
-    cam = cls(model=model, target_layers=[model.layer4[-1]])
+    cam = cls(model=model, target_layers=[layer])
     if mode == "frozen" and cam.uses_gradients:
         cam.compute_input_gradient = True
     targets = [ClassifierOutputTarget(t)]
@@ -266,8 +299,8 @@ def bench(a):
         import functools
         import tqdm
         tqdm.tqdm.__init__ = functools.partialmethod(tqdm.tqdm.__init__, disable=True)
-    model = make_model(a.threads)
-    xn = bench_input()
+    model = make_model(a.threads, a.net, a.cache)
+    xn = bench_input(a.net, a.photo)
     check_against_onnx(model, xn, a.target, a.threads)
     if a.what in ("captum", "lime") or a.pgc_mode == "frozen":
         for p in model.parameters():
@@ -285,16 +318,17 @@ def bench(a):
         version = "lime %s, scikit-image %s" % (md.version("lime"), md.version("scikit-image"))
     known = KNOWN[a.what]
     methods = [m for m in (a.methods.split(",") if a.methods else known) if m]
-    print("# %s, torch %s, %d threads, OMP_WAIT_POLICY=%s, input 1x3x224x224, target %d (%s), "
+    print("# %s, torch %s, %s, %d threads, OMP_WAIT_POLICY=%s, input 1x3x224x224, target %d (%s), "
           "%s%d warm-up + %d timed runs, median" % (
-              version, torch.__version__, torch.get_num_threads(),
+              version, torch.__version__, a.net, torch.get_num_threads(),
               os.environ.get("OMP_WAIT_POLICY"), t,
               "probability" if a.what == "lime" else "logit",
               "first call timed, " if a.first_timed else "", a.warmup, a.runs))
     print("# %-22s %5s %11s %9s %9s %14s  %-24s %9s %11s" % (
         "method", "batch", "median_ms", "min_ms", "max_ms", "first_call_ms", "library",
         "rss_MiB", "cpu_ms"), flush=True)
-    fns = captum_methods(model, x, t, torch) if a.what == "captum" else {}
+    fns = captum_methods(model, x, t, torch, cam_layer(model, a.net, False)) \
+        if a.what == "captum" else {}
     rc = 0
     for m in methods:
         if m not in known:
@@ -306,7 +340,7 @@ def bench(a):
             if a.what == "captum":
                 fn = fns[m]
             elif a.what == "pgc":
-                cam, fn = pgc_run(model, x, t, m, a.pgc_mode)
+                cam, fn = pgc_run(model, x, t, m, a.pgc_mode, cam_layer(model, a.net, True))
             else:
                 fn = lime_run(model, xn, t, m, torch)
             r, out = timed_keep(fn, a.runs, a.warmup, a.first_timed)
@@ -493,12 +527,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="", help="folder for each method's output (.npy)")
     ap.add_argument("--pgc-mode", choices=["frozen", "default"], default="frozen")
+    ap.add_argument("--net", choices=["resnet50", "efficientnet_lite0"], default="resnet50")
+    ap.add_argument("--photo", default="", help="the input photo of --net efficientnet_lite0")
+    ap.add_argument("--cache", default=os.path.join(HERE, "..", "build", "downloads"),
+                    help="make_imagenet_model.py's download folder (its state dict)")
     a = ap.parse_args()
+    if a.net == "efficientnet_lite0" and not a.photo and a.what != "table":
+        ap.error("--net efficientnet_lite0 needs --photo")
     if a.what == "table":
         table(a)
         return 0
     if a.what == "input":
-        np.save(a.target, bench_input())
+        np.save(a.target, bench_input(a.net, a.photo))
         return 0
     return bench(a)
 

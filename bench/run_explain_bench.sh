@@ -35,6 +35,12 @@
 #   and read the table's CPU-time ratio (cpu x) beside the wall-time speed-up: over two runs at
 #   load 3-9 on 2 cores the wall-time ratios moved by up to 50%, the CPU-time ratios by under 5%.
 #   Raw results stay in BUILD_DIR/bench/results/explain/.
+# IDL_BENCH_NET=efficientnet_lite0: instead of resnet50 with random weights, the demo's ImageNet
+#   model with its real weights (BUILD_DIR/demo-models/efficientnet_lite0, made by
+#   scripts/make_imagenet_model.py when missing) on a real photo (IDL_BENCH_PHOTO, default its
+#   photos/chelsea.png), the CAM layer its head's activation; results in
+#   BUILD_DIR/bench/results/explain-efficientnet_lite0/. Real weights on a real image have dead
+#   channels, which Score-CAM and Ablation-CAM do not run (random weights have none).
 set -euo pipefail
 
 BUILD=${1:?usage: run_explain_bench.sh BUILD_DIR}
@@ -70,8 +76,24 @@ VARIANTS=${IDL_BENCH_REF_VARIANTS:-1}
 OURS_SET=()
 for kv in ${IDL_BENCH_OURS_SET:-}; do OURS_SET+=(--set "$kv"); done
 BENCH=$BUILD/bench/interpretdl-bench-explain
-MODEL=$BUILD/models/resnet50/model.onnx
-OUT=$BUILD/bench/results/explain
+NET=${IDL_BENCH_NET:-resnet50}
+NETARGS=()
+case $NET in
+    resnet50)
+        MODEL=$BUILD/models/resnet50/model.onnx
+        OUT=$BUILD/bench/results/explain
+        ;;
+    efficientnet_lite0)
+        MODEL=$BUILD/demo-models/efficientnet_lite0/model.onnx
+        OUT=$BUILD/bench/results/explain-efficientnet_lite0
+        PHOTO=${IDL_BENCH_PHOTO:-$BUILD/demo-models/efficientnet_lite0/photos/chelsea.png}
+        NETARGS=(--net "$NET" --photo "$PHOTO" --cache "$BUILD/downloads")
+        ;;
+    *)
+        echo "run_explain_bench: IDL_BENCH_NET is resnet50 or efficientnet_lite0" >&2
+        exit 2
+        ;;
+esac
 mkdir -p "$OUT"
 
 # the reference methods of each library among the ones asked for
@@ -94,7 +116,11 @@ done
     echo "run_explain_bench: $BENCH is not built (cmake --build $BUILD)" >&2
     exit 1
 }
-if [ ! -f "$MODEL" ]; then
+if [ ! -f "$MODEL" ] && [ "$NET" = efficientnet_lite0 ]; then
+    echo "run_explain_bench: making $(dirname "$MODEL")"
+    "$SYSPY" "$HERE/../scripts/make_imagenet_model.py" --out "$(dirname "$MODEL")" \
+        --cache "$BUILD/downloads" --cli "$BUILD/interpretdl"
+elif [ ! -f "$MODEL" ]; then
     echo "run_explain_bench: exporting resnet50 to $MODEL"
     OMP_WAIT_POLICY=PASSIVE "$SYSPY" "$REF/make_torchvision.py" "$BUILD/models" --models resnet50
 fi
@@ -106,7 +132,7 @@ fi
 
 rm -rf "$OUT"/ours*.txt "$OUT"/captum*.txt "$OUT"/pgc*.txt "$OUT"/lime*.txt "$OUT/maps"
 mkdir -p "$OUT/maps"
-"$SYSPY" "$HERE/explain_ref.py" input "$OUT/x.npy"
+"$SYSPY" "$HERE/explain_ref.py" input "$OUT/x.npy" "${NETARGS[@]}"
 ours() { # ours FILE BENCH_ARGS... -> interpretdl-bench-explain on the benchmark input
     local f=$1
     shift
@@ -117,7 +143,7 @@ ref() { # ref FILE LIBRARY ARGS... -> explain_ref.py LIBRARY
     local f=$1 lib=$2
     shift 2
     OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS "$VENV/bin/python" "$HERE/explain_ref.py" \
-        "$lib" "$MODEL" --threads "$THREADS" --out "$OUT/maps" "$@" | tee "$OUT/$f"
+        "$lib" "$MODEL" --threads "$THREADS" --out "$OUT/maps" "${NETARGS[@]}" "$@" | tee "$OUT/$f"
 }
 load() { echo "== load: $(uptime | sed 's/.*load average/load average/')"; }
 

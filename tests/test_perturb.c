@@ -618,13 +618,16 @@ static void test_lime(idl_session *s, idl_model *model, const idl_tensor *x, con
     idl_explanation_clear(&e);
 }
 
-/* conv (3 -> 4, 3x3, pad 1) -> relu "A" -> global average pool -> flatten -> Gemm V (K_ x 4) */
+/* conv (3 -> 4, 3x3, pad 1) -> relu "A" -> global average pool -> flatten -> Gemm V (K_ x 4);
+ * repeat: filter 2 is filter 0 and filter 3 is zero (A_2 = A_0, A_3 = 0) */
 static float g_cw[4 * 3 * 9], g_v[K_ * 4];
 
-static idl_model *conv_model(void) {
+static idl_model *conv_model(int repeat) {
     uint32_t seed = 11;
     for (int j = 0; j < 4 * 27; j++)
         g_cw[j] = 0.5f * tb_frand(&seed);
+    for (int j = 0; repeat && j < 27; j++)
+        g_cw[2 * 27 + j] = g_cw[j], g_cw[3 * 27 + j] = 0;
     for (int j = 0; j < K_ * 4; j++)
         g_v[j] = tb_frand(&seed);
     tb_model *b = tb_new(13);
@@ -651,7 +654,7 @@ static int abort_after_one(int64_t done, int64_t total, void *user) {
 }
 
 static void test_cams(const idl_tensor *x, const int64_t *tg) {
-    idl_model *m = conv_model();
+    idl_model *m = conv_model(0);
     idl_session *s = NULL;
     CHECK_OK(idl_session_new(m, NULL, &s));
     if (!s) {
@@ -827,6 +830,82 @@ static void test_kmeans(void) {
     CHECK(as[0] != as[1]);
 }
 
+/* Channels that repeat: Score-CAM runs one pass per distinct activation map (A_2 = A_0 shares
+ * A_0's) and Ablation-CAM none for a channel already at the ablation value (A_3 = 0); the maps
+ * equal the methods computed channel by channel here. */
+static void test_cams_repeat(const idl_tensor *x, const int64_t *tg) {
+    idl_model *m = conv_model(1);
+    idl_session *s = NULL;
+    CHECK_OK(idl_session_new(m, NULL, &s));
+    if (!s) {
+        idl_model_free(m);
+        return;
+    }
+    const idl_tensor *in[1] = { x };
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    const idl_tensor *At = idl_session_tensor(s, "A");
+    float A[2 * 4 * H_ * W_], want[2 * H_ * W_];
+    if (At) memcpy(A, At->data, sizeof A);
+    for (int i = 0; At && i < 2; i++) {
+        double sc[4], mx = -1e300, z = 0, map[H_ * W_] = { 0 };
+        for (int k = 0; k < 4; k++) { /* s_k = f(x * M_k), M_k = min-max normalised A_k */
+            const float *ak = A + (i * 4 + k) * H_ * W_;
+            float lo = ak[0], hi = ak[0], xm[F_];
+            for (int q = 1; q < H_ * W_; q++)
+                lo = ak[q] < lo ? ak[q] : lo, hi = ak[q] > hi ? ak[q] : hi;
+            for (int j = 0; j < F_; j++)
+                xm[j] = ((const float *)x->data)[i * F_ + j] *
+                        ((ak[j % (H_ * W_)] - lo) / (hi - lo + 1e-8f));
+            idl_tensor one = idl_tensor_wrap(IDL_DT_F32, 4, (int64_t[]){ 1, C_, H_, W_ }, xm);
+            const idl_tensor *oin[1] = { &one };
+            CHECK_OK(idl_session_forward(s, oin, NULL, 1));
+            sc[k] = ((const float *)idl_session_output(s, 0)->data)[tg[i]];
+            mx = sc[k] > mx ? sc[k] : mx;
+        }
+        for (int k = 0; k < 4; k++)
+            z += exp(sc[k] - mx);
+        for (int k = 0; k < 4; k++)
+            for (int q = 0; q < H_ * W_; q++)
+                map[q] += exp(sc[k] - mx) / z * A[(i * 4 + k) * H_ * W_ + q];
+        for (int q = 0; q < H_ * W_; q++)
+            want[i * H_ * W_ + q] = (float)(map[q] > 0 ? map[q] : 0);
+    }
+    idl_explanation e;
+    CHECK_OK(run(s, "scorecam", x, tg, "", &e));
+    if (e.attribution) {
+        th_allclose("scorecam, repeated channels = channel by channel", e.attribution->data, want,
+                    2 * H_ * W_, 1e-5, 1e-6);
+        CHECK_EQ_INT(e.passes, 2 + 2 * 3); /* the clean pass, 3 distinct maps a sample */
+    }
+    idl_explanation_clear(&e);
+    float y[2 * K_];
+    CHECK_OK(idl_session_forward(s, in, NULL, 1));
+    memcpy(y, idl_session_output(s, 0)->data, sizeof y);
+    CHECK_OK(run(s, "ablationcam", x, tg, "", &e));
+    if (e.attribution) { /* relu(sum_k V_tk mean(A_k) / f A_k), as test_cams */
+        for (int i = 0; i < 2; i++) {
+            double f = y[i * K_ + tg[i]], map[H_ * W_] = { 0 };
+            for (int k = 0; k < 4; k++) {
+                const float *ak = A + (i * 4 + k) * H_ * W_;
+                double mean = 0;
+                for (int q = 0; q < H_ * W_; q++)
+                    mean += ak[q];
+                mean /= H_ * W_;
+                for (int q = 0; q < H_ * W_; q++)
+                    map[q] += g_v[tg[i] * 4 + k] * mean / f * ak[q];
+            }
+            for (int q = 0; q < H_ * W_; q++)
+                want[i * H_ * W_ + q] = (float)(map[q] > 0 ? map[q] : 0);
+        }
+        th_allclose("ablationcam, a zero channel = closed form", e.attribution->data, want,
+                    2 * H_ * W_, 1e-5, 1e-6);
+        CHECK_EQ_INT(e.passes, 2 + 2 * 3); /* A_3 = 0 is not ablated */
+    }
+    idl_explanation_clear(&e);
+    idl_session_free(s);
+    idl_model_free(m);
+}
+
 int main(void) {
     test_kmeans();
     test_occlusion_cone();
@@ -844,6 +923,7 @@ int main(void) {
         test_lime(s, m, &x, tg);
     }
     test_cams(&x, tg);
+    test_cams_repeat(&x, tg);
     idl_session_free(s);
     idl_model_free(m);
     TEST_SUMMARY();

@@ -236,7 +236,10 @@ IDL_API idl_status idl_occlusion(idl_session *s, const idl_explain_request *rq,
  *    pytorch-grad-cam) and min-max normalised to M_k, masks the input: s_k = f(x * M_k);
  *    w = softmax_k(s) (the paper's baseline-subtracted score is the same under the softmax).
  *    variant=interpretdl: InterpretDL's ScoreCAM (see idl_score_cam_params.interpretdl).
- *  - Ablation-CAM: channel k of the layer set to 0 (ablation_value): w_k = (f(x) - f_k) / f(x). */
+ *  - Ablation-CAM: channel k of the layer set to 0 (ablation_value): w_k = (f(x) - f_k) / f(x).
+ * Passes that would repeat one are not run: Score-CAM channels whose maps are equal to the bit
+ * share one pass (the dead, all-zero channels of a ReLU network), and an Ablation-CAM channel that
+ * already holds ablation_value everywhere takes the clean score; passes counts those run. */
 typedef struct idl_score_cam_params {
     idl_cam_params cam;   /* relu, normalize, upsample (kind is ignored) */
     int ablation;         /* 0: Score-CAM; 1: Ablation-CAM */

@@ -25,6 +25,7 @@
 #include "interpretdl/attention.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 idl_cam_params idl_cam_params_default(void) {
@@ -282,18 +283,21 @@ typedef struct scam {
     const layer_view *v;
     const float *A; /* (N, K, h, w) */
     int64_t C, H, W;
-    float *mask;    /* (H, W) */
-    double *scores; /* (N, K) */
+    float *mask;       /* (H, W) */
+    double *scores;    /* (N, K) */
+    const int64_t *id; /* the evaluated rows' channel rows i * K + k (the others repeat them) */
 } scam;
 
 static int64_t scam_sample(void *u, int64_t row) {
-    return row / ((scam *)u)->v->K;
+    scam *o = u;
+    return o->id[row] / o->v->K;
 }
 
 static void scam_point(void *u, int64_t row, float *dst) {
     scam *o = u;
     const idl__xrun *r = o->r;
     const layer_view *v = o->v;
+    row = o->id[row];
     int64_t i = row / v->K, k = row % v->K, hw = v->h * v->w;
     const float *x = r->x + i * r->numel;
     if (o->p->ablation) { /* the layer's own value (raw layout), channel k replaced */
@@ -327,7 +331,65 @@ static void scam_point(void *u, int64_t row, float *dst) {
 
 static void scam_take(void *u, int64_t row, const float *grad, float obj) {
     (void)grad;
-    ((scam *)u)->scores[row] = obj;
+    scam *o = u;
+    o->scores[o->id[row]] = obj;
+}
+
+typedef struct chan_key {
+    uint64_t h;
+    int64_t k;
+} chan_key;
+
+static int chan_key_cmp(const void *a, const void *b) {
+    const chan_key *x = a, *y = b;
+    return x->h != y->h ? (x->h < y->h ? -1 : 1) : (x->k > y->k) - (x->k < y->k);
+}
+
+/* Which channel rows must run, and where the others take their score from: rep[i * K + k] is the
+ * row whose score channel k of sample i shares, or -1 for the clean pass's score.
+ *  - Score-CAM: a channel's mask (and so its perturbed input and score) is a function of its
+ *    activation map alone, so channels whose maps are equal to the bit share one pass. Dead
+ *    channels of ReLU networks are all zero: measured on EfficientNet-Lite0's last layer (ImageNet
+ *    weights, the demo's photos), 347 to 826 of 1280 channels, leaving 455-934 distinct masks.
+ *  - Ablation-CAM: a channel that already holds ablation_value everywhere is left as it is by
+ *    the ablation, so its score is the clean pass's.
+ * Fills id with the rows to run, in order, and returns their count. */
+static int64_t scam_unique(const scam *o, int64_t *rep, int64_t *id, chan_key *keys) {
+    const layer_view *v = o->v;
+    int64_t K = v->K, hw = v->h * v->w, n = 0;
+    for (int64_t i = 0; i < v->N; i++) {
+        const float *Ai = o->A + i * K * hw;
+        if (o->p->ablation) {
+            for (int64_t k = 0; k < K; k++) {
+                int64_t q = 0;
+                while (q < hw && Ai[k * hw + q] == o->p->ablation_value)
+                    q++;
+                rep[i * K + k] = q == hw ? -1 : i * K + k;
+            }
+        } else {
+            for (int64_t k = 0; k < K; k++) { /* FNV-1a over the map's bytes */
+                const unsigned char *b = (const unsigned char *)(Ai + k * hw);
+                uint64_t h = 14695981039346656037ull;
+                for (size_t j = 0; j < sizeof(float) * (size_t)hw; j++)
+                    h = (h ^ b[j]) * 1099511628211ull;
+                keys[k].h = h, keys[k].k = k;
+            }
+            qsort(keys, (size_t)K, sizeof *keys, chan_key_cmp);
+            for (int64_t a = 0, b; a < K; a = b) { /* a group of equal hashes, channels in order */
+                for (b = a; b < K && keys[b].h == keys[a].h; b++) {
+                    int64_t k = keys[b].k, c = a;
+                    while (c < b &&
+                           (rep[i * K + keys[c].k] != i * K + keys[c].k ||
+                            memcmp(Ai + keys[c].k * hw, Ai + k * hw, sizeof(float) * (size_t)hw)))
+                        c++;
+                    rep[i * K + k] = i * K + (c < b ? keys[c].k : k);
+                }
+            }
+        }
+        for (int64_t k = 0; k < K; k++)
+            if (rep[i * K + k] == i * K + k) id[n++] = i * K + k;
+    }
+    return n;
 }
 
 /* The channel scores of Score-CAM / Ablation-CAM: (N, K) objective values of the perturbed
@@ -335,7 +397,7 @@ static void scam_take(void *u, int64_t row, const float *grad, float obj) {
  * overwrite it. */
 static idl_status scam_scores(idl__xrun *r, const idl_score_cam_params *p, const char *layer,
                               const layer_view *v, const float *A, double *scores) {
-    scam o = { r, p, v, A, 0, 0, 0, NULL, scores };
+    scam o = { r, p, v, A, 0, 0, 0, NULL, scores, NULL };
     idl_status st = idl__x_wrt(r, p->ablation ? layer : NULL);
     if (st) return st;
     if (!p->ablation) {
@@ -347,9 +409,26 @@ static idl_status scam_scores(idl__xrun *r, const idl_score_cam_params *p, const
         if (!(o.mask = idl__malloc(sizeof(float) * (size_t)(o.H * o.W))))
             return idl__error(IDL_ERR_NOMEM, "out of memory");
     }
-    idl__xrows rows = { v->N * v->K, &o, scam_sample, scam_point, scam_take, NULL, NULL };
-    r->total = r->N + rows.n;
-    st = idl__x_eval(r, &rows, false);
+    int64_t nk = v->N * v->K;
+    int64_t *rep = idl__malloc(sizeof(int64_t) * (size_t)nk),
+            *id = idl__malloc(sizeof(int64_t) * (size_t)nk);
+    chan_key *keys = idl__malloc(sizeof(chan_key) * (size_t)v->K);
+    if (!rep || !id || !keys) st = idl__error(IDL_ERR_NOMEM, "out of memory");
+    if (!st) {
+        o.id = id;
+        idl__xrows rows = {
+            scam_unique(&o, rep, id, keys), &o, scam_sample, scam_point, scam_take, NULL, NULL
+        };
+        idl__log(IDL_LOG_DEBUG, "%s: %lld of %lld channel passes run, the others repeat one",
+                 p->ablation ? "ablationcam" : "scorecam", (long long)rows.n, (long long)nk);
+        r->total = r->N + rows.n;
+        st = idl__x_eval(r, &rows, false);
+        for (int64_t j = 0; !st && j < nk; j++)
+            if (rep[j] != j) scores[j] = rep[j] < 0 ? r->score[j / v->K] : scores[rep[j]];
+    }
+    idl__free(keys);
+    idl__free(id);
+    idl__free(rep);
     idl__free(o.mask);
     return st;
 }
