@@ -823,6 +823,110 @@ static void test_forward_only_fusions(void) {
     idl_model_free(m);
 }
 
+/* h = x + b0; LayerNorm as PyTorch exports it before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
+ * Add, Sqrt, Div, Mul, Add); erf GELU (Div, Erf, Add, Mul, Mul); y = gelu + h; z = MatMul(ln, W)
+ * (the loader's order puts it between the LayerNorm and the GELU, so it reads ln before the
+ * GELU's last node). x is (3, 7, RF_W): 21 rows of 3000, blocks of 5 rows and a last one of 1. */
+#define RF_W 3000
+static idl_model *rowfuse_model(void) {
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 3, (int64_t[]){ -1, 7, RF_W });
+    static float b0[RF_W], g[RF_W], be[RF_W], w[RF_W * 4];
+    uint32_t seed = 5;
+    tb_frand_fill(b0, RF_W, 0.5f, &seed);
+    tb_frand_fill(g, RF_W, 1.0f, &seed);
+    tb_frand_fill(be, RF_W, 0.5f, &seed);
+    tb_frand_fill(w, RF_W * 4, 0.1f, &seed);
+    tb_init_f32(b, "b0", 1, (int64_t[]){ RF_W }, b0);
+    tb_init_f32(b, "gamma", 1, (int64_t[]){ RF_W }, g);
+    tb_init_f32(b, "beta", 1, (int64_t[]){ RF_W }, be);
+    tb_init_f32(b, "W", 2, (int64_t[]){ RF_W, 4 }, w);
+    tb_init_f32(b, "two", 0, NULL, (const float[]){ 2.0f });
+    tb_init_f32(b, "eps", 0, NULL, (const float[]){ 1e-6f });
+    tb_init_f32(b, "sqrt2", 0, NULL, (const float[]){ 1.4142135f });
+    tb_init_f32(b, "one", 0, NULL, (const float[]){ 1.0f });
+    tb_init_f32(b, "half", 0, NULL, (const float[]){ 0.5f });
+    tb_node(b, "Add", "x,b0", "h");
+    tb_node(b, "ReduceMean", "h", "m");
+    tb_attr_ints(b, "axes", 1, (int64_t[]){ -1 });
+    tb_node(b, "Sub", "h,m", "d");
+    tb_node(b, "Pow", "d,two", "p");
+    tb_node(b, "ReduceMean", "p", "v");
+    tb_attr_ints(b, "axes", 1, (int64_t[]){ 2 });
+    tb_node(b, "Add", "v,eps", "ve");
+    tb_node(b, "Sqrt", "ve", "sd");
+    tb_node(b, "Div", "d,sd", "nz");
+    tb_node(b, "Mul", "nz,gamma", "sc");
+    tb_node(b, "Add", "sc,beta", "ln");
+    tb_node(b, "Div", "ln,sqrt2", "t");
+    tb_node(b, "Erf", "t", "e");
+    tb_node(b, "Add", "e,one", "a");
+    tb_node(b, "Mul", "ln,a", "mm");
+    tb_node(b, "Mul", "mm,half", "ge");
+    tb_node(b, "Add", "ge,h", "y");
+    tb_node(b, "MatMul", "ln,W", "z");
+    tb_output(b, "y");
+    tb_output(b, "z");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+/* Element-wise regions run by row blocks in forward-only plans (graph/rowfuse.c): the outputs
+ * equal the full session's to the bit, the regions formed are the expected ones, and a tap inside
+ * a region makes the plan again without it. */
+static void test_rowfuse(void) {
+    int64_t n = 3 * 7 * RF_W;
+    float *xv = malloc((size_t)n * sizeof *xv);
+    uint32_t seed = 17;
+    tb_frand_fill(xv, (size_t)n, 2.0f, &seed);
+    idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 3, (int64_t[]){ 3, 7, RF_W }, xv);
+    const idl_tensor *in[1] = { &x };
+    idl_model *m = rowfuse_model();
+    CHECK(m != NULL);
+    for (int once = 0; m && once < 1; once++) {
+        idl_session *full = NULL, *fo = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        CHECK_OK(idl_session_new(m, &o, &full));
+        o.forward_only = 1;
+        CHECK_OK(idl_session_new(m, &o, &fo));
+        CHECK_OK(idl_session_forward(full, in, NULL, 1));
+        CHECK_OK(idl_session_forward(fo, in, NULL, 1));
+        for (int k = 0; k < 2; k++) {
+            const idl_tensor *y = idl_session_output(full, k), *yf = idl_session_output(fo, k);
+            CHECK_MSG(y && yf &&
+                          !memcmp(y->data, yf->data, sizeof(float) * (size_t)idl_tensor_numel(y)),
+                      "output %d differs from the full session's", k);
+        }
+        /* every element-wise node is in a region (skipped, or its anchor), the MatMul in none; a
+         * region ends before the MatMul that reads ln (it must see ln written), so two */
+        int fused = 0, anchors = 0;
+        for (int i = 0; fo->plan && fo->plan->skip && fo->plan->rf_anchor && i < fo->plan->n_nodes;
+             i++) {
+            bool mm = !strcmp(m->nodes[i].op_type, "MatMul"), a = fo->plan->rf_anchor[i] >= 0;
+            CHECK(!mm || (!a && !fo->plan->skip[i]));
+            fused += !mm && (fo->plan->skip[i] || a);
+            anchors += a;
+        }
+        CHECK_MSG(fused == 16 && anchors == 2 && fo->plan->n_rf == 2,
+                  "%d of 16 element-wise nodes in regions, %d regions", fused, anchors);
+        /* a tap on the LayerNorm's centred values: planned again, that value kept */
+        tap_copy ct = { NULL, 0, 0 };
+        CHECK_OK(idl_session_set_tap(fo, "d", tap_copy_fn, &ct));
+        CHECK_OK(idl_session_forward(fo, in, NULL, 1));
+        const idl_tensor *d = idl_session_tensor(full, "d"), *y = idl_session_output(full, 0),
+                         *y2 = idl_session_output(fo, 0);
+        CHECK(d && ct.v && ct.calls == 1 && ct.n == idl_tensor_numel(d) &&
+              !memcmp(d->data, ct.v, sizeof(float) * (size_t)ct.n));
+        CHECK(y && y2 && !memcmp(y->data, y2->data, sizeof(float) * (size_t)idl_tensor_numel(y)));
+        free(ct.v);
+        idl_session_free(full);
+        idl_session_free(fo);
+    }
+    idl_model_free(m);
+    free(xv);
+}
+
 /* Weights derived from initializers (reordered for oneDNN, Winograd kernels and their transposes
  * for the input gradient) are the session's, shared by its plans: a second plan (another batch,
  * the first kept as the spare) takes a reference to each instead of deriving its own, and computes
@@ -1237,6 +1341,7 @@ int main(void) {
     test_narrow_grad();
     test_forward_only();
     test_forward_only_fusions();
+    test_rowfuse();
     test_save_for_backward();
     test_derived_shared();
     test_op_tables();

@@ -133,6 +133,7 @@ const idl_tensor *idl__plan_grad(idl_session *s, int v) {
 
 void idl__plan_free(idl__plan *p) {
     if (!p) return;
+    idl__rowfuse_free(p);
     for (int i = 0; p->ctx && i < p->n_nodes; i++) {
         idl__op_ctx *c = &p->ctx[i];
         if (c->state && c->node && c->node->op >= 0 && idl__ops[c->node->op]->free_state)
@@ -215,6 +216,10 @@ static idl_status arena_layout(const idl_model *m, const idl__plan *p, const boo
             if (n->in[k] >= 0) last[n->in[k]] = i;
         for (int k = 0; k < n->n_out; k++)
             if (n->out[k] >= 0 && def[n->out[k]] < 0) def[n->out[k]] = i;
+    }
+    for (int v = 0; p->rf_tmp && v < nv; v++) { /* element-wise regions (rowfuse.c) */
+        if (p->rf_tmp[v]) def[v] = -1;
+        if (p->rf_last[v] > last[v]) last[v] = p->rf_last[v];
     }
     for (int i = 0; i < m->n_outputs; i++)
         def[m->outputs[i]] = -1;                  /* graph outputs are kept */
@@ -356,7 +361,9 @@ static idl_status arena_alloc(const idl_model *m, idl__plan *p, uint64_t budget,
         p->in_arena[v] = true;
         all += idl__tensor_bytes(&p->vals[v]);
     }
-    for (int v = 0; !st && v < m->n_values; v++) { /* after: an alias may lie in the arena */
+    for (int v = 0; !st && p->rf_tmp && v < m->n_values; v++)
+        p->in_arena[v] = p->in_arena[v] || p->rf_tmp[v]; /* in a region's scratch */
+    for (int v = 0; !st && v < m->n_values; v++) {       /* after: an alias may lie in the arena */
         if (p->alias_of[v] < 0) continue;
         p->vals[v].data = p->vals[p->alias_of[v]].data;
         p->vals[v].flags &= ~IDL_TENSOR_OWNED;
@@ -716,6 +723,7 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
     }
     if (defer) fuse_acts(m, p, act_reader);
     if (kind == IDL__PLAN_FWD) alias_copies(s, p, is_out);
+    if (kind == IDL__PLAN_FWD) idl__rowfuse_plan(s, p, is_out);
     if (defer && (st = arena_alloc(m, p, budget, used))) goto fail;
     if (!defer) p->bytes = used;
     idl__free(is_out);
@@ -753,7 +761,10 @@ static idl_status run_node(idl_session *s, int i) {
     idl__op_ctx *c = &p->ctx[i];
     const idl__node *n = &s->m->nodes[i];
     idl_status st;
-    if (!p->skip || !p->skip[i]) idl__ops[n->op]->forward(c);
+    if (p->rf_anchor && p->rf_anchor[i] >= 0)
+        idl__rowfuse_run(p, i);
+    else if (!p->skip || !p->skip[i])
+        idl__ops[n->op]->forward(c);
     for (int k = 0; k < c->n_out; k++) {
         idl__vlayout *L = n->out[k] >= 0 ? p->lay[n->out[k]] : NULL;
         if (!L) continue;

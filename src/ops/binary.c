@@ -121,15 +121,14 @@ static void iter_run(const iter *it, const void *const *src, const size_t *esz, 
     const int64_t ch = inner > CHUNK ? CHUNK : inner;
     const int64_t nch = (inner + ch - 1) / ch;
     const int64_t nw = rows * nch;
-#pragma omp parallel for if (rows * inner > IDL_OMP_MIN) schedule(static)
-    for (int64_t w = 0; w < nw; w++) {
+    IDL_PAR_FOR(rows * inner > IDL_OMP_MIN, int64_t, w, 0, nw, {
         const int64_t r = w / nch, c0 = (w % nch) * ch;
         const int64_t len = IDL_MIN(ch, inner - c0);
         int64_t off[MAXOP], s[MAXOP];
         const void *p[MAXOP];
         row_start(it, src, esz, r, c0, off, s, p);
         f(p, s, (char *)y + (size_t)(r * inner + c0) * ey, len);
-    }
+    });
 }
 
 /* A gradient row kernel: g_i = dy[i] * D(a_i, b_i, y_i); adds g_i into dk[i] when sk = 1, or

@@ -209,14 +209,13 @@ static inline float unary_df(const unary_state *s, float x, float y) {
 }
 
 /* One loop per kind (the switch sits outside the loop, so each loop vectorises). */
-#define UNARY_LOOP(KIND, EXPR)                                                                \
-    case KIND:                                                                                \
-        _Pragma("omp parallel for if (n > IDL_OMP_MIN) schedule(static)") for (int64_t i = 0; \
-                                                                               i < n; i++) {  \
-            const unary_state s_ = *s;                                                        \
-            (void)s_;                                                                         \
-            EXPR;                                                                             \
-        }                                                                                     \
+#define UNARY_LOOP(KIND, EXPR)                           \
+    case KIND:                                           \
+        IDL_PAR_FOR(n > IDL_OMP_MIN, int64_t, i, 0, n, { \
+            const unary_state s_ = *s;                   \
+            (void)s_;                                    \
+            EXPR;                                        \
+        });                                              \
         break;
 
 static void unary_forward(idl__op_ctx *c) {
@@ -232,9 +231,7 @@ static void unary_forward(idl__op_ctx *c) {
         UNARY_LOOP(U_HSWISH, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f)))
         UNARY_LOOP(U_ERF, y[i] = idl__verf(x[i]))
     default:
-#pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            y[i] = unary_f(s, x[i]);
+        IDL_PAR_FOR(n > IDL_OMP_MIN, int64_t, i, 0, n, { y[i] = unary_f(s, x[i]); });
     }
 }
 

@@ -147,3 +147,20 @@ idl_status idl__attr_ints_n(const idl__node *n, const char *name, int want, int6
 idl_status idl__const_ints(const idl__op_ctx *c, int i, int64_t *out, int cap, int *n);
 
 #define IDL_OMP_MIN 16384 /* elements below which loops stay single-threaded */
+
+/* for (T i = lo; i < hi; i++) { body }, shared out to the threads when cond, else on the calling
+ * thread without entering an OpenMP region at all: `parallel for if (0)` still makes a team of
+ * one (~0.5 us a call here), which dominates the small calls of row-block regions
+ * (graph/rowfuse.c). */
+#define IDL_PAR_FOR(cond, T, i, lo, hi, ...)                                               \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            _Pragma("omp parallel for schedule(static)") for (T i = (lo); i < (hi); i++) { \
+                __VA_ARGS__                                                                \
+            }                                                                              \
+        } else {                                                                           \
+            for (T i = (lo); i < (hi); i++) {                                              \
+                __VA_ARGS__                                                                \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)

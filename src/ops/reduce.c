@@ -170,37 +170,49 @@ static idl_status red_prepare(idl__op_ctx *c, rkind kind) {
 #define RED_MAX(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
 #define RED_MIN(m, v) ((v) < (m) || (v) != (v) ? (v) : (m))
 
-/* Innermost group reduced (or nothing kept): each output reduces its count elements in order. */
-#define RED_ROWS(name, T, ACC)                                                                   \
-    static void name(const red_state *s, const T *x, T *y) {                                     \
-        const int64_t rl = s->rshape[s->nr - 1], rs = s->rstr[s->nr - 1];                        \
-        const int64_t nrow = s->count / rl;                                                      \
-        const rkind kind = s->kind;                                                              \
-        _Pragma("omp parallel for if (s->nout * s->count > IDL_OMP_MIN) schedule(static)") for ( \
-            int64_t o = 0; o < s->nout; o++) {                                                   \
-            const T *xb = x + dims_offset(o, s->nk, s->kshape, s->kstr);                         \
-            if (kind == R_SUM || kind == R_MEAN) {                                               \
-                ACC a = 0;                                                                       \
-                for (int64_t r = 0; r < nrow; r++) {                                             \
-                    const T *p = xb + dims_offset(r, s->nr - 1, s->rshape, s->rstr);             \
-                    for (int64_t j = 0; j < rl; j++)                                             \
-                        a += (ACC)p[j * rs];                                                     \
-                }                                                                                \
-                y[o] = kind == R_MEAN ? (T)(a / (ACC)s->count) : (T)a;                           \
-            } else {                                                                             \
-                T m = xb[0];                                                                     \
-                for (int64_t r = 0; r < nrow; r++) {                                             \
-                    const T *p = xb + dims_offset(r, s->nr - 1, s->rshape, s->rstr);             \
-                    if (kind == R_MAX)                                                           \
-                        for (int64_t j = 0; j < rl; j++)                                         \
-                            m = RED_MAX(m, p[j * rs]);                                           \
-                    else                                                                         \
-                        for (int64_t j = 0; j < rl; j++)                                         \
-                            m = RED_MIN(m, p[j * rs]);                                           \
-                }                                                                                \
-                y[o] = m;                                                                        \
-            }                                                                                    \
-        }                                                                                        \
+/* Innermost group reduced (or nothing kept): each output reduces its count elements in order (a
+ * contiguous run of 16 or more in 8 interleaved partial sums added pairwise: a fixed order, and
+ * no chain of dependent additions as long as the row: LayerNorm's means on a 768-wide row). */
+#define RED_ROWS(name, T, ACC)                                                              \
+    static inline void name##_one(const red_state *s, const T *x, T *y, int64_t o) {        \
+        const int64_t rl = s->rshape[s->nr - 1], rs = s->rstr[s->nr - 1];                   \
+        const int64_t nrow = s->count / rl;                                                 \
+        const rkind kind = s->kind;                                                         \
+        const T *xb = x + dims_offset(o, s->nk, s->kshape, s->kstr);                        \
+        if (kind == R_SUM || kind == R_MEAN) {                                              \
+            ACC a = 0, q[8];                                                                \
+            for (int64_t r = 0; r < nrow; r++) {                                            \
+                const T *p = xb + dims_offset(r, s->nr - 1, s->rshape, s->rstr);            \
+                int64_t j = 0;                                                              \
+                if (rs == 1 && rl >= 16) { /* 8 chains, added pairwise in a fixed order */  \
+                    for (int k = 0; k < 8; k++)                                             \
+                        q[k] = 0;                                                           \
+                    for (; j + 8 <= rl; j += 8)                                             \
+                        for (int k = 0; k < 8; k++)                                         \
+                            q[k] += (ACC)p[j + k];                                          \
+                    a += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7])); \
+                }                                                                           \
+                for (; j < rl; j++)                                                         \
+                    a += (ACC)p[j * rs];                                                    \
+            }                                                                               \
+            y[o] = kind == R_MEAN ? (T)(a / (ACC)s->count) : (T)a;                          \
+        } else {                                                                            \
+            T m = xb[0];                                                                    \
+            for (int64_t r = 0; r < nrow; r++) {                                            \
+                const T *p = xb + dims_offset(r, s->nr - 1, s->rshape, s->rstr);            \
+                if (kind == R_MAX)                                                          \
+                    for (int64_t j = 0; j < rl; j++)                                        \
+                        m = RED_MAX(m, p[j * rs]);                                          \
+                else                                                                        \
+                    for (int64_t j = 0; j < rl; j++)                                        \
+                        m = RED_MIN(m, p[j * rs]);                                          \
+            }                                                                               \
+            y[o] = m;                                                                       \
+        }                                                                                   \
+    }                                                                                       \
+    static void name(const red_state *s, const T *x, T *y) {                                \
+        IDL_PAR_FOR(s->nout * s->count > IDL_OMP_MIN, int64_t, o, 0, s->nout,               \
+                    { name##_one(s, x, y, o); });                                           \
     }
 
 /* Innermost group kept (stride 1, length kin): rows of y accumulate whole rows of x, reduced

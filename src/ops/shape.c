@@ -95,11 +95,47 @@ static inline int64_t view_row_offset(const view *v, int64_t r) {
             o_[k] = s_[k * istr];           \
     } while (0)
 
+/* 4-byte elements, a view whose last axis is strided and another axis d (size A) contiguous in
+ * src (a transpose of the two, e.g. attention's keys (S, B*H, 64) -> (B*H, 64, S)): tiles of
+ * 16 x 16 read 16 contiguous source elements for each of 16 output rows instead of one element
+ * a cache line. Returns false when v is not of that form. */
+static bool view_gather_tiles(uint32_t *dst, const uint32_t *src, const view *v) {
+    const int nd = v->nd, last = nd - 1;
+    int d = -1;
+    for (int j = 0; j < last; j++)
+        if (v->str[j] == 1) d = j;
+    if (d < 0 || v->str[last] == 1) return false;
+    const int64_t A = v->shp[d], K = v->shp[last], istr = v->str[last];
+    int64_t dstr[MAXV], outer = 1;
+    dstr[last] = 1;
+    for (int j = last - 1; j >= 0; j--)
+        dstr[j] = dstr[j + 1] * v->shp[j + 1];
+    for (int j = 0; j < last; j++)
+        if (j != d) outer *= v->shp[j];
+    const int64_t T = 16, ta = (A + T - 1) / T, tk = (K + T - 1) / T;
+#pragma omp parallel for if (outer * A * K > IDL_OMP_MIN) schedule(static)
+    for (int64_t w = 0; w < outer * ta * tk; w++) {
+        int64_t o = w / (ta * tk), a0 = (w / tk) % ta * T, k0 = w % tk * T, so = v->base, dop = 0;
+        for (int j = last - 1; j >= 0; j--) { /* outer index o over the axes but d and last */
+            if (j == d) continue;
+            so += (o % v->shp[j]) * v->str[j];
+            dop += (o % v->shp[j]) * dstr[j];
+            o /= v->shp[j];
+        }
+        const int64_t a1 = IDL_MIN(a0 + T, A), k1 = IDL_MIN(k0 + T, K);
+        for (int64_t k = k0; k < k1; k++)
+            for (int64_t a = a0; a < a1; a++)
+                dst[dop + a * dstr[d] + k] = src[so + a + k * istr];
+    }
+    return true;
+}
+
 /* dst (contiguous) = src seen through v. */
 static void view_gather(void *dst, const void *src, const view *v, size_t esz) {
     int64_t n = idl__numel(v->nd, v->shp);
     if (n == 0) return;
     int64_t inner = v->shp[v->nd - 1], istr = v->str[v->nd - 1], rows = n / inner;
+    if (esz == 4 && istr != 1 && inner >= 16 && view_gather_tiles(dst, src, v)) return;
 #pragma omp parallel for if (n > IDL_OMP_MIN) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         char *o = (char *)dst + (size_t)(r * inner) * esz;

@@ -64,9 +64,27 @@ static inline double sum8(const float *a, const float *b, int64_t n, int64_t st)
 /* One lane: n elements at x[j * st]. Inlined with st = 1 for contiguous rows. */
 static inline void softmax_lane(const float *x, float *y, int64_t n, int64_t st, bool is_log) {
     if (n <= 0) return;
+    /* the maximum over 8 interleaved lanes (no chain of n dependent compares); the same value
+     * as one running maximum, NaN included: a NaN is kept only where it starts a lane, and lane
+     * 0 starts with x[0], as the running maximum does */
     float mx = x[0];
-    for (int64_t j = 1; j < n; j++)
-        mx = x[j * st] > mx ? x[j * st] : mx;
+    if (n >= 16) {
+        float m8[8];
+        for (int q = 0; q < 8; q++)
+            m8[q] = x[q * st];
+        int64_t j = 8;
+        for (; j + 8 <= n; j += 8)
+            for (int q = 0; q < 8; q++)
+                m8[q] = x[(j + q) * st] > m8[q] ? x[(j + q) * st] : m8[q];
+        for (; j < n; j++)
+            m8[0] = x[j * st] > m8[0] ? x[j * st] : m8[0];
+        mx = m8[0];
+        for (int q = 1; q < 8; q++)
+            mx = m8[q] > mx ? m8[q] : mx;
+    } else {
+        for (int64_t j = 1; j < n; j++)
+            mx = x[j * st] > mx ? x[j * st] : mx;
+    }
     /* the exponentials first (a loop that vectorises), then their sum in double, in order */
     for (int64_t j = 0; j < n; j++)
         y[j * st] = idl__vexp(x[j * st] - mx);

@@ -385,10 +385,12 @@ idl_status idl_session_set_tap(idl_session *s, const char *name, idl_tap_fn cb, 
     if (!s || !name) return idl__error(IDL_ERR_INVALID_ARG, "NULL argument");
     int v = idl__model_find(s->m, name);
     if (v < 0) return idl__unknown_tensor(s->m, name);
-    /* a plan that fused v away (a Conv+activation of a forward-only plan) is made again, with v */
+    /* a plan that fused v away (a Conv+activation of a forward-only plan), or writes it in an
+     * element-wise region (graph/rowfuse.c), is made again, with v */
     idl__plan **pl[2] = { &s->plan, &s->spare };
     for (int k = 0; k < 2 && cb; k++)
-        if (*pl[k] && (*pl[k])->alias_of && (*pl[k])->alias_of[v] >= 0) {
+        if (*pl[k] && (((*pl[k])->alias_of && (*pl[k])->alias_of[v] >= 0) ||
+                       ((*pl[k])->rf_tmp && ((*pl[k])->rf_tmp[v] || (*pl[k])->rf_out[v])))) {
             if (k == 0) s->have_forward = s->fwd_complete = false;
             idl__plan_free(*pl[k]);
             *pl[k] = NULL;

@@ -65,8 +65,25 @@ typedef struct idl__plan {
      * value (-1: none), skip[its node] */
     int *alias_of;
     bool *skip;
+    /* element-wise regions run by row blocks (forward-only plans, graph/rowfuse.c): rf_anchor per
+     * node, the region it runs (its last node; the others are skipped) or -1; rf_tmp per value:
+     * read inside its region only, no memory of its own; rf_out per value: written by a region
+     * and read after it (a tap on either kind makes the plan again); rf_last per value: the
+     * anchor of the last region reading it from outside (its lifetime in the arena), or -1 */
+    struct idl__rfregion *rf;
+    int n_rf;
+    int *rf_anchor;
+    bool *rf_tmp, *rf_out;
+    int *rf_last;
     uint64_t bytes; /* activation bytes the plan holds (the memory budget's measure) */
 } idl__plan;
+
+typedef struct idl__rfregion idl__rfregion;
+/* graph/rowfuse.c: builds forward-only plan p's element-wise regions (after its nodes are
+ * prepared, before its arena is laid out), runs the region whose anchor is node, frees them. */
+void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out);
+void idl__rowfuse_run(const idl__plan *p, int node);
+void idl__rowfuse_free(idl__plan *p);
 
 /* Plan kinds: every value kept; forward only; lean (only what a backward reads is kept). */
 enum { IDL__PLAN_FULL = 0, IDL__PLAN_FWD = 1, IDL__PLAN_LEAN = 2 };
