@@ -653,6 +653,26 @@ static int abort_after_one(int64_t done, int64_t total, void *user) {
     return done >= 1;
 }
 
+/* Ablation-CAM of conv_model in closed form: the classifier is linear in the pooled channels, so
+ * f - f_k = V_tk mean(A_k) and the map is relu(sum_k V_tk mean(A_k) / f A_k). A: the layer (2, 4,
+ * H_, W_), y: the logits (2, K_). */
+static void ablation_ref(const float *A, const float *y, const int64_t *tg, float *want) {
+    for (int i = 0; i < 2; i++) {
+        double f = y[i * K_ + tg[i]], map[H_ * W_] = { 0 };
+        for (int k = 0; k < 4; k++) {
+            const float *ak = A + (i * 4 + k) * H_ * W_;
+            double mean = 0;
+            for (int q = 0; q < H_ * W_; q++)
+                mean += ak[q];
+            mean /= H_ * W_;
+            for (int q = 0; q < H_ * W_; q++)
+                map[q] += g_v[tg[i] * 4 + k] * mean / f * ak[q];
+        }
+        for (int q = 0; q < H_ * W_; q++)
+            want[i * H_ * W_ + q] = (float)(map[q] > 0 ? map[q] : 0);
+    }
+}
+
 static void test_cams(const idl_tensor *x, const int64_t *tg) {
     idl_model *m = conv_model(0);
     idl_session *s = NULL;
@@ -666,21 +686,7 @@ static void test_cams(const idl_tensor *x, const int64_t *tg) {
     const idl_tensor *A = idl_session_tensor(s, "A");
     const float *y = idl_session_output(s, 0)->data;
     float want[2 * H_ * W_];
-    for (int i = 0; A && i < 2; i++) {
-        double f = y[i * K_ + tg[i]], map[H_ * W_] = { 0 };
-        for (int k = 0; k < 4; k++) {
-            const float *ak = (const float *)A->data + (i * 4 + k) * H_ * W_;
-            double mean = 0;
-            for (int q = 0; q < H_ * W_; q++)
-                mean += ak[q];
-            mean /= H_ * W_;
-            double wk = g_v[tg[i] * 4 + k] * mean / f;
-            for (int q = 0; q < H_ * W_; q++)
-                map[q] += wk * ak[q];
-        }
-        for (int q = 0; q < H_ * W_; q++)
-            want[i * H_ * W_ + q] = (float)(map[q] > 0 ? map[q] : 0);
-    }
+    if (A) ablation_ref(A->data, y, tg, want);
     idl_explanation e;
     CHECK_OK(run(s, "ablationcam", x, tg, "", &e));
     if (e.attribution) {
@@ -882,21 +888,8 @@ static void test_cams_repeat(const idl_tensor *x, const int64_t *tg) {
     CHECK_OK(idl_session_forward(s, in, NULL, 1));
     memcpy(y, idl_session_output(s, 0)->data, sizeof y);
     CHECK_OK(run(s, "ablationcam", x, tg, "", &e));
-    if (e.attribution) { /* relu(sum_k V_tk mean(A_k) / f A_k), as test_cams */
-        for (int i = 0; i < 2; i++) {
-            double f = y[i * K_ + tg[i]], map[H_ * W_] = { 0 };
-            for (int k = 0; k < 4; k++) {
-                const float *ak = A + (i * 4 + k) * H_ * W_;
-                double mean = 0;
-                for (int q = 0; q < H_ * W_; q++)
-                    mean += ak[q];
-                mean /= H_ * W_;
-                for (int q = 0; q < H_ * W_; q++)
-                    map[q] += g_v[tg[i] * 4 + k] * mean / f * ak[q];
-            }
-            for (int q = 0; q < H_ * W_; q++)
-                want[i * H_ * W_ + q] = (float)(map[q] > 0 ? map[q] : 0);
-        }
+    if (e.attribution) {
+        ablation_ref(A, y, tg, want);
         th_allclose("ablationcam, a zero channel = closed form", e.attribution->data, want,
                     2 * H_ * W_, 1e-5, 1e-6);
         CHECK_EQ_INT(e.passes, 2 + 2 * 3); /* A_3 = 0 is not ablated */

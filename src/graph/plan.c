@@ -606,22 +606,8 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
     for (int i = 0; i < m->n_nodes; i++) {
         const idl__node *n = &m->nodes[i];
         idl__op_ctx *c = &p->ctx[i];
-        c->node = n;
-        c->opset = m->opset;
-        c->be = s->be;
+        bool *cst = idl__ctx_bind(c, m, n, s->be, p->ptrs, p->consts, &off);
         c->din_fresh = p->fresh;
-        c->n_in = n->n_in;
-        c->n_out = n->n_out;
-        c->in = p->ptrs + off;
-        off += (size_t)n->n_in;
-        c->out = p->ptrs + off;
-        off += (size_t)n->n_out;
-        c->din = p->ptrs + off;
-        off += (size_t)n->n_in;
-        c->dout = p->ptrs + off;
-        off += (size_t)n->n_out;
-        bool *cst = p->consts + (c->in - p->ptrs);
-        c->in_const = cst;
         bool all_const = true;
         for (int k = 0; k < n->n_in; k++) {
             c->in[k] = n->in[k] >= 0 ? &p->vals[n->in[k]] : NULL;
@@ -735,6 +721,26 @@ fail:
     idl__free(act_reader);
     idl__plan_free(p);
     return st;
+}
+
+bool *idl__ctx_bind(idl__op_ctx *c, const idl_model *m, const idl__node *n, idl__backend *be,
+                    idl_tensor **ptrs, bool *consts, size_t *off) {
+    c->node = n;
+    c->opset = m->opset;
+    c->be = be;
+    c->n_in = n->n_in;
+    c->n_out = n->n_out;
+    c->in = ptrs + *off;
+    bool *cst = consts + *off;
+    c->in_const = cst;
+    *off += (size_t)n->n_in;
+    c->out = ptrs + *off;
+    *off += (size_t)n->n_out;
+    c->din = ptrs + *off;
+    *off += (size_t)n->n_in;
+    c->dout = ptrs + *off;
+    *off += (size_t)n->n_out;
+    return cst;
 }
 
 /* Calls the taps of value v; a blocked value is shown plain and what the tap wrote goes back. */

@@ -167,23 +167,10 @@ static bool set_prepare(const idl_session *s, const idl__plan *p, idl__rfregion 
     for (int j = 0; j < r->n_nodes; j++) {
         const idl__node *n = &m->nodes[r->nodes[j]];
         idl__op_ctx *c = &st->ctx[j];
-        c->node = n;
-        c->opset = m->opset;
-        c->be = s->be;
-        c->n_in = n->n_in;
-        c->n_out = n->n_out;
-        c->in = st->ptrs + off;
-        c->in_const = st->consts + off;
-        off += (size_t)n->n_in;
-        c->out = st->ptrs + off;
-        off += (size_t)n->n_out;
-        c->din = st->ptrs + off; /* no gradients: all NULL */
-        off += (size_t)n->n_in;
-        c->dout = st->ptrs + off;
-        off += (size_t)n->n_out;
+        bool *cst = idl__ctx_bind(c, m, n, s->be, st->ptrs, st->consts, &off); /* no gradients */
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k], q = v >= 0 ? val_index(r, v) : -1;
-            ((bool *)c->in_const)[k] = v < 0 || p->vconst[v];
+            cst[k] = v < 0 || p->vconst[v];
             c->in[k] = v < 0 ? NULL : q >= 0 ? &st->vals[q] : &p->vals[v];
         }
         for (int k = 0; k < n->n_out; k++) {

@@ -78,6 +78,12 @@ typedef struct idl__plan {
     uint64_t bytes; /* activation bytes the plan holds (the memory budget's measure) */
 } idl__plan;
 
+/* Points c at node n of m (its attributes, opset and backend) and its in / out / din / dout slot
+ * arrays at ptrs + *off, advancing *off past them; returns its in_const flags (consts + the same
+ * offset) for the caller to fill. */
+bool *idl__ctx_bind(idl__op_ctx *c, const idl_model *m, const idl__node *n, idl__backend *be,
+                    idl_tensor **ptrs, bool *consts, size_t *off);
+
 typedef struct idl__rfregion idl__rfregion;
 /* graph/rowfuse.c: builds forward-only plan p's element-wise regions (after its nodes are
  * prepared, before its arena is laid out), runs the region whose anchor is node, frees them. */
