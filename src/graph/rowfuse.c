@@ -238,7 +238,7 @@ void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
             const idl_tensor *x = &p->vals[v];
             if (p->vconst[v])
                 ok = column_const(x, rank) ||
-                     (x->dtype == IDL_DT_I64 && k == 1); /* opset-18 reduction axes */
+                     (red && x->dtype == IDL_DT_I64 && k == 1); /* opset-18 reduction axes */
             else
                 ok = rows_like(x, rank, y->shape) && !p->lay[v] && readers[v] >= 0 &&
                      (x->shape[rank - 1] == y->shape[rank - 1] || x->shape[rank - 1] == 1 ||
@@ -312,6 +312,7 @@ void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
             n_tmp += r->vals[j].kind == RF_TMP;
             widest = r->vals[j].width > widest ? r->vals[j].width : widest;
         }
+        ok = ok && r->rows > 0;
         r->rb = RF_BLOCK_FLOATS / widest;
         r->rb = r->rb < 1 ? 1 : r->rb > r->rows ? r->rows : r->rb;
         r->n_threads = threads;
