@@ -105,16 +105,23 @@ def bench_torch(a):
 
 
 def read_results(path):
-    """{(mode, batch): (median_ms, peak_rss_kb or None)} from a file's RESULT lines, and the
-    machine peak in GFLOP/s from its PEAK lines (the largest; None without)."""
-    res, peak = {}, None
+    """{(mode, batch): (median_ms, peak_rss_kb or None, [median_ms of each round])} from a file's
+    RESULT lines (several rounds: the median of their medians, the largest RSS), and the machine
+    peak in GFLOP/s from its PEAK lines (the largest; None without)."""
+    rounds, peak = {}, None
     if os.path.isfile(path):
         for line in open(path):
             p = line.split()
             if len(p) >= 4 and p[0] == "RESULT":
-                res[(p[1], int(p[2]))] = (float(p[3]), int(p[7]) if len(p) > 7 else None)
+                rounds.setdefault((p[1], int(p[2])), []).append(
+                    (float(p[3]), int(p[7]) if len(p) > 7 else None))
             elif len(p) == 2 and p[0] == "PEAK" and float(p[1]) > 0:
                 peak = max(peak or 0.0, float(p[1]))
+    res = {}
+    for k, r in rounds.items():
+        rss = [x[1] for x in r if x[1]]
+        res[k] = (float(np.median([x[0] for x in r])), max(rss) if rss else None,
+                  [x[0] for x in r])
     return res, peak
 
 
@@ -154,6 +161,13 @@ def table(a):
           "forward + input gradient, and %% of the machine's peak%s; peak resident MiB of the "
           "process that ran that line)"
           % (a.gflop, " of %.1f GFLOP/s (FMA probe)" % peak if peak else " (not measured)"))
+    for k in keys:  # several rounds (IDL_BENCH_ROUNDS): each round's ratio, ours then the other
+        for name, d in (("ORT", ort), ("torch", pt)):
+            if k not in ours or k not in d or len(ours[k][2]) < 2:
+                continue
+            rs = [o / t for o, t in zip(ours[k][2], d[k][2])]
+            print("%s %d: ours/%s by round %s (median %.3f; the table's ratio is of the medians)"
+                  % (k[0], k[1], name, " ".join("%.3f" % r for r in rs), float(np.median(rs))))
 
 
 def main():

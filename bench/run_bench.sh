@@ -21,7 +21,10 @@
 #   Our forward runs on a forward_only session (interpretdl-bench), the inference path.
 #   ONNX Runtime: the venv of tests/reference/setup_venv.sh (IDL_VENV, default BUILD_DIR/venv;
 #   made when missing). Environment: IDL_BENCH_THREADS (2), IDL_BENCH_RUNS (10),
-#   IDL_BENCH_WARMUP (2), IDL_BENCH_BATCH (1,8), IDL_BENCH_MODES (fwd,grad). Every process runs
+#   IDL_BENCH_WARMUP (2), IDL_BENCH_BATCH (1,8), IDL_BENCH_MODES (fwd,grad), IDL_BENCH_ROUNDS (1:
+#   each line again that many times, ours and the references in turn, so that a slow spell of the
+#   machine falls on both; the table then gives the median of the rounds and, below it, each
+#   round's ratio and their median). Every process runs
 #   with OMP_WAIT_POLICY=PASSIVE (libgomp's spinning makes timings fragile on 2 cores).
 #   Raw results stay in BUILD_DIR/bench/results/<model>/.
 set -euo pipefail
@@ -38,6 +41,7 @@ WARMUP=${IDL_BENCH_WARMUP:-2}
 BATCH=${IDL_BENCH_BATCH:-1,8}
 MODES=${IDL_BENCH_MODES:-fwd,grad}
 MODELS=${IDL_BENCH_MODELS:-resnet50,mobilenet_v2,vit_b_16,bert_base}
+ROUNDS=${IDL_BENCH_ROUNDS:-1}
 BENCH=$BUILD/bench/interpretdl-bench
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 
@@ -82,7 +86,7 @@ for model in ${MODELS//,/ }; do
     : >"$OUT/torch.txt"
     echo "== $model"
     common=(--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
-    for b in ${BATCH//,/ }; do
+    for b in $(for _ in $(seq "$ROUNDS"); do echo "${BATCH//,/ }"; done); do
         for mode in ${MODES//,/ }; do
             "$BENCH" "$onnx" "${common[@]}" --batch "$b" --mode "$mode" | grep -E "^(RESULT|PEAK)" \
                 | tee -a "$OUT/ours.txt"
