@@ -14,8 +14,11 @@
  * values read only inside the region live in the thread's small scratch instead of the arena, the
  * others are read and written in place. The ops are the same and each element is computed by the
  * same arithmetic (element-wise kernels are the same function of each element's operands wherever
- * it lies; a row's reduction runs over its elements in order either way), so the results equal
+ * it lies; a row's reduction runs one fixed order over the row either way), so the results equal
  * the unfused plan's to the bit (test_parity compares forward-only and full plans of every model).
+ * Known costs: each thread of each region has its own scratch (vit_b_16 on 2 threads: ~28 MB for
+ * its 37 regions, growing with the thread count, and not counted in max_memory), and a region
+ * starts the thread count of the plan's time.
  *
  * A region needs at least two nodes and one value read only inside it; none of its values may be
  * tapped, blocked, aliased or of another type than float32, and every node outside it that reads
