@@ -14,7 +14,7 @@
 #               35.1 GFLOP per image forward. PyTorch runs it with Debian's OpenBLAS unpacked
 #               into BUILD_DIR/bench/openblas when run_attn_bench.sh fetched it (the netlib BLAS
 #               otherwise: ~16 s a forward).
-#     bert_base  BUILD_DIR/models/bert_base/model.onnx, a BERT-base-sized encoder (12 layers of
+#     bert_base  BUILD_DIR/bench/models/bert_base/model.onnx, a BERT-base-sized encoder (12 layers of
 #               768, 12 heads, MLP 3072) from its embeddings (N, 128, 768), exported by
 #               bench/bert_encoder.py when missing; 22.3 GFLOP per sequence forward. PyTorch
 #               runs the same module with OpenBLAS as for vit_b_16.
@@ -63,6 +63,9 @@ for model in ${MODELS//,/ }; do
             ;;
     esac
     onnx=$BUILD/models/$model/model.onnx
+    # bert_base has no parity fixtures, so it stays out of BUILD_DIR/models (test_parity reads
+    # every model there)
+    [ "$model" = bert_base ] && onnx=$BUILD/bench/models/$model/model.onnx
     if [ ! -f "$onnx" ] && [ "$model" = bert_base ]; then
         echo "run_bench: exporting $model to $onnx"
         mkdir -p "$(dirname "$onnx")"

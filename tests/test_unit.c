@@ -922,6 +922,9 @@ static void test_rowfuse(void) {
         }
         CHECK_MSG(fused == 16 && anchors == 2 && fo->plan->n_rf == 2,
                   "%d of 16 element-wise nodes in regions, %d regions", fused, anchors);
+        /* the regions' scratch (shared by both) is counted in the plan's bytes, beside the arena */
+        CHECK(fo->plan->rf_scratch && fo->plan->rf_bytes > 0 &&
+              fo->plan->bytes >= fo->plan->arena_bytes + fo->plan->rf_bytes);
         /* a tap on the LayerNorm's centred values: planned again, that value kept */
         tap_copy ct = { NULL, 0, 0 };
         CHECK_OK(idl_session_set_tap(fo, "d", tap_copy_fn, &ct));
@@ -932,10 +935,70 @@ static void test_rowfuse(void) {
         CHECK(same_output(full, fo, 0));
         free(ct.v);
     }
+    /* planned on one thread count and run on another: a region runs on the calling count, at
+     * most the sets it prepared, to the same bits */
+    float *x2v = malloc((size_t)n * sizeof *x2v);
+    for (int64_t i = 0; x2v && i < n; i++)
+        x2v[i] = 0.5f - xv[i];
+    idl_tensor x2 = idl_tensor_wrap(IDL_DT_F32, 3, (int64_t[]){ 3, 7, RF_W }, x2v);
+    const idl_tensor *in2[1] = { &x2 };
+    for (int first = 1; full && m && x2v && first <= 2; first++) {
+        idl_session *t = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        o.forward_only = 1;
+        o.n_threads = first;
+        CHECK_OK(idl_session_new(m, &o, &t));
+        if (!t) break;
+        CHECK_OK(idl_session_forward(t, in2, NULL, 1)); /* other values: none left over */
+        const idl__plan *p0 = t->plan;
+        t->opts.n_threads = 3 - first;
+        CHECK_OK(idl_session_forward(t, in, NULL, 1));
+        CHECK_MSG(t->plan == p0 && p0 && p0->n_rf == 2,
+                  "planned on %d threads: plan kept, %d regions", first, p0 ? p0->n_rf : -1);
+        for (int k = 0; k < 3; k++)
+            CHECK_MSG(same_output(full, t, k),
+                      "planned on %d threads, run on %d: output %d differs", first, 3 - first, k);
+        idl_session_free(t);
+    }
+    /* a memory budget with room for the unfused plan but not for the scratch (on 16 threads, 17
+     * blocks of the largest region's values read only inside: more than those values whole): the
+     * nodes run unfused, to the same bits */
+    for (int once = 0; full && m && once < 1; once++) {
+        idl_session *t = NULL, *u = NULL;
+        idl_session_opts o = idl_session_opts_default();
+        o.forward_only = 1;
+        o.n_threads = 16;
+        CHECK_OK(idl_session_new(m, &o, &t));
+        if (t) CHECK_OK(idl_session_forward(t, in, NULL, 1));
+        const idl__plan *p = t ? t->plan : NULL;
+        uint64_t whole = 0; /* the values read only inside regions, whole */
+        for (int v = 0; p && p->rf_tmp && v < m->n_values; v++)
+            whole += p->rf_tmp[v] ? idl__tensor_bytes(&p->vals[v]) : 0;
+        CHECK_MSG(p && p->n_rf == 2 && whole > 0 && whole < p->rf_bytes,
+                  "16 threads: %d regions, scratch %llu bytes, their values %llu", p ? p->n_rf : -1,
+                  p ? (unsigned long long)p->rf_bytes : 0ull, (unsigned long long)whole);
+        if (!p || !whole || whole >= p->rf_bytes) {
+            idl_session_free(t);
+            break;
+        }
+        o.max_memory = p->bytes - p->rf_bytes + whole;
+        CHECK_OK(idl_session_new(m, &o, &u));
+        if (u) CHECK_OK(idl_session_forward(u, in, NULL, 1));
+        const idl__plan *q = u ? u->plan : NULL;
+        CHECK_MSG(q && q->n_rf == 0 && q->rf_bytes == 0 && !q->rf_scratch &&
+                      q->bytes <= o.max_memory,
+                  "budget %llu: %d regions, %llu bytes", (unsigned long long)o.max_memory,
+                  q ? q->n_rf : -1, q ? (unsigned long long)q->bytes : 0ull);
+        for (int k = 0; k < 3; k++)
+            CHECK(same_output(full, u, k) && same_output(full, t, k));
+        idl_session_free(t);
+        idl_session_free(u);
+    }
     idl_session_free(full);
     idl_session_free(fo);
     idl_model_free(m);
     free(xv);
+    free(x2v);
 }
 
 /* Weights derived from initializers (reordered for oneDNN, Winograd kernels and their transposes

@@ -709,7 +709,10 @@ idl_status idl__plan_build(idl_session *s, const idl_tensor *const *inputs, int 
     }
     if (defer) fuse_acts(m, p, act_reader);
     if (kind == IDL__PLAN_FWD) alias_copies(s, p, is_out);
-    if (kind == IDL__PLAN_FWD) idl__rowfuse_plan(s, p, is_out);
+    if (kind == IDL__PLAN_FWD) {
+        idl__rowfuse_plan(s, p, is_out, budget - used);
+        used += p->rf_bytes; /* the regions' scratch */
+    }
     if (defer && (st = arena_alloc(m, p, budget, used))) goto fail;
     if (!defer) p->bytes = used;
     idl__free(is_out);

@@ -16,9 +16,11 @@
  * same arithmetic (element-wise kernels are the same function of each element's operands wherever
  * it lies; a row's reduction runs one fixed order over the row either way), so the results equal
  * the unfused plan's to the bit (test_parity compares forward-only and full plans of every model).
- * Known costs: each thread of each region has its own scratch (vit_b_16 on 2 threads: ~28 MB for
- * its 37 regions, growing with the thread count, and not counted in max_memory), and a region
- * starts the thread count of the plan's time.
+ * Only one region runs at a time, so all regions share one scratch per thread (and one for the
+ * last, shorter block), sized for the largest region (vit_b_16: 3 x 256 KiB) and counted in the
+ * plan's bytes (max_memory). Sets for the thread count of the plan's time are prepared; a region
+ * runs on the calling thread count of its own time (omp_get_max_threads(), the one the pass's
+ * flush-to-zero setting reached), at most that many.
  *
  * A region needs at least two nodes and one value read only inside it; none of its values may be
  * tapped, blocked, aliased or of another type than float32, and every node outside it that reads
@@ -48,8 +50,7 @@ typedef struct rf_set { /* the contexts one thread runs a block with */
     idl__op_ctx *ctx;   /* per region node */
     idl_tensor **ptrs;  /* their in / out / din / dout slots */
     bool *consts;
-    idl_tensor *vals; /* per region value: the block's view */
-    float *scratch;   /* the RF_TMP values' blocks */
+    idl_tensor *vals; /* per region value: the block's view (RF_TMP: in the shared scratch) */
     bool prepared;
 } rf_set;
 
@@ -62,6 +63,7 @@ struct idl__rfregion {
     int64_t rows, rb; /* rows (product of the leading axes), rows per block */
     int n_threads;
     rf_set *sets; /* n_threads sets of rb rows, then one of the last block's rows (when fewer) */
+    size_t tmp_floats; /* a set's RF_TMP values at rb rows, each rounded up to 16 floats */
 };
 
 static const char *const rf_ops[] = { "Add",      "Sub",        "Mul",       "Div",  "Pow",
@@ -107,7 +109,6 @@ static void set_free(const idl__rfregion *r, rf_set *st) {
     idl__free(st->ptrs);
     idl__free(st->consts);
     idl__free(st->vals);
-    idl__aligned_free(st->scratch);
 }
 
 static void region_free(idl__rfregion *r) {
@@ -126,8 +127,10 @@ void idl__rowfuse_free(idl__plan *p) {
     idl__free(p->rf_tmp);
     idl__free(p->rf_out);
     idl__free(p->rf_last);
+    idl__aligned_free(p->rf_scratch);
     p->rf = NULL, p->rf_anchor = NULL, p->rf_tmp = NULL, p->rf_out = NULL, p->rf_last = NULL;
-    p->n_rf = 0;
+    p->rf_scratch = NULL;
+    p->n_rf = 0, p->rf_bytes = 0;
 }
 
 static int val_index(const idl__rfregion *r, int v) {
@@ -136,23 +139,29 @@ static int val_index(const idl__rfregion *r, int v) {
     return -1;
 }
 
-/* Prepares one set's contexts for blocks of `rows` rows; false when an op declines the shape. */
+/* Floats of a set's RF_TMP values at `rows` rows in the scratch, each rounded up to 16. */
+static size_t tmp_floats(const idl__rfregion *r, int64_t rows) {
+    size_t tmp = 0;
+    for (int j = 0; j < r->n_vals; j++)
+        if (r->vals[j].kind == RF_TMP) tmp += (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
+    return tmp;
+}
+
+/* Prepares one set's contexts for blocks of `rows` rows, its RF_TMP values in `scratch`; false
+ * when an op declines the shape. */
 static bool set_prepare(const idl_session *s, const idl__plan *p, idl__rfregion *r, rf_set *st,
-                        int64_t rows) {
+                        int64_t rows, float *scratch) {
     const idl_model *m = s->m;
-    size_t slots = 0, tmp = 0;
+    size_t slots = 0;
     for (int j = 0; j < r->n_nodes; j++) {
         const idl__node *n = &m->nodes[r->nodes[j]];
         slots += 2 * (size_t)(n->n_in + n->n_out);
     }
-    for (int j = 0; j < r->n_vals; j++)
-        if (r->vals[j].kind == RF_TMP) tmp += (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
     st->ctx = idl__calloc((size_t)r->n_nodes, sizeof *st->ctx);
     st->ptrs = idl__calloc(slots + 1, sizeof *st->ptrs);
     st->consts = idl__calloc(slots + 1, sizeof *st->consts);
     st->vals = idl__calloc((size_t)r->n_vals, sizeof *st->vals);
-    st->scratch = idl__aligned_alloc(sizeof(float) * (tmp ? tmp : 16));
-    if (!st->ctx || !st->ptrs || !st->consts || !st->vals || !st->scratch) return false;
+    if (!st->ctx || !st->ptrs || !st->consts || !st->vals) return false;
     size_t at = 0;
     for (int j = 0; j < r->n_vals; j++) {
         int64_t shp[IDL_MAX_DIMS];
@@ -162,7 +171,7 @@ static bool set_prepare(const idl_session *s, const idl__plan *p, idl__rfregion 
         shp[r->rank - 1] = r->vals[j].width;
         st->vals[j] = idl_tensor_wrap(IDL_DT_F32, r->rank, shp, NULL);
         if (r->vals[j].kind == RF_TMP) {
-            st->vals[j].data = st->scratch + at;
+            st->vals[j].data = scratch + at;
             at += (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
         }
     }
@@ -195,9 +204,10 @@ static bool set_prepare(const idl_session *s, const idl__plan *p, idl__rfregion 
 }
 
 /* Builds the regions of forward-only plan p (after its nodes are prepared and its fused
- * activations and aliased copies chosen, before the arena is laid out). Without memory, or when
- * an op declines a block's shape, the nodes run unfused as before. */
-void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
+ * activations and aliased copies chosen, before the arena is laid out); their scratch takes at
+ * most `room` bytes (p->rf_bytes). Without memory or room, or when an op declines a block's
+ * shape, the nodes run unfused as before. */
+void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out, uint64_t room) {
     const idl_model *m = s->m;
     int nn = m->n_nodes, nv = m->n_values;
     int *up = idl__malloc(sizeof(int) * (size_t)(nn + 1));
@@ -270,10 +280,13 @@ void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    int fused_nodes = 0;
+    /* first the regions and their values, then one scratch per set index sized for the largest,
+     * then each region's sets prepared in it */
+    int nb = 0;
+    size_t most = 16;
     for (int root = 0; root < nn; root++) {
         if (!cand[root] || find(up, root) != root || count[root] < 2) continue;
-        idl__rfregion *r = &p->rf[p->n_rf];
+        idl__rfregion *r = &p->rf[nb];
         memset(r, 0, sizeof *r);
         r->nodes = idl__malloc(sizeof(int) * (size_t)count[root]);
         r->vals = idl__malloc(sizeof(rf_val) * 3 * (size_t)count[root] + sizeof(rf_val));
@@ -310,20 +323,32 @@ void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
             r->vals[r->n_vals++] =
                 (rf_val){ v, tmp ? RF_TMP : RF_OUT, p->vals[v].shape[r->rank - 1] };
         }
-        int n_tmp = 0;
-        for (int j = 0; j < r->n_vals; j++) {
-            n_tmp += r->vals[j].kind == RF_TMP;
+        for (int j = 0; j < r->n_vals; j++)
             widest = r->vals[j].width > widest ? r->vals[j].width : widest;
-        }
-        ok = ok && r->rows > 0;
         r->rb = RF_BLOCK_FLOATS / widest;
         r->rb = r->rb < 1 ? 1 : r->rb > r->rows ? r->rows : r->rb;
         r->n_threads = threads;
-        r->sets = idl__calloc((size_t)threads + 1, sizeof *r->sets);
-        ok = ok && n_tmp > 0 && r->sets;
+        r->tmp_floats = tmp_floats(r, r->rb);
+        if (!ok || r->rows <= 0 || !r->tmp_floats) {
+            region_free(r);
+            continue;
+        }
+        most = r->tmp_floats > most ? r->tmp_floats : most;
+        nb++;
+    }
+    size_t bytes = sizeof(float) * most * (size_t)(threads + 1);
+    if (nb && bytes <= room) p->rf_scratch = idl__aligned_alloc(bytes);
+    int fused_nodes = 0;
+    for (int q = 0; q < nb; q++) {
+        idl__rfregion *r = &p->rf[p->n_rf];
+        if (q != p->n_rf) *r = p->rf[q];
+        r->sets = p->rf_scratch ? idl__calloc((size_t)threads + 1, sizeof *r->sets) : NULL;
+        bool ok = r->sets != NULL;
         for (int t = 0; ok && t < threads; t++)
-            ok = set_prepare(s, p, r, &r->sets[t], r->rb);
-        if (ok && r->rows % r->rb) ok = set_prepare(s, p, r, &r->sets[threads], r->rows % r->rb);
+            ok = set_prepare(s, p, r, &r->sets[t], r->rb, p->rf_scratch + (size_t)t * most);
+        if (ok && r->rows % r->rb)
+            ok = set_prepare(s, p, r, &r->sets[threads], r->rows % r->rb,
+                             p->rf_scratch + (size_t)threads * most);
         if (!ok) {
             region_free(r);
             continue;
@@ -340,11 +365,12 @@ void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out) {
         fused_nodes += r->n_nodes;
         p->n_rf++;
     }
+    if (p->n_rf) p->rf_bytes = bytes;
     if (p->n_rf)
         idl__log(IDL_LOG_DEBUG,
                  "forward-only plan: %d element-wise regions of %d nodes run by row "
-                 "blocks",
-                 p->n_rf, fused_nodes);
+                 "blocks; %d scratch blocks of %zu KiB",
+                 p->n_rf, fused_nodes, threads + 1, (sizeof(float) * most) >> 10);
 done:
     idl__free(up);
     idl__free(readers);
@@ -354,11 +380,17 @@ done:
     if (!p->n_rf) idl__rowfuse_free(p);
 }
 
-/* Runs region rf_anchor[node] (the anchor's turn in the plan). */
+/* Runs region rf_anchor[node] (the anchor's turn in the plan) on the current thread count, at
+ * most the sets prepared. */
 void idl__rowfuse_run(const idl__plan *p, int node) {
     idl__rfregion *r = &p->rf[p->rf_anchor[node]];
     const int64_t nblk = (r->rows + r->rb - 1) / r->rb;
-#pragma omp parallel for schedule(static) num_threads(r->n_threads) if (nblk > 1)
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+    nt = nt > r->n_threads ? r->n_threads : nt < 1 ? 1 : nt;
+#endif
+#pragma omp parallel for schedule(static) num_threads(nt) if (nblk > 1)
     for (int64_t b = 0; b < nblk; b++) {
         int t = 0;
 #ifdef _OPENMP

@@ -69,9 +69,13 @@ typedef struct idl__plan {
      * node, the region it runs (its last node; the others are skipped) or -1; rf_tmp per value:
      * read inside its region only, no memory of its own; rf_out per value: written by a region
      * and read after it (a tap on either kind makes the plan again); rf_last per value: the
-     * anchor of the last region reading it from outside (its lifetime in the arena), or -1 */
+     * anchor of the last region reading it from outside (its lifetime in the arena), or -1;
+     * rf_scratch: the regions' values read only inside, one block per thread and one for the
+     * last block, shared by all regions (one runs at a time), rf_bytes of it */
     struct idl__rfregion *rf;
     int n_rf;
+    float *rf_scratch;
+    uint64_t rf_bytes;
     int *rf_anchor;
     bool *rf_tmp, *rf_out;
     int *rf_last;
@@ -86,8 +90,9 @@ bool *idl__ctx_bind(idl__op_ctx *c, const idl_model *m, const idl__node *n, idl_
 
 typedef struct idl__rfregion idl__rfregion;
 /* graph/rowfuse.c: builds forward-only plan p's element-wise regions (after its nodes are
- * prepared, before its arena is laid out), runs the region whose anchor is node, frees them. */
-void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out);
+ * prepared, before its arena is laid out; their scratch within `room` bytes), runs the region
+ * whose anchor is node, frees them. */
+void idl__rowfuse_plan(const idl_session *s, idl__plan *p, const bool *is_out, uint64_t room);
 void idl__rowfuse_run(const idl__plan *p, int node);
 void idl__rowfuse_free(idl__plan *p);
 
