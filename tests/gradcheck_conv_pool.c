@@ -218,6 +218,30 @@ static void b_matmul_2d1d(tb_model *b) {
     tb_node(b, "MatMul", "a,b", "y");
     tb_output(b, "y");
 }
+/* constant weights with few rows: the products run on oneDNN's matmul where it has brgemm
+ * (gemm.c), forward and input gradient */
+static void b_gemm_const(tb_model *b) {
+    static float w[6 * 4], bias[6];
+    for (int i = 0; i < 24; i++)
+        w[i] = 0.1f * (float)((i * 7) % 11) - 0.5f;
+    for (int i = 0; i < 6; i++)
+        bias[i] = 0.25f * (float)i - 0.6f;
+    tb_input(b, "A", IDL_DT_F32, 2, SH(3, 4));
+    tb_init_f32(b, "B", 2, SH(6, 4), w);
+    tb_init_f32(b, "C", 1, SH(6), bias);
+    tb_node(b, "Gemm", "A,B,C", "y");
+    tb_attr_int(b, "transB", 1);
+    tb_output(b, "y");
+}
+static void b_matmul_const(tb_model *b) {
+    static float w[4 * 5];
+    for (int i = 0; i < 20; i++)
+        w[i] = 0.1f * (float)((i * 5) % 13) - 0.6f;
+    tb_input(b, "a", IDL_DT_F32, 3, SH(2, 3, 4));
+    tb_init_f32(b, "w", 2, SH(4, 5), w);
+    tb_node(b, "MatMul", "a,w", "y");
+    tb_output(b, "y");
+}
 
 const gc_case gc_cases_conv_pool[] = {
     { "Conv/pads+strides", "Conv", b_conv_pads_strides, 0, 0 },
@@ -240,7 +264,9 @@ const gc_case gc_cases_conv_pool[] = {
     { "BatchNormalization", "BatchNormalization", b_batchnorm, 0, 0 },
     { "Gemm/transA+transB+bias(N)", "Gemm", b_gemm_trans, 0, 0 },
     { "Gemm/bias(M,1)", "Gemm", b_gemm_plain, 0, 0 },
+    { "Gemm/const_w+transB+bias", "Gemm", b_gemm_const, 0, 0 },
     { "MatMul/2d", "MatMul", b_matmul_2d, 0, 0 },
+    { "MatMul/const_w", "MatMul", b_matmul_const, 0, 0 },
     { "MatMul/batched", "MatMul", b_matmul_batched, 0, 0 },
     { "MatMul/broadcast", "MatMul", b_matmul_bcast, 0, 0 },
     { "MatMul/1d x 2d", "MatMul", b_matmul_1d, 0, 0 },

@@ -1001,6 +1001,99 @@ static void test_rowfuse(void) {
     free(x2v);
 }
 
+/* x (R, 48) -> MatMul(x, W1 (48, 40)) + Gemm(x, W2 (40, 48), bias, transB) -> y (R, 40): products
+ * by constant weights. At most 512 rows they run on oneDNN's matmul where it has brgemm kernels
+ * (AVX-512), above on sgemm (gemm.c); either way y and dy/dx (which accumulates from both
+ * products) equal a double-precision reference, and a forward-only session's y equals the full
+ * one's to the bit. The log says which products took the primitive. */
+#define CW_K 48
+#define CW_N 40
+static float cw_w1[CW_K * CW_N], cw_w2[CW_N * CW_K], cw_b[CW_N];
+
+static idl_model *const_weight_model(void) {
+    uint32_t seed = 21;
+    tb_frand_fill(cw_w1, CW_K * CW_N, 0.5f, &seed);
+    tb_frand_fill(cw_w2, CW_N * CW_K, 0.5f, &seed);
+    tb_frand_fill(cw_b, CW_N, 1.0f, &seed);
+    tb_model *b = tb_new(13);
+    tb_input_sym(b, "x", IDL_DT_F32, 2, (int64_t[]){ -1, CW_K });
+    tb_init_f32(b, "W1", 2, (int64_t[]){ CW_K, CW_N }, cw_w1);
+    tb_init_f32(b, "W2", 2, (int64_t[]){ CW_N, CW_K }, cw_w2);
+    tb_init_f32(b, "bias", 1, (int64_t[]){ CW_N }, cw_b);
+    tb_node(b, "MatMul", "x,W1", "p");
+    tb_node(b, "Gemm", "x,W2,bias", "q");
+    tb_attr_int(b, "transB", 1);
+    tb_node(b, "Add", "p,q", "y");
+    tb_output(b, "y");
+    idl_model *m = tb_load(b);
+    tb_free(b);
+    return m;
+}
+
+static void count_matmul_log(idl_log_level lv, const char *msg, void *user) {
+    (void)lv;
+    if (strstr(msg, "product on oneDNN's matmul")) (*(int *)user)++;
+}
+
+static void test_const_weight_products(void) {
+    idl_model *m = const_weight_model();
+    CHECK(m != NULL);
+    bool brgemm = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+    for (int rows = 40; m && rows <= 600; rows += 560) {
+        int64_t R = rows;
+        float *xv = malloc(sizeof(float) * (size_t)(R * CW_K)),
+              *sv = malloc(sizeof(float) * (size_t)(R * CW_N));
+        uint32_t seed = 3;
+        tb_frand_fill(xv, (size_t)(R * CW_K), 1.0f, &seed);
+        tb_frand_fill(sv, (size_t)(R * CW_N), 1.0f, &seed);
+        idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ R, CW_K }, xv);
+        idl_tensor sd = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ R, CW_N }, sv);
+        const idl_tensor *in[1] = { &x };
+        int used = 0;
+        idl_log_set(count_matmul_log, &used, IDL_LOG_DEBUG);
+        idl_session *full = NULL, *fo = NULL;
+        fo_pair(m, in, &full, &fo);
+        idl_log_set(NULL, NULL, IDL_LOG_ERROR);
+        /* two plans (full, forward-only) of two products each */
+        CHECK_MSG(used == (rows <= 512 && brgemm ? 4 : 0), "%d rows: %d products on the primitive",
+                  rows, used);
+        idl_objective obj = idl_objective_default();
+        obj.kind = IDL_OBJ_SEED;
+        obj.seed = &sd;
+        const char *wrt[1] = { "x" };
+        if (full) CHECK_OK(idl_session_backward(full, &obj, wrt, 1));
+        const idl_tensor *y = full ? idl_session_output(full, 0) : NULL;
+        const idl_tensor *g = full ? idl_session_grad(full, "x") : NULL;
+        CHECK(y && g && same_output(full, fo, 0));
+        double ey = 0, eg = 0, sy = 0, sg = 0;
+        for (int64_t r = 0; y && g && r < R; r++) {
+            for (int n = 0; n < CW_N; n++) {
+                double a = cw_b[n];
+                for (int k = 0; k < CW_K; k++)
+                    a += (double)xv[r * CW_K + k] *
+                         ((double)cw_w1[k * CW_N + n] + (double)cw_w2[n * CW_K + k]);
+                ey = fmax(ey, fabs(a - ((float *)y->data)[r * CW_N + n]));
+                sy = fmax(sy, fabs(a));
+            }
+            for (int k = 0; k < CW_K; k++) {
+                double a = 0;
+                for (int n = 0; n < CW_N; n++)
+                    a += (double)sv[r * CW_N + n] *
+                         ((double)cw_w1[k * CW_N + n] + (double)cw_w2[n * CW_K + k]);
+                eg = fmax(eg, fabs(a - ((float *)g->data)[r * CW_K + k]));
+                sg = fmax(sg, fabs(a));
+            }
+        }
+        CHECK_MSG(ey <= 1e-5 * sy && eg <= 1e-5 * sg,
+                  "%d rows: |y - ref| %g of %g, |dx - ref| %g of %g", rows, ey, sy, eg, sg);
+        idl_session_free(full);
+        idl_session_free(fo);
+        free(xv);
+        free(sv);
+    }
+    idl_model_free(m);
+}
+
 /* Weights derived from initializers (reordered for oneDNN, Winograd kernels and their transposes
  * for the input gradient) are the session's, shared by its plans: a second plan (another batch,
  * the first kept as the spare) takes a reference to each instead of deriving its own, and computes
@@ -1416,6 +1509,7 @@ int main(void) {
     test_forward_only();
     test_forward_only_fusions();
     test_rowfuse();
+    test_const_weight_products();
     test_save_for_backward();
     test_derived_shared();
     test_op_tables();

@@ -5,10 +5,136 @@
  *           is (1,K) with M dropped from Y, a 1-D B is (K,1) with N dropped.
  * MatMul whose B has no batch axes and whose A is not broadcast runs as one (batch*M, K) x (K, N)
  * product; other batched products loop over the batch (in parallel when the matrices are small).
- * Gradients: dA, dB (and dC summed over C's broadcast axes) accumulate with beta = 1. */
+ * Gradients: dA, dB (and dC summed over C's broadcast axes) accumulate with beta = 1.
+ *
+ * Products by constant 2-D weights with few rows (at most WMM_MAX_ROWS: a transformer at batch 1
+ * or 2) run as oneDNN matmul primitives that read the weights where they lie (no copy), forward
+ * (Y = A W, Gemm's bias added by the primitive) and for the input gradient (dA += dY W^T), when
+ * oneDNN implements them with its brgemm kernels (AVX-512; elsewhere its matmul would call sgemm
+ * as we do). Measured on the 2-core AVX-512 EPYC at 197 rows (vit_b_16 at batch 1): dnnl_sgemm's
+ * speed depends on the shape and moves from run to run, 126-222 GFLOP/s (dY W^T of the MLP's
+ * first product: ~128), the primitives' stays at 200-215; at 1576 rows sgemm keeps 204-209 and
+ * the primitives 199-200, hence the bound. Both give the same bits on 1, 2 or 4 threads. The
+ * choice depends on the shapes only, so a forward-only and a full plan of one shape compute the
+ * same bits. */
 #include "ops/op.h"
 
 #include <string.h>
+
+#define WMM_MAX_ROWS 512
+
+/* Y (rows, N) = A (rows, K) W (+ bias) and dA (rows, K) += dY (rows, N) W^T, W constant: (K, N)
+ * row-major, or (N, K) when wt (Gemm's transB). */
+typedef struct wmm {
+    dnnl_primitive_t fwd, bwd; /* bwd: made at the first backward */
+    dnnl_memory_t a, w, bias, y, dy, wT, da;
+    int64_t rows, K, N;
+    bool wt, tried_bwd;
+} wmm;
+
+static void wmm_free(wmm *p) {
+    if (p->fwd) dnnl_primitive_destroy(p->fwd);
+    if (p->bwd) dnnl_primitive_destroy(p->bwd);
+    dnnl_memory_t *mem[] = { &p->a, &p->w, &p->bias, &p->y, &p->dy, &p->wT, &p->da };
+    for (size_t i = 0; i < sizeof mem / sizeof *mem; i++)
+        if (*mem[i]) dnnl_memory_destroy(*mem[i]);
+    memset(p, 0, sizeof *p);
+}
+
+static dnnl_status_t md2(dnnl_memory_desc_t *md, int64_t r, int64_t c, int64_t sr, int64_t sc) {
+    dnnl_dims_t d = { r, c }, st = { sr, sc };
+    return dnnl_memory_desc_init_by_strides(md, 2, d, dnnl_f32, st);
+}
+
+/* A matmul primitive src (r, k) x wei -> dst (r, n) (+ bias (1, n); accumulating into dst with
+ * sum), when oneDNN runs it on brgemm; NULL otherwise. */
+static dnnl_primitive_t wmm_prim(idl__backend *be, const dnnl_memory_desc_t *src,
+                                 const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bias,
+                                 const dnnl_memory_desc_t *dst, bool sum) {
+    dnnl_matmul_desc_t d;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    const char *impl = NULL;
+    bool ok = dnnl_matmul_desc_init(&d, src, wei, bias, dst) == dnnl_success &&
+              dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && sum)
+        ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &d, attr, be->engine, NULL) == dnnl_success &&
+         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+         impl && !strncmp(impl, "brg", 3);
+    /* the layouts asked for are exact, so the primitive takes the data where it lies */
+    if (ok && dnnl_primitive_create(&p, pd) != dnnl_success) p = NULL;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return p;
+}
+
+/* Sets p up for `rows` rows when the forward primitive can be made; false: use sgemm. */
+static bool wmm_init(const idl__op_ctx *c, wmm *p, int64_t rows, int64_t K, int64_t N, bool wt,
+                     const float *W, const float *bias) {
+    idl__backend *be = c->be;
+    memset(p, 0, sizeof *p);
+    if (rows < 1 || rows > WMM_MAX_ROWS || K < 1 || N < 1) return false;
+    p->rows = rows, p->K = K, p->N = N, p->wt = wt;
+    dnnl_memory_desc_t amd, wmd, bmd, ymd;
+    if (md2(&amd, rows, K, K, 1) || md2(&wmd, K, N, wt ? 1 : N, wt ? K : 1) ||
+        md2(&bmd, 1, N, N, 1) || md2(&ymd, rows, N, N, 1))
+        return false;
+    p->fwd = wmm_prim(be, &amd, &wmd, bias ? &bmd : NULL, &ymd, false);
+    bool ok = p->fwd && !dnnl_memory_create(&p->a, &amd, be->engine, DNNL_MEMORY_NONE) &&
+              !dnnl_memory_create(&p->w, &wmd, be->engine, (void *)W) &&
+              !dnnl_memory_create(&p->y, &ymd, be->engine, DNNL_MEMORY_NONE) &&
+              (!bias || !dnnl_memory_create(&p->bias, &bmd, be->engine, (void *)bias));
+    if (!ok)
+        wmm_free(p);
+    else
+        idl__log(IDL_LOG_DEBUG, "node '%s' (%s): %lld x %lld x %lld product on oneDNN's matmul",
+                 c->node->name, c->node->op_type, (long long)rows, (long long)K, (long long)N);
+    return ok;
+}
+
+static void wmm_forward(idl__backend *be, wmm *p, const float *A, float *Y) {
+    dnnl_memory_set_data_handle(p->a, (void *)A);
+    dnnl_memory_set_data_handle(p->y, Y);
+    dnnl_exec_arg_t a[4] = { { DNNL_ARG_SRC, p->a },
+                             { DNNL_ARG_WEIGHTS, p->w },
+                             { DNNL_ARG_DST, p->y },
+                             { DNNL_ARG_BIAS, p->bias } };
+    idl__dnnl_exec(be, p->fwd, p->bias ? 4 : 3, a);
+}
+
+/* dA += dY W^T; false when the primitive cannot be made (the caller uses sgemm). */
+static bool wmm_backward(idl__backend *be, wmm *p, const float *W, const float *dY, float *dA) {
+    if (!p->tried_bwd) {
+        p->tried_bwd = true;
+        dnnl_memory_desc_t dymd, wmd, damd;
+        int64_t K = p->K, N = p->N;
+        /* W^T (N, K): W (K, N) read with strides (1, N), or W (N, K) as it is */
+        if (md2(&dymd, p->rows, N, N, 1) || md2(&wmd, N, K, p->wt ? K : 1, p->wt ? 1 : N) ||
+            md2(&damd, p->rows, K, K, 1))
+            return false;
+        p->bwd = wmm_prim(be, &dymd, &wmd, NULL, &damd, true);
+        if (p->bwd && (dnnl_memory_create(&p->dy, &dymd, be->engine, DNNL_MEMORY_NONE) ||
+                       dnnl_memory_create(&p->wT, &wmd, be->engine, (void *)W) ||
+                       dnnl_memory_create(&p->da, &damd, be->engine, DNNL_MEMORY_NONE))) {
+            dnnl_primitive_destroy(p->bwd);
+            p->bwd = NULL;
+        }
+    }
+    if (!p->bwd) return false;
+    dnnl_memory_set_data_handle(p->dy, (void *)dY);
+    dnnl_memory_set_data_handle(p->da, dA);
+    dnnl_exec_arg_t a[3] = { { DNNL_ARG_SRC, p->dy },
+                             { DNNL_ARG_WEIGHTS, p->wT },
+                             { DNNL_ARG_DST, p->da } };
+    idl__dnnl_exec(be, p->bwd, 3, a);
+    return true;
+}
 
 /* ---- Gemm ---- */
 
@@ -17,9 +143,12 @@ typedef struct gemm_state {
     float alpha, beta;
     int64_t M, N, K;
     int64_t csm, csn; /* C's element strides along M and N (0 where broadcast) */
+    wmm mm;           /* mm.fwd: the product runs there (constant B, alpha 1, C a bias or none) */
 } gemm_state;
 
-static void state_free(void *s) {
+static void state_free(void *p) {
+    gemm_state *s = p;
+    if (s) wmm_free(&s->mm);
     idl__free(s);
 }
 
@@ -64,11 +193,19 @@ static idl_status gemm_prepare(idl__op_ctx *c) {
         s->csn = cn == 1 ? 0 : 1;
     }
     idl__set_out(c->out[0], IDL_DT_F32, 2, (int64_t[]){ s->M, s->N });
+    /* a bias: C constant, one value per column, added as it is */
+    bool bias = cc && c->in_const[2] && s->beta == 1.0f && s->csm == 0 && s->csn == 1;
+    if (!s->ta && c->in_const[1] && s->alpha == 1.0f && (!cc || bias))
+        wmm_init(c, &s->mm, s->M, s->K, s->N, s->tb, b->data, bias ? cc->data : NULL);
     return IDL_OK;
 }
 
 static void gemm_forward(idl__op_ctx *c) {
-    const gemm_state *s = c->state;
+    gemm_state *s = c->state;
+    if (s->mm.fwd) {
+        wmm_forward(c->be, &s->mm, c->in[0]->data, c->out[0]->data);
+        return;
+    }
     const float *A = c->in[0]->data, *B = c->in[1]->data;
     float *Y = c->out[0]->data;
     bool use_c = s->has_c && s->beta != 0.0f;
@@ -83,13 +220,15 @@ static void gemm_forward(idl__op_ctx *c) {
 }
 
 static idl_status gemm_backward(idl__op_ctx *c) {
-    const gemm_state *s = c->state;
+    gemm_state *s = c->state;
     if (!c->dout[0]) return IDL_OK;
     const float *A = c->in[0]->data, *B = c->in[1]->data, *dY = c->dout[0]->data;
     int64_t M = s->M, N = s->N, K = s->K, lda = s->ta ? M : K, ldb = s->tb ? K : N;
     if (c->din[0]) {
         float *dA = c->din[0]->data;
-        if (!s->ta) /* dA (M,K) += alpha dY B'^T */
+        if (s->mm.fwd && wmm_backward(c->be, &s->mm, B, dY, dA))
+            ;            /* dA (M,K) += dY B'^T (alpha 1) */
+        else if (!s->ta) /* dA (M,K) += alpha dY B'^T */
             idl__sgemm(false, !s->tb, M, K, N, s->alpha, dY, N, B, ldb, 1.0f, dA, K);
         else /* dA (K,M) += alpha B' dY^T */
             idl__sgemm(s->tb, true, K, M, N, s->alpha, B, ldb, dY, N, 1.0f, dA, M);
@@ -121,11 +260,13 @@ typedef struct matmul_state {
     bool b_shared;
     int64_t *aoff; /* per batch: offset of its A and B matrices, in matrices */
     int64_t *boff;
+    wmm mm; /* mm.fwd: the folded product runs there (constant 2-D B) */
 } matmul_state;
 
 static void matmul_free(void *p) {
     matmul_state *s = p;
     if (!s) return;
+    wmm_free(&s->mm);
     idl__free(s->aoff);
     idl__free(s->boff);
     idl__free(s);
@@ -172,6 +313,8 @@ static idl_status matmul_prepare(idl__op_ctx *c) {
     s->fold = bnb == 1 && anb == s->nb;
     s->a_shared = anb < s->nb;
     s->b_shared = bnb < s->nb;
+    if (s->fold && c->in_const[1] && b->ndim == 2)
+        wmm_init(c, &s->mm, s->nb * M, K, N, false, b->data, NULL);
     if (s->fold || s->nb == 0) return IDL_OK;
     s->aoff = idl__calloc((size_t)s->nb, sizeof(int64_t));
     s->boff = idl__calloc((size_t)s->nb, sizeof(int64_t));
@@ -198,10 +341,14 @@ static idl_status matmul_prepare(idl__op_ctx *c) {
 }
 
 static void matmul_forward(idl__op_ctx *c) {
-    const matmul_state *s = c->state;
+    matmul_state *s = c->state;
     const float *A = c->in[0]->data, *B = c->in[1]->data;
     float *Y = c->out[0]->data;
     int64_t M = s->M, N = s->N, K = s->K;
+    if (s->mm.fwd) {
+        wmm_forward(c->be, &s->mm, A, Y);
+        return;
+    }
     if (s->fold) {
         idl__sgemm(false, false, s->nb * M, N, K, 1.0f, A, K, B, N, 0.0f, Y, N);
         return;
@@ -213,11 +360,12 @@ static void matmul_forward(idl__op_ctx *c) {
 }
 
 static idl_status matmul_backward(idl__op_ctx *c) {
-    const matmul_state *s = c->state;
+    matmul_state *s = c->state;
     if (!c->dout[0]) return IDL_OK;
     const float *A = c->in[0]->data, *B = c->in[1]->data, *dY = c->dout[0]->data;
     float *dA = c->din[0] ? c->din[0]->data : NULL, *dB = c->din[1] ? c->din[1]->data : NULL;
     int64_t M = s->M, N = s->N, K = s->K;
+    if (s->mm.fwd && dA && wmm_backward(c->be, &s->mm, B, dY, dA)) dA = NULL; /* done */
     if (s->fold) {
         if (dA) idl__sgemm(false, true, s->nb * M, K, N, 1.0f, dY, N, B, N, 1.0f, dA, K);
         if (dB) idl__sgemm(true, false, K, N, s->nb * M, 1.0f, A, K, dY, N, 1.0f, dB, N);
