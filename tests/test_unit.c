@@ -1002,10 +1002,11 @@ static void test_rowfuse(void) {
 }
 
 /* x (R, 48) -> MatMul(x, W1 (48, 40)) + Gemm(x, W2 (40, 48), bias, transB) -> y (R, 40): products
- * by constant weights. At most 512 rows they run on oneDNN's matmul where it has brgemm kernels
- * (AVX-512), above on sgemm (gemm.c); either way y and dy/dx (which accumulates from both
- * products) equal a double-precision reference, and a forward-only session's y equals the full
- * one's to the bit. The log says which products took the primitive. */
+ * by constant weights. Where oneDNN has brgemm kernels (AVX-512) their input gradients run on its
+ * matmul primitive, and their forwards too at most 512 rows, sgemm otherwise (gemm.c); either way y
+ * and dy/dx (which accumulates from both products) equal a double-precision reference, and a
+ * forward-only session's y equals the full one's to the bit. The log says which products took the
+ * primitive. */
 #define CW_K 48
 #define CW_N 40
 static float cw_w1[CW_K * CW_N], cw_w2[CW_N * CW_K], cw_b[CW_N];
@@ -1032,7 +1033,8 @@ static idl_model *const_weight_model(void) {
 
 static void count_matmul_log(idl_log_level lv, const char *msg, void *user) {
     (void)lv;
-    if (strstr(msg, "product on oneDNN's matmul")) (*(int *)user)++;
+    if (strstr(msg, "product on oneDNN's matmul")) ((int *)user)[0]++;
+    if (strstr(msg, "input gradient on oneDNN's matmul")) ((int *)user)[1]++;
 }
 
 static void test_const_weight_products(void) {
@@ -1049,19 +1051,21 @@ static void test_const_weight_products(void) {
         idl_tensor x = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ R, CW_K }, xv);
         idl_tensor sd = idl_tensor_wrap(IDL_DT_F32, 2, (int64_t[]){ R, CW_N }, sv);
         const idl_tensor *in[1] = { &x };
-        int used = 0;
-        idl_log_set(count_matmul_log, &used, IDL_LOG_DEBUG);
+        int used[2] = { 0, 0 };
+        idl_log_set(count_matmul_log, used, IDL_LOG_DEBUG);
         idl_session *full = NULL, *fo = NULL;
         fo_pair(m, in, &full, &fo);
-        idl_log_set(NULL, NULL, IDL_LOG_ERROR);
-        /* two plans (full, forward-only) of two products each */
-        CHECK_MSG(used == (rows <= 512 && brgemm ? 4 : 0), "%d rows: %d products on the primitive",
-                  rows, used);
         idl_objective obj = idl_objective_default();
         obj.kind = IDL_OBJ_SEED;
         obj.seed = &sd;
         const char *wrt[1] = { "x" };
         if (full) CHECK_OK(idl_session_backward(full, &obj, wrt, 1));
+        idl_log_set(NULL, NULL, IDL_LOG_ERROR);
+        /* forward: two plans (full, forward-only) of two products each, at few rows; the input
+         * gradient: the full session's two products, at any number of rows */
+        CHECK_MSG(used[0] == (rows <= 512 && brgemm ? 4 : 0) && used[1] == (brgemm ? 2 : 0),
+                  "%d rows: %d forward products and %d input gradients on the primitive", rows,
+                  used[0], used[1]);
         const idl_tensor *y = full ? idl_session_output(full, 0) : NULL;
         const idl_tensor *g = full ? idl_session_grad(full, "x") : NULL;
         CHECK(y && g && same_output(full, fo, 0));

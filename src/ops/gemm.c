@@ -7,27 +7,31 @@
  * product; other batched products loop over the batch (in parallel when the matrices are small).
  * Gradients: dA, dB (and dC summed over C's broadcast axes) accumulate with beta = 1.
  *
- * Products by constant 2-D weights with few rows (at most WMM_MAX_ROWS: a transformer at batch 1
- * or 2) run as oneDNN matmul primitives that read the weights where they lie (no copy), forward
- * (Y = A W, Gemm's bias added by the primitive) and for the input gradient (dA += dY W^T), when
- * oneDNN implements them with its brgemm kernels (AVX-512; elsewhere its matmul would call sgemm
- * as we do). Measured on the 2-core AVX-512 EPYC at 197 rows (vit_b_16 at batch 1): dnnl_sgemm's
- * speed depends on the shape and moves from run to run, 126-222 GFLOP/s (dY W^T of the MLP's
- * first product: ~128), the primitives' stays at 200-215; at 1576 rows sgemm keeps 204-209 and
- * the primitives 199-200, hence the bound. Both give the same bits on 1, 2 or 4 threads. The
- * choice depends on the shapes only, so a forward-only and a full plan of one shape compute the
- * same bits. */
+ * Products by constant 2-D weights run as oneDNN matmul primitives that read the weights where
+ * they lie (no copy), when oneDNN implements them with its brgemm kernels (AVX-512; elsewhere its
+ * matmul would call sgemm as we do): the input gradient dA += dY W^T always (a sum post-op), the
+ * forward Y = A W (Gemm's bias added by the primitive) at most WMM_FWD_MAX_ROWS rows (a
+ * transformer at batch 1 or 2). Measured on the 2-core AVX-512 EPYC, standalone, oneDNN 2.6.3:
+ * dnnl_sgemm's speed depends on the shape and moves from run to run; dY W^T of a transformer's
+ * MLP ((rows, 3072) x (3072, 768)) runs at 126-174 GFLOP/s from 197 to 1024 rows, the primitive
+ * at 211-219; forward products at 197 rows 126-222 against 200-215; at 1024 rows and more sgemm's
+ * forward is as fast or ahead (bert_base's forward at batch 8, 1024 rows: 894-937 ms with sgemm,
+ * 933-962 with the primitive; its forward + gradient 2005-2016 with the primitive's input gradient,
+ * 2050-2082 without). Both give the same bits on 1, 2 or 4 threads. The choice depends on the
+ * shapes only, so a forward-only and a full plan of one shape compute the same bits. */
 #include "ops/op.h"
 
 #include <string.h>
 
-#define WMM_MAX_ROWS 512
+#define WMM_FWD_MAX_ROWS 512
 
 /* Y (rows, N) = A (rows, K) W (+ bias) and dA (rows, K) += dY (rows, N) W^T, W constant: (K, N)
  * row-major, or (N, K) when wt (Gemm's transB). */
 typedef struct wmm {
-    dnnl_primitive_t fwd, bwd; /* bwd: made at the first backward */
+    dnnl_primitive_t fwd, bwd; /* fwd: NULL where sgemm runs it; bwd: made at the first backward */
     dnnl_memory_t a, w, bias, y, dy, wT, da;
+    const float *W;
+    const idl__node *node;
     int64_t rows, K, N;
     bool wt, tried_bwd;
 } wmm;
@@ -74,28 +78,32 @@ static dnnl_primitive_t wmm_prim(idl__backend *be, const dnnl_memory_desc_t *src
     return p;
 }
 
-/* Sets p up for `rows` rows when the forward primitive can be made; false: use sgemm. */
-static bool wmm_init(const idl__op_ctx *c, wmm *p, int64_t rows, int64_t K, int64_t N, bool wt,
-                     const float *W, const float *bias) {
+/* Sets p up for `rows` rows: the input gradient's primitive is tried at the first backward, the
+ * forward's now when fwd_ok and the rows are few (p->fwd; else sgemm runs it). */
+static void wmm_init(const idl__op_ctx *c, wmm *p, int64_t rows, int64_t K, int64_t N, bool wt,
+                     const float *W, const float *bias, bool fwd_ok) {
     idl__backend *be = c->be;
     memset(p, 0, sizeof *p);
-    if (rows < 1 || rows > WMM_MAX_ROWS || K < 1 || N < 1) return false;
-    p->rows = rows, p->K = K, p->N = N, p->wt = wt;
+    if (rows < 1 || K < 1 || N < 1) return;
+    p->rows = rows, p->K = K, p->N = N, p->wt = wt, p->W = W, p->node = c->node;
     dnnl_memory_desc_t amd, wmd, bmd, ymd;
-    if (md2(&amd, rows, K, K, 1) || md2(&wmd, K, N, wt ? 1 : N, wt ? K : 1) ||
-        md2(&bmd, 1, N, N, 1) || md2(&ymd, rows, N, N, 1))
-        return false;
+    if (!fwd_ok || rows > WMM_FWD_MAX_ROWS || md2(&amd, rows, K, K, 1) ||
+        md2(&wmd, K, N, wt ? 1 : N, wt ? K : 1) || md2(&bmd, 1, N, N, 1) ||
+        md2(&ymd, rows, N, N, 1))
+        return;
     p->fwd = wmm_prim(be, &amd, &wmd, bias ? &bmd : NULL, &ymd, false);
     bool ok = p->fwd && !dnnl_memory_create(&p->a, &amd, be->engine, DNNL_MEMORY_NONE) &&
               !dnnl_memory_create(&p->w, &wmd, be->engine, (void *)W) &&
               !dnnl_memory_create(&p->y, &ymd, be->engine, DNNL_MEMORY_NONE) &&
               (!bias || !dnnl_memory_create(&p->bias, &bmd, be->engine, (void *)bias));
-    if (!ok)
+    if (!ok) {
+        const idl__node *n = p->node;
         wmm_free(p);
-    else
-        idl__log(IDL_LOG_DEBUG, "node '%s' (%s): %lld x %lld x %lld product on oneDNN's matmul",
-                 c->node->name, c->node->op_type, (long long)rows, (long long)K, (long long)N);
-    return ok;
+        p->rows = rows, p->K = K, p->N = N, p->wt = wt, p->W = W, p->node = n;
+        return;
+    }
+    idl__log(IDL_LOG_DEBUG, "node '%s' (%s): %lld x %lld x %lld product on oneDNN's matmul",
+             c->node->name, c->node->op_type, (long long)rows, (long long)K, (long long)N);
 }
 
 static void wmm_forward(idl__backend *be, wmm *p, const float *A, float *Y) {
@@ -108,8 +116,10 @@ static void wmm_forward(idl__backend *be, wmm *p, const float *A, float *Y) {
     idl__dnnl_exec(be, p->fwd, p->bias ? 4 : 3, a);
 }
 
-/* dA += dY W^T; false when the primitive cannot be made (the caller uses sgemm). */
-static bool wmm_backward(idl__backend *be, wmm *p, const float *W, const float *dY, float *dA) {
+/* dA += dY W^T; false when p was not set up or the primitive cannot be made (the caller uses
+ * sgemm). */
+static bool wmm_backward(idl__backend *be, wmm *p, const float *dY, float *dA) {
+    if (!p->W) return false;
     if (!p->tried_bwd) {
         p->tried_bwd = true;
         dnnl_memory_desc_t dymd, wmd, damd;
@@ -120,11 +130,16 @@ static bool wmm_backward(idl__backend *be, wmm *p, const float *W, const float *
             return false;
         p->bwd = wmm_prim(be, &dymd, &wmd, NULL, &damd, true);
         if (p->bwd && (dnnl_memory_create(&p->dy, &dymd, be->engine, DNNL_MEMORY_NONE) ||
-                       dnnl_memory_create(&p->wT, &wmd, be->engine, (void *)W) ||
+                       dnnl_memory_create(&p->wT, &wmd, be->engine, (void *)p->W) ||
                        dnnl_memory_create(&p->da, &damd, be->engine, DNNL_MEMORY_NONE))) {
             dnnl_primitive_destroy(p->bwd);
             p->bwd = NULL;
         }
+        if (p->bwd)
+            idl__log(IDL_LOG_DEBUG,
+                     "node '%s' (%s): %lld x %lld x %lld input gradient on oneDNN's matmul",
+                     p->node->name, p->node->op_type, (long long)p->rows, (long long)N,
+                     (long long)K);
     }
     if (!p->bwd) return false;
     dnnl_memory_set_data_handle(p->dy, (void *)dY);
@@ -143,7 +158,7 @@ typedef struct gemm_state {
     float alpha, beta;
     int64_t M, N, K;
     int64_t csm, csn; /* C's element strides along M and N (0 where broadcast) */
-    wmm mm;           /* mm.fwd: the product runs there (constant B, alpha 1, C a bias or none) */
+    wmm mm;           /* constant B, alpha 1 (mm.fwd: C a bias or none, and few rows) */
 } gemm_state;
 
 static void state_free(void *p) {
@@ -195,8 +210,8 @@ static idl_status gemm_prepare(idl__op_ctx *c) {
     idl__set_out(c->out[0], IDL_DT_F32, 2, (int64_t[]){ s->M, s->N });
     /* a bias: C constant, one value per column, added as it is */
     bool bias = cc && c->in_const[2] && s->beta == 1.0f && s->csm == 0 && s->csn == 1;
-    if (!s->ta && c->in_const[1] && s->alpha == 1.0f && (!cc || bias))
-        wmm_init(c, &s->mm, s->M, s->K, s->N, s->tb, b->data, bias ? cc->data : NULL);
+    if (!s->ta && c->in_const[1] && s->alpha == 1.0f)
+        wmm_init(c, &s->mm, s->M, s->K, s->N, s->tb, b->data, bias ? cc->data : NULL, !cc || bias);
     return IDL_OK;
 }
 
@@ -226,7 +241,7 @@ static idl_status gemm_backward(idl__op_ctx *c) {
     int64_t M = s->M, N = s->N, K = s->K, lda = s->ta ? M : K, ldb = s->tb ? K : N;
     if (c->din[0]) {
         float *dA = c->din[0]->data;
-        if (s->mm.fwd && wmm_backward(c->be, &s->mm, B, dY, dA))
+        if (wmm_backward(c->be, &s->mm, dY, dA))
             ;            /* dA (M,K) += dY B'^T (alpha 1) */
         else if (!s->ta) /* dA (M,K) += alpha dY B'^T */
             idl__sgemm(false, !s->tb, M, K, N, s->alpha, dY, N, B, ldb, 1.0f, dA, K);
@@ -260,7 +275,7 @@ typedef struct matmul_state {
     bool b_shared;
     int64_t *aoff; /* per batch: offset of its A and B matrices, in matrices */
     int64_t *boff;
-    wmm mm; /* mm.fwd: the folded product runs there (constant 2-D B) */
+    wmm mm; /* the folded product by a constant 2-D B (mm.fwd: few rows) */
 } matmul_state;
 
 static void matmul_free(void *p) {
@@ -314,7 +329,7 @@ static idl_status matmul_prepare(idl__op_ctx *c) {
     s->a_shared = anb < s->nb;
     s->b_shared = bnb < s->nb;
     if (s->fold && c->in_const[1] && b->ndim == 2)
-        wmm_init(c, &s->mm, s->nb * M, K, N, false, b->data, NULL);
+        wmm_init(c, &s->mm, s->nb * M, K, N, false, b->data, NULL, true);
     if (s->fold || s->nb == 0) return IDL_OK;
     s->aoff = idl__calloc((size_t)s->nb, sizeof(int64_t));
     s->boff = idl__calloc((size_t)s->nb, sizeof(int64_t));
@@ -365,7 +380,7 @@ static idl_status matmul_backward(idl__op_ctx *c) {
     const float *A = c->in[0]->data, *B = c->in[1]->data, *dY = c->dout[0]->data;
     float *dA = c->din[0] ? c->din[0]->data : NULL, *dB = c->din[1] ? c->din[1]->data : NULL;
     int64_t M = s->M, N = s->N, K = s->K;
-    if (s->mm.fwd && dA && wmm_backward(c->be, &s->mm, B, dY, dA)) dA = NULL; /* done */
+    if (dA && wmm_backward(c->be, &s->mm, dY, dA)) dA = NULL; /* done */
     if (s->fold) {
         if (dA) idl__sgemm(false, true, s->nb * M, K, N, 1.0f, dY, N, B, N, 1.0f, dA, K);
         if (dB) idl__sgemm(true, false, K, N, s->nb * M, 1.0f, A, K, dY, N, 1.0f, dB, N);
