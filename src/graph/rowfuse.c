@@ -17,7 +17,7 @@
  * it lies; a row's reduction runs one fixed order over the row either way), so the results equal
  * the unfused plan's to the bit (test_parity compares forward-only and full plans of every model).
  * Only one region runs at a time, so all regions share one scratch per thread (and one for the
- * last, shorter block), sized for the largest region (vit_b_16: 3 x 256 KiB) and counted in the
+ * last, shorter block), sized for the largest region (vit_b_16: 3 x 378 KiB) and counted in the
  * plan's bytes (max_memory). Sets for the thread count of the plan's time are prepared; a region
  * runs on the calling thread count of its own time (omp_get_max_threads(), the one the pass's
  * flush-to-zero setting reached), at most that many.
