@@ -15,6 +15,7 @@ included, as interpretdl's loading and planning are). Called by bench/run_proces
       optimisations); prints "INSIDE <session_ms> <run_ms>".
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -39,21 +40,10 @@ def ort_run(model, x_path, out_path, threads):
 def timed(cmd, env):
     """(wall ms, peak RSS KiB, stdout) of one whole process"""
     t0 = time.perf_counter()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.dup2(w, 1)
-        os.execve(cmd[0], cmd, env)
-    os.close(w)
-    out = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        out += chunk
-    os.close(r)
-    _, status, ru = os.wait4(pid, 0)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE)
+    out = p.stdout.read()
+    p.stdout.close()
+    _, status, ru = os.wait4(p.pid, 0)
     ms = (time.perf_counter() - t0) * 1e3
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit("process_ref: %s failed (exit %d)" % (" ".join(cmd), os.waitstatus_to_exitcode(status)))
@@ -95,11 +85,11 @@ def main():
             ort.append(r)
             inside.append([float(v) for v in r[2].split("INSIDE")[1].split()[:2]])
         mo, mr = np.median([r[0] for r in ours]), np.median([r[0] for r in ort])
-        d = np.load(yo).astype(np.float64) - np.load(yr)
+        ref = np.load(yr).astype(np.float64)
         print("%-10s | %9.1f %9.1f %9.3f | %8.0f %8.0f | %8.1f ms %5.1f ms | %.2e" % (
             model, mo, mr, mo / mr, max(r[1] for r in ours) / 1024, max(r[1] for r in ort) / 1024,
             np.median([i[0] for i in inside]), np.median([i[1] for i in inside]),
-            np.abs(d).max() / np.abs(np.load(yr)).max()), flush=True)
+            np.abs(np.load(yo) - ref).max() / np.abs(ref).max()), flush=True)
     print("(ours: a whole `interpretdl run` process, loading and planning included; ORT: a whole "
           "Python process, interpreter and imports included; ORT session / run: the part of its "
           "process spent creating the session and running it, medians)")

@@ -139,11 +139,16 @@ static int val_index(const idl__rfregion *r, int v) {
     return -1;
 }
 
-/* Floats of a set's RF_TMP values at `rows` rows in the scratch, each rounded up to 16. */
+/* Floats value j of r takes in the scratch at `rows` rows: rounded up to 16 (64 bytes). */
+static size_t tmp_len(const idl__rfregion *r, int j, int64_t rows) {
+    return (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
+}
+
+/* Floats of a set's RF_TMP values at `rows` rows in the scratch. */
 static size_t tmp_floats(const idl__rfregion *r, int64_t rows) {
     size_t tmp = 0;
     for (int j = 0; j < r->n_vals; j++)
-        if (r->vals[j].kind == RF_TMP) tmp += (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
+        if (r->vals[j].kind == RF_TMP) tmp += tmp_len(r, j, rows);
     return tmp;
 }
 
@@ -172,7 +177,7 @@ static bool set_prepare(const idl_session *s, const idl__plan *p, idl__rfregion 
         st->vals[j] = idl_tensor_wrap(IDL_DT_F32, r->rank, shp, NULL);
         if (r->vals[j].kind == RF_TMP) {
             st->vals[j].data = scratch + at;
-            at += (size_t)(rows * r->vals[j].width + 15) / 16 * 16;
+            at += tmp_len(r, j, rows);
         }
     }
     size_t off = 0;

@@ -37,13 +37,26 @@ typedef struct wmm {
     bool wt, tried_bwd;
 } wmm;
 
-static void wmm_free(wmm *p) {
-    if (p->fwd) dnnl_primitive_destroy(p->fwd);
-    if (p->bwd) dnnl_primitive_destroy(p->bwd);
-    dnnl_memory_t *mem[] = { &p->a, &p->w, &p->bias, &p->y, &p->dy, &p->wT, &p->da };
-    for (size_t i = 0; i < sizeof mem / sizeof *mem; i++)
+/* Destroys what is set of the primitive *prim and memories mem[0..n), leaving them NULL. */
+static void wmm_drop(dnnl_primitive_t *prim, dnnl_memory_t *const *mem, size_t n) {
+    if (*prim) dnnl_primitive_destroy(*prim);
+    *prim = NULL;
+    for (size_t i = 0; i < n; i++) {
         if (*mem[i]) dnnl_memory_destroy(*mem[i]);
-    memset(p, 0, sizeof *p);
+        *mem[i] = NULL;
+    }
+}
+
+/* The forward's primitive and memories (the input gradient's stay). */
+static void wmm_drop_fwd(wmm *p) {
+    dnnl_memory_t *mem[] = { &p->a, &p->w, &p->bias, &p->y };
+    wmm_drop(&p->fwd, mem, 4);
+}
+
+static void wmm_free(wmm *p) {
+    dnnl_memory_t *mem[] = { &p->dy, &p->wT, &p->da };
+    wmm_drop_fwd(p);
+    wmm_drop(&p->bwd, mem, 3);
 }
 
 static dnnl_status_t md2(dnnl_memory_desc_t *md, int64_t r, int64_t c, int64_t sr, int64_t sc) {
@@ -98,9 +111,7 @@ static void wmm_init(const idl__op_ctx *c, wmm *p, int64_t rows, int64_t K, int6
               !dnnl_memory_create(&p->y, &ymd, be->engine, DNNL_MEMORY_NONE) &&
               (!bias || !dnnl_memory_create(&p->bias, &bmd, be->engine, (void *)bias));
     if (!ok) {
-        const idl__node *n = p->node;
-        wmm_free(p);
-        p->rows = rows, p->K = K, p->N = N, p->wt = wt, p->W = W, p->node = n;
+        wmm_drop_fwd(p); /* sgemm runs the forward; the input gradient may still use a primitive */
         return;
     }
     idl__log(IDL_LOG_DEBUG, "node '%s' (%s): %lld x %lld x %lld product on oneDNN's matmul",
@@ -133,8 +144,8 @@ static bool wmm_backward(idl__backend *be, wmm *p, const float *dY, float *dA) {
         if (p->bwd && (dnnl_memory_create(&p->dy, &dymd, be->engine, DNNL_MEMORY_NONE) ||
                        dnnl_memory_create(&p->wT, &wmd, be->engine, (void *)p->W) ||
                        dnnl_memory_create(&p->da, &damd, be->engine, DNNL_MEMORY_NONE))) {
-            dnnl_primitive_destroy(p->bwd);
-            p->bwd = NULL;
+            dnnl_memory_t *mem[] = { &p->dy, &p->wT, &p->da };
+            wmm_drop(&p->bwd, mem, 3);
         }
         if (p->bwd)
             idl__log(IDL_LOG_DEBUG,
@@ -242,12 +253,13 @@ static idl_status gemm_backward(idl__op_ctx *c) {
     int64_t M = s->M, N = s->N, K = s->K, lda = s->ta ? M : K, ldb = s->tb ? K : N;
     if (c->din[0]) {
         float *dA = c->din[0]->data;
-        if (wmm_backward(c->be, &s->mm, dY, dA))
-            ;            /* dA (M,K) += dY B'^T (alpha 1) */
-        else if (!s->ta) /* dA (M,K) += alpha dY B'^T */
+        if (wmm_backward(c->be, &s->mm, dY, dA)) {
+            /* done there: dA (M,K) += dY B'^T (alpha 1) */
+        } else if (!s->ta) { /* dA (M,K) += alpha dY B'^T */
             idl__sgemm(false, !s->tb, M, K, N, s->alpha, dY, N, B, ldb, 1.0f, dA, K);
-        else /* dA (K,M) += alpha B' dY^T */
+        } else { /* dA (K,M) += alpha B' dY^T */
             idl__sgemm(s->tb, true, K, M, N, s->alpha, B, ldb, dY, N, 1.0f, dA, M);
+        }
     }
     if (c->din[1]) {
         float *dB = c->din[1]->data;
